@@ -1,0 +1,68 @@
+# kubetfx: the two quick-start commands are `make run` and `make test`.
+# Each sets up what it needs: a virtual environment installed from the hash-pinned lock,
+# and (for tests) a MariaDB server from Debian's packages.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+LOCK   := requirements/dev.txt
+STAMP  := $(VENV)/.installed
+PIPELINE ?= pipelines/training/pipeline.yaml
+
+.PHONY: run test venv system-deps lint format compile check-compiled lock clean help
+
+help:
+	@echo "make run     run the reference pipeline locally on the penguins data"
+	@echo "make test    run the test suite"
+	@echo "make lint    ruff"
+	@echo "make compile regenerate component.yaml / pipeline.yaml files"
+	@echo "make lock    re-resolve the locked dependency sets"
+
+$(STAMP): $(LOCK) requirements/bootstrap.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/bootstrap.txt
+	$(BIN)/uv pip sync --quiet -p $(BIN)/python --require-hashes $(LOCK)
+	$(BIN)/uv pip install --quiet -p $(BIN)/python --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+# MariaDB is a real server for the MySQL metadata-store tests; tests start their own.
+system-deps:
+	@command -v mariadbd >/dev/null 2>&1 || command -v /usr/sbin/mariadbd >/dev/null 2>&1 || { \
+	  echo "installing mariadb-server from Debian's packages"; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq mariadb-server >/dev/null; }
+
+run: venv
+	$(BIN)/kubetfx run $(PIPELINE)
+
+test: venv system-deps
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: venv
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+compile: venv
+	$(BIN)/kubetfx compile
+
+check-compiled: venv
+	$(BIN)/kubetfx compile --check
+
+# Re-resolve the three locked sets (authoring, runtime, dev) with hashes.
+lock:
+	uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --require-hashes -r requirements/bootstrap.txt
+	for set in "authoring:" "runtime:--extra runtime" "dev:--extra runtime --extra dev"; do \
+	  name=$${set%%:*}; extras=$${set#*:}; \
+	  uv pip compile -q pyproject.toml $$extras --generate-hashes --python-version 3.11 \
+	    --python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" \
+	    -o requirements/$$name.txt || exit 1; \
+	done
+
+clean:
+	rm -rf .kubetfx .pytest_cache .ruff_cache

@@ -1,0 +1,13 @@
+"""kubetfx components. Importing them is cheap: no TensorFlow, TFDV, TFMA or Beam.
+
+Inside a running task, KFP sets ``_KFP_RUNTIME=true`` and loads only its executor
+side; component definitions need kfp's authoring side, so they are not imported
+there: a task only imports executors (``kubetfx.components.<name>.executor``).
+"""
+
+import os
+
+if os.environ.get("_KFP_RUNTIME") != "true":
+    from kubetfx.components.example_gen.component import example_gen
+
+__all__ = ["example_gen"]

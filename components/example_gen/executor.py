@@ -1,0 +1,414 @@
+"""ExampleGen: CSV or Parquet -> gzip TFRecord of tf.Example, split by a deterministic hash.
+
+Plain Python, no KFP: ``run()`` takes paths and parameters and returns an
+:class:`ExampleGenResult`. It imports no TensorFlow: rows are encoded with tfx-bsl's
+C++ encoder and framed as TFRecords here (length, masked CRC32C, data, masked CRC32C),
+which TensorFlow reads back as usual.
+
+Layout written under ``output_dir``::
+
+    Split-<name>/data_tfrecord-00000-of-00001.gz
+"""
+
+from __future__ import annotations
+
+import csv
+import glob
+import gzip
+import io
+import json
+import os
+import re
+import struct
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubetfx.errors import InputDataError
+from kubetfx.fingerprint import fingerprint_files, local_path
+
+CSV_SUFFIXES = (".csv", ".tsv", ".txt")
+PARQUET_SUFFIXES = (".parquet", ".pq")
+SPAN_PLACEHOLDER = "{SPAN}"
+# Cells that mean "missing" in a CSV (pyarrow's defaults, which include the "NA" of R exports).
+NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "#N/A", "-NaN", "-nan"]
+
+
+@dataclass
+class ExampleGenResult:
+    """What ExampleGen wrote; :meth:`metadata` becomes the Examples artifact's metadata."""
+
+    input_uri: str
+    files: list[str]
+    file_format: str
+    span: int
+    version: int
+    fingerprint: str
+    columns: list[str]
+    row_counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def split_names(self) -> list[str]:
+        return list(self.row_counts)
+
+    def metadata(self) -> dict[str, Any]:
+        """Artifact metadata, TFX-compatible where TFX has a name for it."""
+        meta: dict[str, Any] = {
+            "split_names": json.dumps(self.split_names),  # TFX's own encoding
+            "span": self.span,
+            "version": self.version,
+            "fingerprint": self.fingerprint,
+            "input_uri": self.input_uri,
+            "input_files": [os.path.basename(f) for f in self.files],
+            "input_format": self.file_format,
+            "payload_format": "FORMAT_TF_EXAMPLE",
+            "layout": "Split-<split>/data_tfrecord-*.gz",
+            "row_counts": dict(self.row_counts),
+            "columns": list(self.columns),
+        }
+        for split, count in self.row_counts.items():
+            meta[f"row_count_{split}"] = count
+        return meta
+
+
+# ---------------------------------------------------------------------- inputs
+
+
+def parse_splits(text: str) -> list[tuple[str, int]]:
+    """``"train:2,eval:1"`` -> [("train", 2), ("eval", 1)], checked."""
+    splits = []
+    for part in text.split(","):
+        name, sep, buckets = part.strip().partition(":")
+        if not sep or not re.fullmatch(r"[A-Za-z0-9_-]+", name) or not buckets.strip().isdigit():
+            raise InputDataError(
+                f"splits {text!r}: {part.strip()!r} is not NAME:BUCKETS (e.g. train:2,eval:1)"
+            )
+        if int(buckets) <= 0:
+            raise InputDataError(f"splits {text!r}: split {name!r} needs at least one bucket")
+        splits.append((name, int(buckets)))
+    names = [n for n, _ in splits]
+    if len(set(names)) != len(names) or len(splits) < 1:
+        raise InputDataError(f"splits {text!r}: split names must be unique")
+    return splits
+
+
+def resolve_input(input_uri: str) -> tuple[list[str], int]:
+    """The files an input URI names, and the span they belong to (0 without ``{SPAN}``).
+
+    ``input_uri`` is a file, a folder (every CSV/Parquet file in it), a glob pattern,
+    or a pattern with ``{SPAN}`` (the newest span, by number, is taken).
+    """
+    path = local_path(input_uri)
+    if path is None:
+        raise InputDataError(f"{input_uri}: only local paths and pkg:// data are supported here")
+    text = str(path)
+    if SPAN_PLACEHOLDER in text:
+        regex = re.compile(
+            "^" + re.escape(text).replace(re.escape(SPAN_PLACEHOLDER), r"(\d+)").replace(r"\*", "[^/]*") + "$"
+        )
+        spans: dict[int, list[str]] = {}
+        for candidate in glob.glob(text.replace(SPAN_PLACEHOLDER, "*")):
+            match = regex.match(candidate)
+            if match and os.path.isfile(candidate):
+                spans.setdefault(int(match.group(1)), []).append(candidate)
+        if not spans:
+            raise InputDataError(
+                f"{input_uri}: no file matches this span pattern ({{SPAN}} stands for digits)"
+            )
+        span = max(spans)
+        return sorted(spans[span]), span
+    if path.is_dir():
+        files = sorted(
+            str(p)
+            for p in path.iterdir()
+            if p.is_file()
+            and not p.name.startswith(".")
+            and p.suffix.lower() in CSV_SUFFIXES + PARQUET_SUFFIXES
+        )
+        if not files:
+            raise InputDataError(f"{input_uri}: folder has no .csv or .parquet files")
+        return files, 0
+    if any(c in text for c in "*?["):
+        files = sorted(f for f in glob.glob(text) if os.path.isfile(f))
+        if not files:
+            raise InputDataError(f"{input_uri}: no file matches this pattern")
+        return files, 0
+    if not path.exists():
+        raise InputDataError(f"{input_uri}: no such file or folder; check input_uri")
+    return [text], 0
+
+
+def detect_format(files: list[str], input_format: str) -> str:
+    """``csv`` or ``parquet``, from the parameter or the file names."""
+    if input_format not in ("auto", "csv", "parquet"):
+        raise InputDataError(f"input_format {input_format!r}: use auto, csv or parquet")
+    if input_format != "auto":
+        return input_format
+    kinds = {"parquet" if f.lower().endswith(PARQUET_SUFFIXES) else "csv" for f in files}
+    if len(kinds) > 1:
+        raise InputDataError(
+            f"input mixes CSV and Parquet files ({', '.join(os.path.basename(f) for f in files)}); "
+            "point input_uri at one kind or set input_format"
+        )
+    return kinds.pop()
+
+
+def _position(data: bytes, offset: int) -> tuple[int, int]:
+    line_start = data.rfind(b"\n", 0, offset) + 1
+    return data.count(b"\n", 0, offset) + 1, offset - line_start + 1
+
+
+def _header(path: str, text: str) -> list[str]:
+    first = next(csv.reader(io.StringIO(text)), None)
+    if not first or all(not c.strip() for c in first):
+        raise InputDataError(f"{path}:1: the first line must be a header naming the columns")
+    names = [c.strip() for c in first]
+    for index, name in enumerate(names, 1):
+        if not name:
+            raise InputDataError(f"{path}:1:{index}: column {index} of the header has no name")
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise InputDataError(f"{path}:1: header names column {duplicates[0]!r} twice")
+    return names
+
+
+def _find_ragged(path: str, text: str, width: int) -> InputDataError | None:
+    reader = csv.reader(io.StringIO(text))
+    next(reader, None)
+    for row in reader:
+        if row and len(row) != width:
+            return InputDataError(
+                f"{path}:{reader.line_num}: row has {len(row)} fields but the header has {width}; "
+                "fix the row (a stray comma or an unquoted field?)"
+            )
+    return None
+
+
+def read_csv(path: str, expected_header: list[str] | None, header_source: str) -> Any:
+    """Read one CSV file into a pyarrow Table, with errors that name file, line and column."""
+    import pyarrow as pa
+    from pyarrow import csv as pacsv
+
+    data = Path(path).read_bytes()
+    if not data.strip():
+        raise InputDataError(f"{path}: file is empty; expected a header line and rows")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line, column = _position(data, err.start)
+        raise InputDataError(
+            f"{path}:{line}:{column}: byte 0x{data[err.start]:02x} is not valid UTF-8; save the file as UTF-8"
+        ) from None
+    names = _header(path, text)
+    if expected_header is not None and names != expected_header:
+        missing = [c for c in expected_header if c not in names]
+        extra = [c for c in names if c not in expected_header]
+        detail = (
+            (f"missing {missing}" if missing else "")
+            + ("; " if missing and extra else "")
+            + (f"extra {extra}" if extra else "")
+        )
+        raise InputDataError(
+            f"{path}:1: header differs from {header_source}: "
+            f"{detail or 'same columns in another order'}; all files of one input must share a header"
+        )
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(data),
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
+            convert_options=pacsv.ConvertOptions(null_values=NULL_VALUES, strings_can_be_null=True),
+        )
+    except pa.ArrowInvalid as err:
+        raise (
+            _find_ragged(path, text, len(names)) or InputDataError(f"{path}: cannot parse CSV: {err}")
+        ) from None
+    if table.num_rows == 0:
+        raise InputDataError(f"{path}: has a header but no data rows")
+    return table
+
+
+def read_parquet(path: str) -> Any:
+    """Read one Parquet file into a pyarrow Table."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if os.path.getsize(path) == 0:
+        raise InputDataError(f"{path}: file is empty; expected a Parquet file")
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise InputDataError(f"{path}: not a readable Parquet file ({err})") from None
+    if table.num_rows == 0:
+        raise InputDataError(f"{path}: Parquet file has no rows")
+    return table
+
+
+def _unify(tables: list[Any], files: list[str]) -> Any:
+    """Concatenate tables whose inferred column types may differ between files."""
+    import pyarrow as pa
+
+    columns = tables[0].column_names
+    for table, path in zip(tables[1:], files[1:], strict=True):
+        if table.column_names != columns:
+            raise InputDataError(f"{path}: columns {table.column_names} differ from {files[0]}: {columns}")
+    fields = []
+    for name in columns:
+        types = {t.schema.field(name).type for t in tables} - {pa.null()}
+        if not types:
+            target = pa.string()
+        elif len(types) == 1:
+            target = types.pop()
+        elif all(pa.types.is_integer(t) or pa.types.is_floating(t) for t in types):
+            target = pa.float64()
+        else:
+            target = pa.string()
+        fields.append(pa.field(name, target))
+    schema = pa.schema(fields)
+    return pa.concat_tables([t.cast(schema) for t in tables])
+
+
+# ---------------------------------------------------------------------- encoding
+
+
+def _as_list_column(column: Any) -> Any:
+    """A flat column -> a list column for tf.Example (a missing value -> an empty list)."""
+    import numpy as np
+    import pyarrow as pa
+
+    column = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+    t = column.type
+    if pa.types.is_boolean(t):
+        column = column.cast(pa.int64())
+    elif pa.types.is_integer(t):
+        column = column.cast(pa.int64())
+    elif pa.types.is_floating(t) or pa.types.is_decimal(t):
+        column = column.cast(pa.float32())
+    elif pa.types.is_dictionary(t):
+        column = column.cast(pa.string()).cast(pa.large_binary())
+    elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t):
+        column = column.cast(pa.large_binary())
+    elif pa.types.is_timestamp(t) or pa.types.is_date(t):
+        column = column.cast(pa.string()).cast(pa.large_binary())
+    else:
+        raise InputDataError(f"column {column!r} has type {t}, which tf.Example cannot hold")
+    if pa.types.is_floating(column.type):
+        # NaN is "missing" in CSV exports; keep it out of the data like an empty cell.
+        valid_float = np.asarray(column.is_valid()) & ~np.isnan(
+            column.fill_null(0).to_numpy(zero_copy_only=False)
+        )
+        valid = valid_float
+    else:
+        valid = np.asarray(column.is_valid())
+    offsets = np.concatenate([[0], np.cumsum(valid)]).astype(np.int64)
+    values = column.filter(pa.array(valid))
+    return pa.LargeListArray.from_arrays(pa.array(offsets), values)
+
+
+def _bucket_keys(table: Any, partition_feature: str) -> list[bytes]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if partition_feature:
+        if partition_feature not in table.column_names:
+            raise InputDataError(
+                f"partition_feature {partition_feature!r} is not a column; columns: {table.column_names}"
+            )
+        columns = [table.column(partition_feature)]
+    else:
+        columns = [table.column(n) for n in table.column_names]
+    as_text = [pc.fill_null(c.cast(pa.string()), "") for c in columns]
+    joined = pc.binary_join_element_wise(*as_text, "\x1f") if len(as_text) > 1 else as_text[0]
+    return [s.encode() for s in joined.to_pylist()]
+
+
+def assign_splits(table: Any, splits: list[tuple[str, int]], partition_feature: str) -> Any:
+    """Split index per row: CRC32 of the row (or of the partition feature) into buckets."""
+    import numpy as np
+
+    total = sum(b for _, b in splits)
+    keys = _bucket_keys(table, partition_feature)
+    buckets = np.fromiter((zlib.crc32(k) % total for k in keys), dtype=np.int64, count=len(keys))
+    edges = np.cumsum([b for _, b in splits])
+    return np.searchsorted(edges, buckets, side="right")
+
+
+def _masked_crc(data: bytes) -> int:
+    import google_crc32c
+
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def write_tfrecord_gz(path: str, records: list[bytes], compresslevel: int = 1) -> None:
+    """Write records in TFRecord framing, gzip-compressed (TensorFlow's GZIP TFRecord)."""
+    # mtime=0 and no file name in the gzip header: the same rows give the same bytes.
+    with (
+        open(path, "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=compresslevel, mtime=0) as f,
+    ):
+        for record in records:
+            length = struct.pack("<Q", len(record))
+            f.write(length)
+            f.write(struct.pack("<I", _masked_crc(length)))
+            f.write(record)
+            f.write(struct.pack("<I", _masked_crc(record)))
+
+
+# ---------------------------------------------------------------------- entry
+
+
+def run(
+    input_uri: str,
+    output_dir: str,
+    *,
+    input_format: str = "auto",
+    splits: str = "train:2,eval:1",
+    partition_feature: str = "",
+    version: int = 0,
+) -> ExampleGenResult:
+    """Read the input, split it and write Examples under ``output_dir``."""
+    import pyarrow as pa
+    from tfx_bsl.coders import example_coder
+
+    split_spec = parse_splits(splits)
+    files, span = resolve_input(input_uri)
+    file_format = detect_format(files, input_format)
+    tables = []
+    header: list[str] | None = None
+    for path in files:
+        if file_format == "csv":
+            table = read_csv(path, header, files[0])
+            header = header or table.column_names
+        else:
+            table = read_parquet(path)
+        tables.append(table)
+    table = _unify(tables, files)
+    index = assign_splits(table, split_spec, partition_feature)
+    counts = {name: int((index == i).sum()) for i, (name, _) in enumerate(split_spec)}
+    empty = [name for name, count in counts.items() if count == 0]
+    if empty:
+        by = f", partition_feature {partition_feature!r}" if partition_feature else ""
+        raise InputDataError(
+            f"{input_uri}: split {empty[0]!r} got no rows out of {table.num_rows} "
+            f"(splits {splits!r}{by}); use more rows or other split buckets"
+        )
+    batch = pa.RecordBatch.from_arrays(
+        [_as_list_column(table.column(n)) for n in table.column_names], table.column_names
+    )
+    encoder = example_coder.RecordBatchToExamplesEncoder()
+    for i, (name, _) in enumerate(split_spec):
+        rows = batch.filter(pa.array(index == i))
+        split_dir = Path(output_dir, f"Split-{name}")
+        split_dir.mkdir(parents=True, exist_ok=True)
+        write_tfrecord_gz(str(split_dir / "data_tfrecord-00000-of-00001.gz"), encoder.encode(rows))
+    return ExampleGenResult(
+        input_uri=input_uri,
+        files=files,
+        file_format=file_format,
+        span=span,
+        version=version,
+        fingerprint=fingerprint_files(files),
+        columns=table.column_names,
+        row_counts=counts,
+    )

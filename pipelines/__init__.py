@@ -1,0 +1,1 @@
+"""Reference pipelines built from kubetfx components."""

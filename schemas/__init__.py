@@ -1,0 +1,1 @@
+"""Curated TFDV schemas and artifact property schemas, shipped as package data."""

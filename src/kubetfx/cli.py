@@ -1,0 +1,173 @@
+"""The ``kubetfx`` command line.
+
+Only the command being run is imported: ``kubetfx run`` loads the runner, ``kubetfx
+compile`` loads kfp's compiler, and nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from kubetfx import __version__
+from kubetfx.errors import KubetfxError
+from kubetfx.settings import redact, resolve_metadata_url, resolve_pipeline_root
+
+METADATA_HELP = (
+    "Metadata store: sqlite:///PATH, mysql://USER:PASSWORD@HOST:PORT/DB or grpc://HOST:PORT "
+    "[env KUBETFX_METADATA; default ./.kubetfx/metadata.sqlite]."
+)
+
+
+class _Group(click.Group):
+    """Turns kubetfx errors into one line on stderr and exit status 2 (1 for a failed run)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except KubetfxError as err:
+            click.echo(f"kubetfx: error: {redact(str(err))}", err=True)
+            sys.exit(2)
+
+
+@click.group(cls=_Group)
+@click.version_option(__version__, prog_name="kubetfx")
+def cli() -> None:
+    """kubetfx: TFX components for Kubeflow Pipelines, run locally or in a cluster."""
+
+
+def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
+    from kubetfx.errors import ParameterError
+
+    params = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name:
+            raise ParameterError(f"--param {pair!r} is not NAME=VALUE")
+        params[name.strip()] = value
+    return params
+
+
+@cli.command()
+@click.argument("pipeline_file", type=click.Path(dir_okay=False))
+@click.option(
+    "--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help="Pipeline parameter (repeatable)."
+)
+@click.option("--metadata", help=METADATA_HELP)
+@click.option(
+    "--pipeline-root", help="Where outputs go [env KUBETFX_PIPELINE_ROOT; default ./.kubetfx/pipeline_root]."
+)
+@click.option("--no-cache", is_flag=True, help="Run every task, reusing nothing.")
+@click.option("--parallel", type=int, default=None, help="Tasks run at once [default: CPU count].")
+@click.option("--quiet", "-q", is_flag=True, help="Print only the summary.")
+def run(
+    pipeline_file: str,
+    params: tuple[str, ...],
+    metadata: str | None,
+    pipeline_root: str | None,
+    no_cache: bool,
+    parallel: int | None,
+    quiet: bool,
+) -> None:
+    """Run a compiled KFP pipeline YAML on this machine."""
+    from kubetfx.local import run_pipeline
+
+    result = run_pipeline(
+        pipeline_file,
+        params=_parse_params(params),
+        metadata=resolve_metadata_url(metadata),
+        pipeline_root=resolve_pipeline_root(pipeline_root),
+        cache=not no_cache,
+        max_parallel=parallel,
+        echo=(lambda _line: None) if quiet else None,
+    )
+    from kubetfx.local.summary import render
+
+    click.echo(render(result))
+    sys.exit(0 if result.state == "SUCCEEDED" else 1)
+
+
+@cli.group(invoke_without_command=True)
+@click.option("--metadata", help=METADATA_HELP)
+@click.option("--pipeline", help="Only runs of this pipeline.")
+@click.option("--limit", default=20, show_default=True)
+@click.pass_context
+def runs(ctx: click.Context, metadata: str | None, pipeline: str | None, limit: int) -> None:
+    """List runs, newest first (`kubetfx runs show RUN` for one run's tasks)."""
+    ctx.obj = {"metadata": metadata}
+    if ctx.invoked_subcommand:
+        return
+    from tabulate import tabulate
+
+    from kubetfx.lineage.query import list_runs
+    from kubetfx.lineage.store import connect
+    from kubetfx.local.summary import when
+
+    store = connect(resolve_metadata_url(metadata))
+    found = list_runs(store, pipeline=pipeline, limit=limit)
+    if not found:
+        click.echo(f"no runs in {store}; start one with `kubetfx run PIPELINE.yaml`")
+        return
+    rows = [
+        (r.run_id, r.pipeline_name, r.state, when(r.start_time), f"{r.seconds:.1f}s" if r.seconds else "")
+        for r in found
+    ]
+    click.echo(tabulate(rows, headers=["run", "pipeline", "state", "started", "took"]))
+
+
+@runs.command("show")
+@click.argument("run_id")
+@click.option("--metadata", help=METADATA_HELP)
+@click.pass_context
+def runs_show(ctx: click.Context, run_id: str, metadata: str | None) -> None:
+    """A run's tasks: states, timings and output artifacts with URIs."""
+    from kubetfx.lineage.query import get_run, run_tasks
+    from kubetfx.lineage.store import connect
+    from kubetfx.local.summary import render_run
+
+    store = connect(resolve_metadata_url(metadata or (ctx.obj or {}).get("metadata")))
+    info = get_run(store, run_id)
+    click.echo(render_run(info, run_tasks(store, info.run_id)))
+
+
+@cli.command("compile")
+@click.option("--check", is_flag=True, help="Fail if a checked-in YAML is stale instead of writing it.")
+def compile_cmd(check: bool) -> None:
+    """Regenerate every component.yaml and pipeline.yaml from its Python source."""
+    from kubetfx.compiling import compile_all
+
+    stale = compile_all(check=check)
+    for path in stale:
+        click.echo(f"{'stale' if check else 'wrote'} {path}")
+    if check and stale:
+        click.echo("run `make compile` (kubetfx compile) and commit the result", err=True)
+        sys.exit(1)
+
+
+@cli.group()
+def metadata() -> None:
+    """Manage the metadata store."""
+
+
+@metadata.command("upgrade")
+@click.option("--metadata", "url", help=METADATA_HELP)
+@click.confirmation_option(
+    prompt="Upgrade the metadata store's schema? Other tools sharing it must support the new schema."
+)
+def metadata_upgrade(url: str | None) -> None:
+    """Upgrade an existing store's schema to this ML Metadata version (explicit, never automatic)."""
+    from kubetfx.lineage.store import connect
+
+    store = connect(resolve_metadata_url(url), upgrade=True)
+    click.echo(f"{store} is at the schema of this ML Metadata version")
+
+
+def main() -> None:
+    """Console entry point."""
+    cli(prog_name="kubetfx")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,96 @@
+"""Content fingerprints of files and folders, for cache keys and lineage.
+
+A fingerprint hashes the bytes (not names of artifacts or modification times), so a
+changed file at the same URI changes the key, and an unchanged copy elsewhere does not.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import threading
+from importlib import resources
+from pathlib import Path
+
+_CHUNK = 1 << 20
+# (path, size, mtime_ns, inode) -> digest, so a file is read once per process while unchanged.
+_memo: dict[tuple[str, int, int, int], str] = {}
+_memo_lock = threading.Lock()
+
+PACKAGE_SCHEME = "pkg://"
+
+
+def local_path(uri: str) -> Path | None:
+    """The local path a URI names, or None for remote URIs.
+
+    ``pkg://PACKAGE/PATH`` names a data file shipped inside an installed Python package
+    (for example ``pkg://palmerpenguins/data/penguins.csv``).
+    """
+    if uri.startswith(PACKAGE_SCHEME):
+        package, _, rel = uri[len(PACKAGE_SCHEME) :].partition("/")
+        try:
+            return Path(str(resources.files(package).joinpath(rel)))
+        except ModuleNotFoundError:
+            return None
+    if uri.startswith("file://"):
+        return Path(uri[len("file://") :])
+    if "://" in uri:
+        return None
+    return Path(uri)
+
+
+def _file_digest(path: str, stat: os.stat_result) -> str:
+    key = (path, stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    with _memo_lock:
+        if key in _memo:
+            return _memo[key]
+    digest = hashlib.blake2b(digest_size=16)
+    with open(path, "rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    value = digest.hexdigest()
+    with _memo_lock:
+        _memo[key] = value
+    return value
+
+
+def fingerprint_files(paths: list[str], base: str | None = None) -> str:
+    """Fingerprint of a set of files: names relative to ``base``, sizes and contents."""
+    digest = hashlib.blake2b(digest_size=16)
+    for path in sorted(paths):
+        stat = os.stat(path)
+        rel = os.path.relpath(path, base) if base else os.path.basename(path)
+        digest.update(f"{rel}\0{stat.st_size}\0{_file_digest(path, stat)}\n".encode())
+    return digest.hexdigest()
+
+
+def fingerprint_path(path: str | os.PathLike[str]) -> str | None:
+    """Fingerprint of a file or a folder tree, or None if nothing is there."""
+    path = str(path)
+    if os.path.isfile(path):
+        return fingerprint_files([path])
+    if os.path.isdir(path):
+        files = [
+            os.path.join(root, name)
+            for root, dirs, names in os.walk(path)
+            for name in names
+            if not name.startswith(".")
+        ]
+        return fingerprint_files(files, base=path)
+    return None
+
+
+def fingerprint_uri(uri: str) -> str | None:
+    """Fingerprint of the local data a URI or path pattern names, if any.
+
+    Patterns may use ``*`` or a ``{SPAN}`` placeholder; every matching file counts.
+    """
+    path = local_path(uri)
+    if path is None:
+        return None
+    text = str(path)
+    if "{SPAN}" in text or any(c in text for c in "*?["):
+        matches = [m for m in glob.glob(text.replace("{SPAN}", "*")) if os.path.isfile(m)]
+        return fingerprint_files(matches, base=os.path.dirname(text)) if matches else None
+    return fingerprint_path(path)

@@ -1,0 +1,15 @@
+"""The one place that names the component image.
+
+Every component.yaml is compiled from here; change the registry with the
+KUBETFX_IMAGE_REGISTRY environment variable at compile time.
+"""
+
+from __future__ import annotations
+
+import os
+
+from kubetfx import __version__
+
+REGISTRY = os.environ.get("KUBETFX_IMAGE_REGISTRY", "ghcr.io/kubetfx")
+RUNTIME_IMAGE = f"{REGISTRY}/kubetfx-runtime:{__version__}"
+GPU_IMAGE = f"{REGISTRY}/kubetfx-runtime-gpu:{__version__}"

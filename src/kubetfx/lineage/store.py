@@ -1,0 +1,178 @@
+"""Opening an ML Metadata store, with retries for concurrent writers.
+
+A store is opened without schema migration: kubetfx creates the schema of a new,
+empty store but never upgrades an existing one unless asked (``kubetfx metadata
+upgrade``), because a store may be shared with other tools (a KFP backend, TFX).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from kubetfx.errors import MetadataStoreError, missing_runtime
+from kubetfx.settings import MetadataConfig, parse_metadata_url
+
+try:
+    from ml_metadata import errors as mlmd_errors
+    from ml_metadata.metadata_store import metadata_store
+    from ml_metadata.proto import metadata_store_pb2 as pb
+except ImportError as _err:  # pragma: no cover - authoring-only installs
+    raise missing_runtime("ml-metadata", _err) from _err
+
+import tenacity
+
+T = TypeVar("T")
+
+# Errors a concurrent writer can hit that succeed when tried again: SQLite's
+# "database is locked" and MySQL deadlocks.
+_RETRYABLE = (mlmd_errors.AbortedError, mlmd_errors.UnavailableError)
+
+
+def _is_retryable(err: BaseException) -> bool:
+    if isinstance(err, _RETRYABLE):
+        return True
+    text = str(err).lower()
+    return isinstance(err, mlmd_errors.StatusError) and (
+        "locked" in text or "deadlock" in text or "busy" in text
+    )
+
+
+_retry = tenacity.retry(
+    retry=tenacity.retry_if_exception(_is_retryable),
+    wait=tenacity.wait_random_exponential(multiplier=0.02, max=1.0),
+    stop=tenacity.stop_after_delay(120),
+    reraise=True,
+)
+# Registering a type another process registered a moment ago fails once with
+# AlreadyExists; the next try finds it.
+_retry_type = tenacity.retry(
+    retry=tenacity.retry_if_exception(
+        lambda e: _is_retryable(e) or isinstance(e, mlmd_errors.AlreadyExistsError)
+    ),
+    wait=tenacity.wait_random_exponential(multiplier=0.02, max=1.0),
+    stop=tenacity.stop_after_delay(120),
+    reraise=True,
+)
+
+
+class Store:
+    """An ML Metadata store plus the type ids kubetfx uses, with retried calls."""
+
+    def __init__(self, config: MetadataConfig, *, upgrade: bool = False) -> None:
+        self.config = config
+        self.mlmd = _open(config, upgrade=upgrade)
+        self._type_ids: dict[tuple[str, str], int] = {}
+        self._lock = threading.Lock()
+        # The ML Metadata client is not thread-safe: one call at a time per store.
+        self._call_lock = threading.RLock()
+
+    def __str__(self) -> str:
+        return str(self.config)
+
+    def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Call an MLMD method, retrying what concurrent writers make fail transiently."""
+
+        def locked() -> T:
+            with self._call_lock:
+                return fn(*args, **kwargs)
+
+        return _retry(locked)()
+
+    def type_id(self, kind: str, name: str) -> int:
+        """Id of an artifact, execution or context type, registered on first use."""
+        key = (kind, name)
+        with self._lock:
+            if key in self._type_ids:
+                return self._type_ids[key]
+        proto_cls, put = {
+            "artifact": (pb.ArtifactType, self.mlmd.put_artifact_type),
+            "execution": (pb.ExecutionType, self.mlmd.put_execution_type),
+            "context": (pb.ContextType, self.mlmd.put_context_type),
+        }[kind]
+
+        def locked() -> int:
+            with self._call_lock:
+                return put(proto_cls(name=name))
+
+        type_id = _retry_type(locked)()
+        with self._lock:
+            self._type_ids[key] = type_id
+        return type_id
+
+
+def _open(config: MetadataConfig, *, upgrade: bool) -> Any:
+    if config.kind == "sqlite":
+        path = Path(config.path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        cfg = pb.ConnectionConfig(
+            sqlite=pb.SqliteMetadataSourceConfig(
+                filename_uri=str(path),
+                connection_mode=pb.SqliteMetadataSourceConfig.READWRITE_OPENCREATE,
+            )
+        )
+    elif config.kind == "mysql":
+        cfg = pb.ConnectionConfig(
+            mysql=pb.MySQLDatabaseConfig(
+                host=config.host,
+                port=config.port,
+                database=config.database,
+                user=config.user,
+                password=config.password,
+            )
+        )
+    else:
+        cfg = pb.MetadataStoreClientConfig(host=config.host, port=config.port)
+    try:
+        return _retry(metadata_store.MetadataStore)(cfg, enable_upgrade_migration=upgrade)
+    except mlmd_errors.FailedPreconditionError as err:
+        raise MetadataStoreError(
+            f"metadata store {config} has an older schema; kubetfx does not migrate a "
+            f"store on its own. Upgrade it deliberately with `kubetfx metadata upgrade` "
+            f"({_first_line(err)})"
+        ) from None
+    except mlmd_errors.StatusError as err:
+        raise MetadataStoreError(_explain(config, err)) from None
+
+
+def _first_line(err: BaseException) -> str:
+    return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+
+
+def _explain(config: MetadataConfig, err: BaseException) -> str:
+    detail = _first_line(err)
+    if config.kind == "mysql":
+        if "access denied" in detail.lower():
+            return (
+                f"metadata store {config} refused user {config.user!r} (wrong password?); "
+                f"check the user and the password (KUBETFX_METADATA_PASSWORD or the URL)"
+            )
+        return (
+            f"cannot reach metadata store {config}; check that the MySQL/MariaDB server "
+            f"is running and the host and port are right ({detail})"
+        )
+    if config.kind == "grpc":
+        return (
+            f"cannot reach metadata service {config}; is it running (in a cluster: "
+            f"kubectl port-forward svc/metadata-grpc-service 8080:8080)? ({detail})"
+        )
+    return f"cannot open metadata store {config}: {detail}"
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_store(url: str, pid: int) -> Store:
+    return Store(parse_metadata_url(url))
+
+
+def connect(url: str, *, upgrade: bool = False) -> Store:
+    """Open the store at ``url`` (see :func:`kubetfx.settings.parse_metadata_url`).
+
+    Connections are reused within a process (never across a fork).
+    """
+    if upgrade:
+        return Store(parse_metadata_url(url), upgrade=True)
+    return _cached_store(url, os.getpid())

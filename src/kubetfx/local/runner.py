@@ -1,0 +1,929 @@
+"""The local runner: executes a compiled KFP pipeline YAML on this machine.
+
+It walks the pipeline's DAGs in dependency order (independent tasks in parallel),
+passes parameters and artifacts, honours conditions, loops, exit handlers, importers
+and nested pipelines, and runs every container task with the command its YAML names
+and the executor input the KFP launcher would build, with the local interpreter in
+place of the image. Each task runs in its own process, so a task that crashes or is
+killed cannot take the runner down.
+
+Lineage: kubetfx tasks record their own executions (``kubetfx.task``); the runner
+records the run, cached and skipped tasks, and tasks of plain KFP components.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kubetfx.errors import PipelineSpecError
+from kubetfx.fingerprint import fingerprint_path, fingerprint_uri, local_path
+from kubetfx.identity import IDENTITY_INPUTS
+from kubetfx.local import cel
+from kubetfx.local.spec import PipelineDoc, select
+from kubetfx.settings import redact
+from kubetfx.staging import discard, is_local, publish, stage_outputs, unstage_uris
+
+SUCCEEDED = "SUCCEEDED"
+CACHED = "CACHED"
+FAILED = "FAILED"
+SKIPPED = "SKIPPED"
+NOT_RUN = "NOT_RUN"  # an upstream task failed
+OK_STATES = (SUCCEEDED, CACHED)
+
+TASK_MODULE_MARK = "-m kubetfx.task"
+
+
+@dataclass
+class Artifact:
+    """An artifact handed from task to task."""
+
+    key: str
+    uri: str
+    schema_title: str
+    schema_version: str = "0.0.1"
+    metadata: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None
+
+    def runtime(self) -> dict[str, Any]:
+        """The RuntimeArtifact JSON of an executor input."""
+        return {
+            "name": str(self.id) if self.id is not None else self.key,
+            "type": {"schemaTitle": self.schema_title, "schemaVersion": self.schema_version},
+            "uri": self.uri,
+            "metadata": self.metadata,
+        }
+
+    def fingerprint(self) -> str:
+        from kubetfx.lineage.record import FINGERPRINT_KEY
+
+        return str(self.metadata.get(FINGERPRINT_KEY) or self.uri)
+
+
+@dataclass
+class TaskResult:
+    """What one task (or DAG) did."""
+
+    name: str
+    state: str
+    params: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, list[Artifact]] = field(default_factory=dict)
+    seconds: float = 0.0
+    message: str = ""
+    execution_id: int | None = None
+    kind: str = "container"  # container | importer | dag
+    log: str = ""
+
+
+@dataclass
+class RunResult:
+    """The outcome of a pipeline run."""
+
+    run_id: str
+    pipeline_name: str
+    state: str
+    tasks: list[TaskResult]
+    seconds: float
+    metadata: str
+    pipeline_root: str
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def task(self, name: str) -> TaskResult:
+        """A task by (qualified) name."""
+        for result in self.tasks:
+            if result.name == name:
+                return result
+        raise KeyError(f"no task {name!r} in run {self.run_id}; tasks: {[t.name for t in self.tasks]}")
+
+
+def _die_with_parent() -> None:
+    # A task must not outlive a killed runner: it would keep writing while the rerun
+    # starts. PR_SET_PDEATHSIG (1) sends SIGKILL to the child when the runner dies.
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+class LocalRunner:
+    """Runs one compiled pipeline; create one per run."""
+
+    def __init__(
+        self,
+        doc: PipelineDoc,
+        *,
+        metadata_url: str,
+        pipeline_root: str,
+        cache: bool = True,
+        max_parallel: int | None = None,
+        echo: Callable[[str], None] | None = None,
+        task_env: dict[str, str] | None = None,
+    ) -> None:
+        from kubetfx.lineage.store import connect
+
+        self.doc = doc
+        self.metadata_url = metadata_url
+        self.store = connect(metadata_url)
+        self.pipeline_root = pipeline_root
+        self.cache = cache
+        self.slots = threading.Semaphore(max_parallel or os.cpu_count() or 2)
+        self.echo = echo or (lambda line: print(line, flush=True))
+        self.task_env = task_env or {}
+        self.results: list[TaskResult] = []
+        self._results_lock = threading.Lock()
+        now = datetime.now(UTC)
+        self.run_id = f"{doc.name}-{now:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
+        self.run_root = os.path.join(pipeline_root, doc.name, self.run_id)
+        self.started = time.monotonic()
+
+    # ------------------------------------------------------------------ public
+
+    def run(self, parameters: dict[str, Any]) -> RunResult:
+        """Run the pipeline with already type-checked root parameters."""
+        from kubetfx.lineage import record
+
+        identity = self._identity("")
+        record.update_run(
+            self.store,
+            identity,
+            state="RUNNING",
+            parameters=parameters,
+            pipeline_file=os.path.abspath(self.doc.path),
+        )
+        self.echo(f"run {self.run_id}: pipeline {self.doc.name}, outputs under {self.run_root}")
+        for note in self.doc.notes:
+            self.echo(f"note: {note}")
+        try:
+            result = self._run_dag(self.doc.root, parameters, {}, prefix="")
+        except BaseException:
+            record.update_run(self.store, identity, state=FAILED)
+            raise
+        seconds = time.monotonic() - self.started
+        state = SUCCEEDED if result.state in OK_STATES else FAILED
+        record.update_run(self.store, identity, state=state, seconds=round(seconds, 3))
+        return RunResult(
+            run_id=self.run_id,
+            pipeline_name=self.doc.name,
+            state=state,
+            tasks=list(self.results),
+            seconds=seconds,
+            metadata=str(self.store),
+            pipeline_root=self.run_root,
+            outputs=result.params,
+        )
+
+    # ------------------------------------------------------------------ DAGs
+
+    def _identity(self, task_name: str) -> Any:
+        from kubetfx.lineage.record import Identity
+
+        return Identity(
+            pipeline_name=self.doc.name,
+            run_id=self.run_id,
+            task_name=task_name,
+            pipeline_root=self.pipeline_root,
+        )
+
+    def _run_dag(
+        self,
+        component: dict[str, Any],
+        params: dict[str, Any],
+        artifacts: dict[str, list[Artifact]],
+        prefix: str,
+    ) -> TaskResult:
+        dag = component["dag"]
+        tasks: dict[str, dict[str, Any]] = dag.get("tasks", {})
+        upstream = {name: _upstream(task) for name, task in tasks.items()}
+        for name, ups in upstream.items():
+            missing = ups - set(tasks)
+            if missing:
+                raise PipelineSpecError(f"task {name!r} depends on unknown task {sorted(missing)[0]!r}")
+        done: dict[str, TaskResult] = {}
+        running: dict[Future[TaskResult], str] = {}
+        with ThreadPoolExecutor(max_workers=max(1, len(tasks))) as pool:
+            while len(done) < len(tasks):
+                for name, task in tasks.items():
+                    if name in done or name in running.values():
+                        continue
+                    if not upstream[name] <= set(done):
+                        continue
+                    blocked = self._blocked(task, upstream[name], done)
+                    if blocked:
+                        done[name] = self._add(
+                            TaskResult(name=f"{prefix}{name}", state=NOT_RUN, message=blocked)
+                        )
+                        continue
+                    future = pool.submit(
+                        self._run_task_safely, name, task, params, artifacts, done.copy(), prefix
+                    )
+                    running[future] = name
+                if not running:
+                    if len(done) < len(tasks):  # pragma: no cover - guarded by _upstream checks
+                        raise PipelineSpecError(f"tasks in {prefix or 'root'} form a cycle")
+                    break
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    done[running.pop(future)] = future.result()
+        state = SUCCEEDED
+        if any(r.state in (FAILED, NOT_RUN) for r in done.values()):
+            state = FAILED
+        outputs_params, outputs_artifacts = _dag_outputs(dag, done)
+        failed = [r for r in done.values() if r.state == FAILED]
+        return TaskResult(
+            name=prefix.rstrip("/") or "root",
+            state=state,
+            params=outputs_params,
+            artifacts=outputs_artifacts,
+            message=failed[0].message if failed else "",
+            kind="dag",
+        )
+
+    def _blocked(self, task: dict[str, Any], ups: set[str], done: dict[str, TaskResult]) -> str:
+        if task.get("triggerPolicy", {}).get("strategy") == "ALL_UPSTREAM_TASKS_COMPLETED":
+            return ""
+        bad = sorted(u for u in ups if done[u].state in (FAILED, NOT_RUN))
+        return f"not run: upstream task {bad[0]} failed" if bad else ""
+
+    def _add(self, result: TaskResult) -> TaskResult:
+        with self._results_lock:
+            self.results.append(result)
+        return result
+
+    def _run_task_safely(self, *args: Any) -> TaskResult:
+        name, prefix = args[0], args[-1]
+        try:
+            return self._run_task(*args)
+        except Exception as err:  # noqa: BLE001 - one task's bug must not hide the others
+            message = redact(f"{type(err).__name__}: {err}")
+            self.echo(f"  {prefix}{name}: FAILED: {message}")
+            return self._add(TaskResult(name=f"{prefix}{name}", state=FAILED, message=message))
+
+    def _run_task(
+        self,
+        name: str,
+        task: dict[str, Any],
+        dag_params: dict[str, Any],
+        dag_artifacts: dict[str, list[Artifact]],
+        done: dict[str, TaskResult],
+        prefix: str,
+    ) -> TaskResult:
+        qname = f"{prefix}{name}"
+        component = self.doc.components[task["componentRef"]["name"]]
+        params, artifacts, missing = self._resolve_inputs(
+            task, component, dag_params, dag_artifacts, done, qname
+        )
+        condition = task.get("triggerPolicy", {}).get("condition")
+        if condition and not missing:
+            try:
+                ok = cel.evaluate(condition, params)
+            except Exception as err:  # noqa: BLE001 - report as a task failure with the condition
+                raise PipelineSpecError(f"cannot evaluate condition {condition!r}: {err}") from None
+            if not ok:
+                return self._skipped(qname, component, f"condition false: {condition}")
+        if missing:
+            return self._skipped(
+                qname, component, f"input {missing} was not produced (its branch was skipped)"
+            )
+        if "parameterIterator" in task:
+            return self._run_loop(qname, task, component, params, artifacts)
+        if "dag" in component:
+            result = self._run_dag(component, params, artifacts, prefix=f"{qname}/")
+            result.name = qname
+            return result
+        executor = self.doc.executors[component["executorLabel"]]
+        if "importer" in executor:
+            return self._add(self._run_importer(qname, task, executor["importer"], params))
+        return self._add(
+            self._run_container(qname, task, component, executor["container"], params, artifacts)
+        )
+
+    def _skipped(self, qname: str, component: dict[str, Any], reason: str) -> TaskResult:
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        from kubetfx.lineage import record
+
+        kind = "dag" if "dag" in component else "container"
+        execution_id = record.record_outcome(
+            self.store,
+            self._identity(qname),
+            state=pb.Execution.CANCELED,
+            params={},
+            type_name="system.DAGExecution" if kind == "dag" else record.CONTAINER_EXECUTION,
+            extra={"skipped_reason": reason},
+        )
+        self.echo(f"  {qname}: skipped ({reason})")
+        return self._add(
+            TaskResult(name=qname, state=SKIPPED, message=reason, execution_id=execution_id, kind=kind)
+        )
+
+    def _run_loop(
+        self,
+        qname: str,
+        task: dict[str, Any],
+        component: dict[str, Any],
+        params: dict[str, Any],
+        artifacts: dict[str, list[Artifact]],
+    ) -> TaskResult:
+        iterator = task["parameterIterator"]
+        items_spec = iterator["items"]
+        if "raw" in items_spec:
+            items = json.loads(items_spec["raw"])
+        else:
+            items = params[items_spec["inputParameter"]]
+        if isinstance(items, str):
+            items = json.loads(items)
+        limit = int(task.get("iteratorPolicy", {}).get("parallelismLimit", 0) or 0) or len(items) or 1
+        results: list[TaskResult | None] = [None] * len(items)
+
+        def one(index: int) -> None:
+            inputs = {**params, iterator["itemInput"]: items[index]}
+            results[index] = self._run_dag(component, inputs, artifacts, prefix=f"{qname}/{index}/")
+
+        with ThreadPoolExecutor(max_workers=max(1, min(limit, len(items) or 1))) as pool:
+            list(pool.map(one, range(len(items))))
+        done = [r for r in results if r is not None]
+        state = FAILED if any(r.state == FAILED for r in done) else SUCCEEDED
+        # Loop outputs are collected over iterations (dsl.Collected).
+        collected_params: dict[str, Any] = {}
+        collected_artifacts: dict[str, list[Artifact]] = {}
+        for result in done:
+            for key, value in result.params.items():
+                collected_params.setdefault(key, []).append(value)
+            for key, values in result.artifacts.items():
+                collected_artifacts.setdefault(key, []).extend(values)
+        failed = [r for r in done if r.state == FAILED]
+        return TaskResult(
+            name=qname,
+            state=state,
+            params=collected_params,
+            artifacts=collected_artifacts,
+            message=failed[0].message if failed else "",
+            kind="dag",
+        )
+
+    # ------------------------------------------------------------------ inputs
+
+    def _placeholders(self, qname: str) -> dict[str, str]:
+        return {
+            "{{$.pipeline_job_name}}": self.doc.name,
+            "{{$.pipeline_job_resource_name}}": self.run_id,
+            "{{$.pipeline_job_uuid}}": self.run_id,
+            "{{$.pipeline_task_name}}": qname,
+            "{{$.pipeline_task_uuid}}": f"{self.run_id}/{qname}",
+            "{{$.pipeline_root}}": self.pipeline_root,
+        }
+
+    def _resolve_inputs(
+        self,
+        task: dict[str, Any],
+        component: dict[str, Any],
+        dag_params: dict[str, Any],
+        dag_artifacts: dict[str, list[Artifact]],
+        done: dict[str, TaskResult],
+        qname: str,
+    ) -> tuple[dict[str, Any], dict[str, list[Artifact]], str]:
+        params: dict[str, Any] = {}
+        artifacts: dict[str, list[Artifact]] = {}
+        missing = ""
+        inputs = task.get("inputs", {})
+        for key, spec in inputs.get("parameters", {}).items():
+            if "componentInputParameter" in spec:
+                source = spec["componentInputParameter"]
+                if source not in dag_params:
+                    continue  # optional input left unset: the component default applies
+                value = dag_params[source]
+            elif "taskOutputParameter" in spec:
+                ref = spec["taskOutputParameter"]
+                producer = done[ref["producerTask"]]
+                if ref["outputParameterKey"] not in producer.params:
+                    missing = missing or f"{ref['producerTask']}.{ref['outputParameterKey']}"
+                    continue
+                value = producer.params[ref["outputParameterKey"]]
+            elif "runtimeValue" in spec:
+                value = spec["runtimeValue"].get("constant")
+                if isinstance(value, str):
+                    for placeholder, actual in self._placeholders(qname).items():
+                        value = value.replace(placeholder, actual)
+            elif "taskFinalStatus" in spec:
+                producer = done[spec["taskFinalStatus"]["producerTask"]]
+                value = {
+                    "state": SUCCEEDED if producer.state in OK_STATES + (SKIPPED,) else FAILED,
+                    "pipelineJobResourceName": self.run_id,
+                    "pipelineTaskName": producer.name,
+                    "error": {"code": 0 if producer.state in OK_STATES else 1, "message": producer.message},
+                }
+            else:
+                raise PipelineSpecError(f"task {qname!r}: unsupported input spec for {key!r}: {spec}")
+            selector = spec.get("parameterExpressionSelector")
+            if selector:
+                value = select(value, selector)
+            params[key] = value
+        for key, spec in inputs.get("artifacts", {}).items():
+            if "componentInputArtifact" in spec:
+                source = spec["componentInputArtifact"]
+                if source not in dag_artifacts:
+                    missing = missing or source
+                    continue
+                artifacts[key] = dag_artifacts[source]
+            elif "taskOutputArtifact" in spec:
+                ref = spec["taskOutputArtifact"]
+                producer = done[ref["producerTask"]]
+                got = producer.artifacts.get(ref["outputArtifactKey"])
+                if not got:
+                    missing = missing or f"{ref['producerTask']}.{ref['outputArtifactKey']}"
+                    continue
+                artifacts[key] = got
+            else:
+                raise PipelineSpecError(f"task {qname!r}: unsupported artifact input {key!r}: {spec}")
+        return params, artifacts, missing
+
+    # ------------------------------------------------------------------ tasks
+
+    def _task_root(self, qname: str) -> str:
+        return os.path.join(self.run_root, *qname.split("/"))
+
+    def _run_importer(
+        self, qname: str, task: dict[str, Any], importer: dict[str, Any], params: dict[str, Any]
+    ) -> TaskResult:
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        from kubetfx.lineage import record
+
+        started = time.monotonic()
+        source = importer.get("artifactUri", {})
+        uri = source["constant"] if "constant" in source else params[source["runtimeParameter"]]
+        type_schema = importer.get("typeSchema", {})
+        metadata = dict(importer.get("metadata") or {})
+        path = local_path(uri)
+        if path is not None and not path.exists():
+            raise FileNotFoundError(f"importer {qname}: nothing at {uri}")
+        fp = fingerprint_uri(uri)
+        if fp:
+            metadata[record.FINGERPRINT_KEY] = fp
+        artifact = Artifact(
+            key="artifact",
+            uri=str(path) if path is not None and "://" not in uri else uri,
+            schema_title=type_schema.get("schemaTitle", "system.Artifact"),
+            schema_version=type_schema.get("schemaVersion", "0.0.1"),
+            metadata=metadata,
+        )
+        identity = self._identity(qname)
+        existing = None if importer.get("reimport") else record.find_artifact(self.store, artifact.uri)
+        if existing is not None and record.props(existing).get(record.FINGERPRINT_KEY) == fp:
+            artifact.id = existing.id
+            execution_id = record.record_outcome(
+                self.store,
+                identity,
+                state=pb.Execution.COMPLETE,
+                params={"uri": uri},
+                outputs={"artifact": [_lineage_record(artifact)]},
+                type_name=record.IMPORTER_EXECUTION,
+            )
+        else:
+            execution_id = record.start_execution(
+                self.store, identity, params={"uri": uri}, inputs={}, type_name=record.IMPORTER_EXECUTION
+            )
+            ids = record.finish_execution(
+                self.store,
+                identity,
+                execution_id,
+                outputs={"artifact": [_lineage_record(artifact)]},
+                output_params={},
+            )
+            artifact.id = ids["artifact"][0]
+        seconds = time.monotonic() - started
+        self.echo(f"  {qname}: imported {artifact.uri}")
+        return TaskResult(
+            name=qname,
+            state=SUCCEEDED,
+            artifacts={"artifact": [artifact]},
+            seconds=seconds,
+            execution_id=execution_id,
+            kind="importer",
+        )
+
+    def _executor_input(
+        self,
+        qname: str,
+        component: dict[str, Any],
+        params: dict[str, Any],
+        artifacts: dict[str, list[Artifact]],
+    ) -> dict[str, Any]:
+        root = self._task_root(qname)
+        inner = os.path.join(root, ".kubetfx")
+        values = {}
+        declared = component.get("inputDefinitions", {}).get("parameters", {})
+        for key, spec in declared.items():
+            if key in params:
+                values[key] = _as_launched(params[key], spec.get("parameterType"))
+            elif "defaultValue" in spec:
+                values[key] = _as_launched(spec["defaultValue"], spec.get("parameterType"))
+        outputs = component.get("outputDefinitions", {})
+        return {
+            "inputs": {
+                "parameterValues": values,
+                "artifacts": {
+                    key: {"artifacts": [a.runtime() for a in arts]} for key, arts in artifacts.items()
+                },
+            },
+            "outputs": {
+                "parameters": {
+                    key: {"outputFile": os.path.join(inner, "outputs", key)}
+                    for key in outputs.get("parameters", {})
+                },
+                "artifacts": {
+                    key: {
+                        "artifacts": [
+                            {
+                                "name": key,
+                                "type": spec.get("artifactType", {}),
+                                "uri": os.path.join(root, key),
+                                "metadata": {},
+                            }
+                        ]
+                    }
+                    for key, spec in outputs.get("artifacts", {}).items()
+                },
+                "outputFile": os.path.join(inner, "executor_output.json"),
+            },
+        }
+
+    def _cache_key(
+        self,
+        container: dict[str, Any],
+        executor_input: dict[str, Any],
+        artifacts: dict[str, list[Artifact]],
+    ) -> str:
+        params = {
+            k: v for k, v in executor_input["inputs"]["parameterValues"].items() if k not in IDENTITY_INPUTS
+        }
+        data = {}
+        for key, value in params.items():
+            # A parameter that names local data (a file, folder or {SPAN} pattern) folds
+            # that data's content into the key: a changed file at the same path must miss.
+            if isinstance(value, str) and ("/" in value or value.startswith("pkg://")):
+                fp = fingerprint_uri(value)
+                if fp:
+                    data[key] = fp
+        document = {
+            "image": container.get("image"),
+            "command": container.get("command"),
+            "args": container.get("args"),
+            "params": params,
+            "data": data,
+            "artifacts": {k: [a.fingerprint() for a in arts] for k, arts in artifacts.items()},
+            "outputs": {
+                k: v["artifacts"][0]["type"] for k, v in executor_input["outputs"]["artifacts"].items()
+            },
+            "output_params": sorted(executor_input["outputs"]["parameters"]),
+        }
+        blob = json.dumps(document, sort_keys=True, default=str).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    def _cache_hit(self, cache_key: str) -> tuple[Any, dict[str, list[Any]]] | None:
+        from kubetfx.lineage import record
+
+        for execution in record.find_cached(self.store, cache_key):
+            outputs = record.outputs_of(self.store, execution.id)
+            uris = [a.uri for arts in outputs.values() for a in arts]
+            # A hit whose outputs were deleted since is no hit.
+            if all(not is_local(uri) or os.path.exists(uri) for uri in uris):
+                return execution, outputs
+        return None
+
+    def _run_container(
+        self,
+        qname: str,
+        task: dict[str, Any],
+        component: dict[str, Any],
+        container: dict[str, Any],
+        params: dict[str, Any],
+        artifacts: dict[str, list[Artifact]],
+    ) -> TaskResult:
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        from kubetfx.lineage import record
+
+        started = time.monotonic()
+        executor_input = self._executor_input(qname, component, params, artifacts)
+        cache_key = self._cache_key(container, executor_input, artifacts)
+        use_cache = self.cache and task.get("cachingOptions", {}).get("enableCache", True)
+        user_params = {
+            k: redact(v) if isinstance(v, str) else v
+            for k, v in executor_input["inputs"]["parameterValues"].items()
+            if k not in IDENTITY_INPUTS
+        }
+        if use_cache:
+            hit = self._cache_hit(cache_key)
+            if hit is not None:
+                execution, outputs = hit
+                out_params = record.props(execution).get("outputs") or {}
+                produced = {
+                    key: [_from_mlmd(key, a, self.store) for a in arts] for key, arts in outputs.items()
+                }
+                execution_id = record.record_outcome(
+                    self.store,
+                    self._identity(qname),
+                    state=pb.Execution.CACHED,
+                    params=user_params,
+                    inputs={k: [_lineage_record(a) for a in v] for k, v in artifacts.items()},
+                    outputs={k: [_lineage_record(a) for a in v] for k, v in produced.items()},
+                    extra={"cache_fingerprint": cache_key, "cached_execution_id": str(execution.id)},
+                )
+                self.echo(f"  {qname}: cached (reuses execution {execution.id})")
+                return TaskResult(
+                    name=qname,
+                    state=CACHED,
+                    params=out_params,
+                    artifacts=produced,
+                    seconds=time.monotonic() - started,
+                    execution_id=execution_id,
+                    message=f"reused execution {execution.id}",
+                )
+        retries = int(task.get("retryPolicy", {}).get("maxRetryCount", 0) or 0)
+        attempt = 0
+        while True:
+            result = self._execute(qname, container, executor_input, artifacts, cache_key, user_params)
+            if result.state != FAILED or attempt >= retries:
+                break
+            attempt += 1
+            self.echo(f"  {qname}: retry {attempt} of {retries}")
+            executor_input = self._executor_input(qname, component, params, artifacts)
+        result.seconds = time.monotonic() - started
+        return result
+
+    def _execute(
+        self,
+        qname: str,
+        container: dict[str, Any],
+        executor_input: dict[str, Any],
+        artifacts: dict[str, list[Artifact]],
+        cache_key: str,
+        user_params: dict[str, Any],
+    ) -> TaskResult:
+        from kfp.local import placeholder_utils
+
+        from kubetfx.lineage import record
+
+        root = self._task_root(qname)
+        inner = Path(root, ".kubetfx")
+        inner.mkdir(parents=True, exist_ok=True)
+        command = list(container.get("command", [])) + list(container.get("args", []))
+        wrapped = any(TASK_MODULE_MARK in part for part in command)
+        identity = self._identity(qname)
+        staged: dict[str, str] = {}
+        execution_id = None
+        if not wrapped:
+            # A plain KFP component cannot record its own lineage: do it for it, and
+            # stage its outputs so a kill never leaves a half-written artifact.
+            staged = stage_outputs(executor_input)
+            execution_id = record.start_execution(
+                self.store,
+                identity,
+                params=user_params,
+                inputs={k: [_lineage_record(a) for a in v] for k, v in artifacts.items()},
+                extra={"cache_fingerprint": cache_key, "image": container.get("image")},
+            )
+        argv = placeholder_utils.replace_placeholders(
+            full_command=command,
+            executor_input_dict=executor_input,
+            pipeline_resource_name=self.doc.name,
+            task_resource_name=qname,
+            pipeline_root=self.pipeline_root,
+            unique_pipeline_id=self.run_id,
+        )
+        state_file = inner / "state.json"
+        log_path = inner / "log.txt"
+        env = {
+            **os.environ,
+            **self.task_env,
+            # The local interpreter stands in for the image's python3.
+            "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+            "KUBETFX_METADATA": self.metadata_url,
+            "KUBETFX_PIPELINE_ROOT": self.pipeline_root,
+            "KUBETFX_PIPELINE_NAME": self.doc.name,
+            "KUBETFX_RUN_ID": self.run_id,
+            "KUBETFX_TASK_NAME": qname,
+            "KUBETFX_CACHE_KEY": cache_key,
+            "KUBETFX_TASK_STATE": str(state_file),
+            "PYTHONUNBUFFERED": "1",
+        }
+        with self.slots:
+            self.echo(f"  {qname}: running")
+            began = time.monotonic()
+            with open(log_path, "wb") as log:
+                process = subprocess.Popen(
+                    argv,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    cwd=root,
+                    preexec_fn=_die_with_parent,
+                )
+                returncode = process.wait()
+            seconds = time.monotonic() - began
+        state = _read_json(state_file)
+        if wrapped:
+            execution_id = state.get("execution_id")
+        if returncode != 0:
+            discard(staged)
+            message = _failure_message(log_path, returncode, state)
+            if execution_id:
+                record.fail_execution(self.store, execution_id, message)
+            self.echo(f"  {qname}: FAILED after {seconds:.1f}s: {message}\n    log: {log_path}")
+            return TaskResult(
+                name=qname,
+                state=FAILED,
+                message=message,
+                seconds=seconds,
+                execution_id=execution_id,
+                log=str(log_path),
+            )
+        document = _read_json(Path(executor_input["outputs"]["outputFile"]))
+        if staged:
+            unstage_uris(document, staged)
+            publish(staged)
+        out_params = _output_parameters(executor_input, document)
+        produced = _output_artifacts(executor_input, document, staged)
+        if wrapped:
+            ids = state.get("artifact_ids", {})
+        else:
+            ids = record.finish_execution(
+                self.store,
+                identity,
+                execution_id,
+                outputs={k: [_lineage_record(a) for a in v] for k, v in produced.items()},
+                output_params=out_params,
+            )
+        for key, arts in produced.items():
+            for artifact, artifact_id in zip(arts, ids.get(key, []), strict=False):
+                artifact.id = artifact_id
+        self.echo(f"  {qname}: done in {seconds:.1f}s")
+        return TaskResult(
+            name=qname,
+            state=SUCCEEDED,
+            params=out_params,
+            artifacts=produced,
+            seconds=seconds,
+            execution_id=execution_id,
+            log=str(log_path),
+        )
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _as_launched(value: Any, declared: str | None) -> Any:
+    """A value as the KFP launcher hands it over: protobuf numbers are doubles, and the
+    backend writes integral ones without a fraction, so ``1.0`` arrives as ``1``."""
+    if declared == "NUMBER_DOUBLE":
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, list):
+        return [_as_launched(v, None) for v in value]
+    if isinstance(value, dict):
+        return {k: _as_launched(v, None) for k, v in value.items()}
+    return value
+
+
+def _upstream(task: dict[str, Any]) -> set[str]:
+    ups = set(task.get("dependentTasks", []))
+    inputs = task.get("inputs", {})
+    for spec in inputs.get("parameters", {}).values():
+        if "taskOutputParameter" in spec:
+            ups.add(spec["taskOutputParameter"]["producerTask"])
+        if "taskFinalStatus" in spec:
+            ups.add(spec["taskFinalStatus"]["producerTask"])
+    for spec in inputs.get("artifacts", {}).values():
+        if "taskOutputArtifact" in spec:
+            ups.add(spec["taskOutputArtifact"]["producerTask"])
+    return ups
+
+
+def _dag_outputs(
+    dag: dict[str, Any], done: dict[str, TaskResult]
+) -> tuple[dict[str, Any], dict[str, list[Artifact]]]:
+    params: dict[str, Any] = {}
+    artifacts: dict[str, list[Artifact]] = {}
+    outputs = dag.get("outputs", {})
+    for key, spec in outputs.get("parameters", {}).items():
+        selectors = []
+        if "valueFromParameter" in spec:
+            selectors = [spec["valueFromParameter"]]
+        elif "valueFromOneof" in spec:
+            selectors = spec["valueFromOneof"].get("parameterSelectors", [])
+        for selector in selectors:
+            producer = done.get(selector["producerSubtask"])
+            if producer and selector["outputParameterKey"] in producer.params:
+                params[key] = producer.params[selector["outputParameterKey"]]
+                break
+    for key, spec in outputs.get("artifacts", {}).items():
+        for selector in spec.get("artifactSelectors", []):
+            producer = done.get(selector["producerSubtask"])
+            if producer and producer.artifacts.get(selector["outputArtifactKey"]):
+                artifacts[key] = producer.artifacts[selector["outputArtifactKey"]]
+                break
+    return params, artifacts
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return {}
+
+
+def _failure_message(log_path: Path, returncode: int, state: dict[str, Any]) -> str:
+    if state.get("error"):
+        return str(state["error"])
+    if returncode < 0:
+        return f"killed by signal {signal.Signals(-returncode).name}"
+    lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
+    tail = lines[-1].strip() if lines else ""
+    return redact(f"exit status {returncode}" + (f": {tail}" if tail else ""))
+
+
+def _output_parameters(executor_input: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]:
+    values = dict(document.get("parameterValues", {}))
+    for key, spec in executor_input["outputs"]["parameters"].items():
+        path = spec["outputFile"]
+        if key not in values and os.path.exists(path):
+            text = Path(path).read_text()
+            try:
+                values[key] = json.loads(text)
+            except json.JSONDecodeError:
+                values[key] = text
+    return values
+
+
+def _output_artifacts(
+    executor_input: dict[str, Any], document: dict[str, Any], staged: dict[str, str]
+) -> dict[str, list[Artifact]]:
+    from kubetfx.lineage.record import FINGERPRINT_KEY
+
+    written = document.get("artifacts", {})
+    produced: dict[str, list[Artifact]] = {}
+    for key, spec in executor_input["outputs"]["artifacts"].items():
+        declared = spec["artifacts"][0]
+        final_uri = staged.get(declared["uri"], declared["uri"])
+        items = written.get(key, {}).get("artifacts") or [{}]
+        arts = []
+        for item in items:
+            uri = item.get("uri") or final_uri
+            metadata = dict(item.get("metadata") or {})
+            if is_local(uri) and FINGERPRINT_KEY not in metadata:
+                fp = fingerprint_path(uri)
+                if fp:
+                    metadata[FINGERPRINT_KEY] = fp
+            arts.append(
+                Artifact(
+                    key=key,
+                    uri=uri,
+                    schema_title=declared["type"].get("schemaTitle", "system.Artifact"),
+                    schema_version=declared["type"].get("schemaVersion", "0.0.1"),
+                    metadata=metadata,
+                )
+            )
+        produced[key] = arts
+    return produced
+
+
+def _lineage_record(artifact: Artifact) -> Any:
+    from kubetfx.lineage.record import ArtifactRecord
+
+    return ArtifactRecord(
+        key=artifact.key,
+        uri=artifact.uri,
+        schema_title=artifact.schema_title,
+        metadata=artifact.metadata,
+        id=artifact.id,
+    )
+
+
+def _from_mlmd(key: str, artifact: Any, store: Any) -> Artifact:
+    from kubetfx.lineage.record import props
+
+    types = store.call(store.mlmd.get_artifact_types_by_id, [artifact.type_id])
+    metadata = {k: v for k, v in props(artifact).items() if k != "display_name"}
+    return Artifact(
+        key=key,
+        uri=artifact.uri,
+        schema_title=types[0].name if types else "system.Artifact",
+        metadata=metadata,
+        id=artifact.id,
+    )

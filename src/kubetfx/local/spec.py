@@ -1,0 +1,209 @@
+"""Loading and checking a compiled KFP pipeline before anything runs.
+
+Everything the local runner cannot do is found here, so a run never stops halfway
+on an unsupported construct.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kubetfx.errors import ParameterError, PipelineSpecError, UnsupportedLocallyError
+from kubetfx.local import cel
+
+_SELECTOR = re.compile(r"""^parseJson\(string_value\)((?:\[(?:"[^"]*"|'[^']*'|\d+)\])*)$""")
+_SELECTOR_STEP = re.compile(r"""\[(?:"([^"]*)"|'([^']*)'|(\d+))\]""")
+
+
+@dataclass
+class PipelineDoc:
+    """A compiled pipeline: its IR as a dict, plus the platform part (ignored locally)."""
+
+    path: str
+    spec: dict[str, Any]
+    platform: dict[str, Any] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.spec["pipelineInfo"]["name"]
+
+    @property
+    def components(self) -> dict[str, Any]:
+        return self.spec.get("components", {})
+
+    @property
+    def executors(self) -> dict[str, Any]:
+        return self.spec.get("deploymentSpec", {}).get("executors", {})
+
+    @property
+    def root(self) -> dict[str, Any]:
+        return self.spec["root"]
+
+    def root_parameters(self) -> dict[str, dict[str, Any]]:
+        return self.root.get("inputDefinitions", {}).get("parameters", {})
+
+
+def load(path: str | Path) -> PipelineDoc:
+    """Read, validate and check a compiled pipeline file; raise before any task runs."""
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineSpecError(f"{path}: no such pipeline file")
+    try:
+        docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+        raise PipelineSpecError(f"{path}{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+    except UnicodeDecodeError as err:
+        raise PipelineSpecError(f"{path}: not a text file ({err.reason} at byte {err.start})") from None
+    if not docs or not isinstance(docs[0], dict) or not {"pipelineInfo", "root"} <= set(docs[0]):
+        raise PipelineSpecError(
+            f"{path}: not a compiled KFP pipeline (no pipelineInfo/root); compile the "
+            "pipeline function with kfp.compiler.Compiler().compile(...) and run the YAML"
+        )
+    spec = docs[0]
+    _validate_proto(path, spec)
+    doc = PipelineDoc(path=str(path), spec=spec, platform=docs[1] if len(docs) > 1 else {})
+    if doc.platform:
+        doc.notes.append(
+            "Kubernetes settings in the platform spec (GPU placement, secrets, volumes) "
+            "apply in a cluster only and are ignored by the local runner"
+        )
+    _check_component(doc, doc.root, "root")
+    return doc
+
+
+def _validate_proto(path: Path, spec: dict[str, Any]) -> None:
+    from google.protobuf import json_format
+    from kfp.pipeline_spec import pipeline_spec_pb2
+
+    try:
+        json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
+    except json_format.ParseError as err:
+        raise PipelineSpecError(f"{path}: not a valid KFP pipeline spec: {err}") from None
+
+
+def _check_component(doc: PipelineDoc, component: dict[str, Any], name: str) -> None:
+    dag = component.get("dag")
+    if dag is None:
+        return
+    for task_name, task in dag.get("tasks", {}).items():
+        where = f"{doc.path}: task {task_name!r}"
+        ref = task.get("componentRef", {}).get("name")
+        if ref not in doc.components:
+            raise PipelineSpecError(f"{where} refers to unknown component {ref!r}")
+        if "artifactIterator" in task:
+            raise UnsupportedLocallyError(
+                f"{where}: loops over artifacts (dsl.ParallelFor over artifacts) are not supported locally"
+            )
+        condition = task.get("triggerPolicy", {}).get("condition")
+        if condition:
+            try:
+                cel.translate(condition)
+            except UnsupportedLocallyError as err:
+                raise UnsupportedLocallyError(f"{where}: {err}") from None
+        for spec in task.get("inputs", {}).get("parameters", {}).values():
+            selector = spec.get("parameterExpressionSelector")
+            if selector and not _SELECTOR.match(selector):
+                raise UnsupportedLocallyError(
+                    f"{where}: parameter selector {selector!r} is not supported locally"
+                )
+        child = doc.components[ref]
+        if "dag" in child:
+            _check_component(doc, child, ref)
+            continue
+        executor = doc.executors.get(child.get("executorLabel", ""))
+        if executor is None:
+            raise PipelineSpecError(f"{where}: component {ref!r} has no executor")
+        kinds = set(executor) - {"container", "importer"}
+        if kinds:
+            raise UnsupportedLocallyError(
+                f"{where}: executor kind {sorted(kinds)[0]!r} is not supported locally "
+                "(only containers and dsl.importer run on this machine)"
+            )
+
+
+def select(value: Any, selector: str) -> Any:
+    """Apply a ``parseJson(string_value)["key"][0]`` parameter selector."""
+    match = _SELECTOR.match(selector)
+    assert match, selector
+    current = json.loads(value) if isinstance(value, str) else value
+    for key_a, key_b, index in _SELECTOR_STEP.findall(match.group(1)):
+        current = current[int(index)] if index else current[key_a or key_b]
+    return current
+
+
+_TYPES = {
+    "STRING": str,
+    "NUMBER_INTEGER": int,
+    "NUMBER_DOUBLE": float,
+    "BOOLEAN": bool,
+    "LIST": list,
+    "STRUCT": dict,
+}
+
+
+def coerce_parameter(name: str, declared: dict[str, Any], raw: Any) -> Any:
+    """Turn a ``--param`` value (text) or a Python value into the declared type, or explain."""
+    kind = declared.get("parameterType", "STRING")
+    want = _TYPES.get(kind)
+    if want is None:
+        raise ParameterError(f"parameter {name!r} has type {kind}, which cannot be set locally")
+    if not isinstance(raw, str) or want is str:
+        value = raw
+    elif want is bool:
+        lowered = raw.strip().lower()
+        if lowered not in ("true", "false", "1", "0", "yes", "no"):
+            raise ParameterError(f"parameter {name!r} must be true or false, got {raw!r}")
+        value = lowered in ("true", "1", "yes")
+    elif want in (int, float):
+        try:
+            value = want(raw)
+        except ValueError:
+            raise ParameterError(
+                f"parameter {name!r} must be {'an integer' if want is int else 'a number'}, got {raw!r}"
+            ) from None
+    else:
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as err:
+            raise ParameterError(
+                f"parameter {name!r} must be JSON ({kind.lower()}), got {raw!r}: {err.msg} "
+                f"at column {err.colno}"
+            ) from None
+    if want is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if want is int and isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if not isinstance(value, want) or (want in (int, float) and isinstance(value, bool)):
+        raise ParameterError(
+            f"parameter {name!r} must be of type {kind.lower()}, got {type(value).__name__} {value!r}"
+        )
+    return value
+
+
+def resolve_parameters(doc: PipelineDoc, given: dict[str, Any]) -> dict[str, Any]:
+    """Root parameters: declared defaults overlaid with ``given``, each checked for type."""
+    declared = doc.root_parameters()
+    unknown = sorted(set(given) - set(declared))
+    if unknown:
+        raise ParameterError(
+            f"unknown parameter {unknown[0]!r} for pipeline {doc.name!r}; "
+            f"it takes: {', '.join(sorted(declared)) or 'no parameters'}"
+        )
+    values: dict[str, Any] = {}
+    for name, spec in declared.items():
+        if name in given:
+            values[name] = coerce_parameter(name, spec, given[name])
+        elif "defaultValue" in spec:
+            values[name] = coerce_parameter(name, spec, spec["defaultValue"])
+        elif not spec.get("isOptional"):
+            raise ParameterError(f"pipeline {doc.name!r} needs parameter {name!r}; pass --param {name}=VALUE")
+    return values

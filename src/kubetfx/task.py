@@ -1,0 +1,263 @@
+"""The wrapper every kubetfx task runs: ``python3 -m kubetfx.task`` (same arguments as KFP's).
+
+It takes exactly what ``kfp.dsl.executor_main`` takes (``--executor_input``,
+``--function_to_execute``, ``--component_module_path``), runs KFP's own executor, and
+around it records the task's lineage in ML Metadata: the execution as RUNNING with
+its inputs before, then outputs and COMPLETE in one transaction after, or FAILED
+with the reason. It is the same in a Kubeflow pod and under the local runner.
+
+Outputs that are local paths are written to a staging path and renamed into place
+only on success, so a crash or a kill never leaves a half-written output at an
+artifact's URI.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import Any
+
+from kubetfx.errors import KubetfxError
+from kubetfx.identity import PIPELINE_INPUT, RUN_INPUT, TASK_INPUT
+from kubetfx.settings import METADATA_ENV, redact
+from kubetfx.staging import discard, is_local, publish, stage_outputs, unstage_uris
+
+log = logging.getLogger("kubetfx.task")
+
+# Set by the local runner (in a cluster the identity comes from KFP placeholders).
+ENV_PIPELINE = "KUBETFX_PIPELINE_NAME"
+ENV_RUN = "KUBETFX_RUN_ID"
+ENV_TASK = "KUBETFX_TASK_NAME"
+ENV_CACHE_KEY = "KUBETFX_CACHE_KEY"
+ENV_STATE_FILE = "KUBETFX_TASK_STATE"
+ENV_PIPELINE_ROOT = "KUBETFX_PIPELINE_ROOT"
+ENV_COMPONENT_VERSION = "KUBETFX_COMPONENT_VERSION"
+
+
+def _identity_value(params: dict[str, Any], key: str, env: str, default: str) -> str:
+    value = params.get(key) or ""
+    # An unresolved placeholder means nobody filled it in (a YAML-loaded component
+    # run by a plain orchestrator): fall back to the environment.
+    if not value or value.startswith("{{$"):
+        value = os.environ.get(env, "") or default
+    return value
+
+
+def _write_state(path: str | None, state: dict[str, Any]) -> None:
+    if not path:
+        return
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(state, f)
+    os.replace(tmp, path)
+
+
+def run(argv: Sequence[str]) -> int:
+    """Run one task; returns the process exit code."""
+    parser = argparse.ArgumentParser(prog="python -m kubetfx.task")
+    parser.add_argument("--component_module_path")
+    parser.add_argument("--function_to_execute", required=True)
+    parser.add_argument("--executor_input", required=True)
+    args, _ = parser.parse_known_args(argv)
+
+    executor_input = json.loads(args.executor_input)
+    params = dict(executor_input.get("inputs", {}).get("parameterValues", {}))
+    identity_args = {
+        "pipeline_name": _identity_value(params, PIPELINE_INPUT, ENV_PIPELINE, "unknown-pipeline"),
+        "run_id": _identity_value(params, RUN_INPUT, ENV_RUN, "unknown-run"),
+        "task_name": _identity_value(
+            params, TASK_INPUT, ENV_TASK, args.function_to_execute.replace("_", "-")
+        ),
+        "pipeline_root": os.environ.get(ENV_PIPELINE_ROOT, ""),
+    }
+    # The runner's qualified name (loop iterations, nested pipelines) wins locally.
+    if os.environ.get(ENV_TASK):
+        identity_args["task_name"] = os.environ[ENV_TASK]
+    user_params = {
+        k: redact(v) if isinstance(v, str) else v
+        for k, v in params.items()
+        if k not in (PIPELINE_INPUT, RUN_INPUT, TASK_INPUT)
+    }
+    state_file = os.environ.get(ENV_STATE_FILE)
+
+    recorder = _Recorder.open(identity_args)
+    inputs = _input_records(executor_input)
+    execution_id = recorder.start(user_params, inputs) if recorder else None
+    _write_state(state_file, {"execution_id": execution_id, "status": "running"})
+    print(
+        f"kubetfx: task {identity_args['task_name']} of run {identity_args['run_id']} started"
+        + (f" (execution {execution_id})" if execution_id else " (lineage off: no KUBETFX_METADATA)"),
+        flush=True,
+    )
+
+    staged = stage_outputs(executor_input)
+    output_file = executor_input.get("outputs", {}).get("outputFile")
+    try:
+        _run_kfp_executor(args, executor_input)
+    except BaseException as err:  # noqa: BLE001 - every failure is recorded, then re-raised
+        discard(staged)
+        message = _describe(err)
+        if recorder and execution_id:
+            recorder.fail(execution_id, message)
+        _write_state(state_file, {"execution_id": execution_id, "status": "failed", "error": message})
+        if not isinstance(err, KubetfxError):
+            traceback.print_exc()
+        print(f"kubetfx: error: {message}", file=sys.stderr, flush=True)
+        return 1
+
+    document = _read_output(output_file)
+    unstage_uris(document, staged)
+    publish(staged)
+    outputs = _output_records(executor_input, document, staged)
+    # Hand the fingerprints on to the orchestrator, so nobody hashes the data twice.
+    for key, records in outputs.items():
+        document.setdefault("artifacts", {})[key] = {
+            "artifacts": [
+                {"name": key, "uri": r.uri, "metadata": r.metadata, "type": {"schemaTitle": r.schema_title}}
+                for r in records
+            ]
+        }
+    if output_file:
+        _write_json(output_file, document)
+    output_params = document.get("parameterValues", {})
+    artifact_ids = recorder.finish(execution_id, outputs, output_params) if recorder and execution_id else {}
+    _write_state(
+        state_file,
+        {"execution_id": execution_id, "status": "complete", "artifact_ids": artifact_ids},
+    )
+    print(f"kubetfx: task {identity_args['task_name']} done", flush=True)
+    return 0
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, KubetfxError):
+        return redact(str(err))
+    if isinstance(err, SystemExit):
+        return f"task exited with status {err.code}"
+    if isinstance(err, KeyboardInterrupt):
+        return "task interrupted"
+    return redact(f"{type(err).__name__}: {err}")
+
+
+def _run_kfp_executor(args: argparse.Namespace, executor_input: dict[str, Any]) -> None:
+    from kfp.dsl import executor as kfp_executor
+    from kfp.dsl import utils as kfp_utils
+
+    module_path = args.component_module_path
+    if module_path is None:
+        raise KubetfxError("--component_module_path is required by kubetfx.task")
+    module = kfp_utils.load_module(
+        module_name=os.path.basename(module_path)[: -len(".py")],
+        module_directory=os.path.dirname(module_path),
+    )
+    func = getattr(module, args.function_to_execute)
+    kfp_executor.Executor(executor_input=executor_input, function_to_execute=func).execute()
+
+
+def _read_output(path: str | None) -> dict[str, Any]:
+    if path and os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    return {}
+
+
+def _write_json(path: str, document: dict[str, Any]) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(document, f)
+    os.replace(tmp, path)
+
+
+def _input_records(executor_input: dict[str, Any]) -> dict[str, list[Any]]:
+    from kubetfx.lineage.record import ArtifactRecord
+
+    records: dict[str, list[Any]] = {}
+    for key, spec in executor_input.get("inputs", {}).get("artifacts", {}).items():
+        records[key] = [ArtifactRecord.from_runtime(key, a) for a in spec.get("artifacts", [])]
+    return records
+
+
+def _output_records(
+    executor_input: dict[str, Any], document: dict[str, Any], staged: dict[str, str]
+) -> dict[str, list[Any]]:
+    from kubetfx.fingerprint import fingerprint_path
+    from kubetfx.lineage.record import FINGERPRINT_KEY, ArtifactRecord
+
+    written = document.get("artifacts", {})
+    records: dict[str, list[Any]] = {}
+    for key, spec in executor_input.get("outputs", {}).get("artifacts", {}).items():
+        runtime = written.get(key, spec).get("artifacts", [])
+        result = []
+        for index, artifact in enumerate(runtime):
+            declared = spec["artifacts"][min(index, len(spec["artifacts"]) - 1)]
+            merged = {**declared, **artifact}
+            merged["uri"] = staged.get(merged.get("uri", ""), merged.get("uri", ""))
+            record = ArtifactRecord.from_runtime(key, merged)
+            if is_local(record.uri):
+                fp = fingerprint_path(record.uri)
+                if fp:
+                    record.metadata.setdefault(FINGERPRINT_KEY, fp)
+            result.append(record)
+        records[key] = result
+    return records
+
+
+class _Recorder:
+    """Lineage writes for one task; absent when no metadata store is configured."""
+
+    def __init__(self, store: Any, identity: Any) -> None:
+        self.store = store
+        self.identity = identity
+
+    @classmethod
+    def open(cls, identity_args: dict[str, str]) -> _Recorder | None:
+        url = os.environ.get(METADATA_ENV)
+        if not url:
+            log.warning("KUBETFX_METADATA is not set: this task's lineage is not recorded")
+            return None
+        from kubetfx.lineage.record import Identity
+        from kubetfx.lineage.store import connect
+
+        return cls(connect(url), Identity(**identity_args))
+
+    def _extra(self) -> dict[str, Any]:
+        return {
+            "cache_fingerprint": os.environ.get(ENV_CACHE_KEY),
+            "kubetfx_component_version": os.environ.get(ENV_COMPONENT_VERSION),
+            "pod_name": os.environ.get("HOSTNAME") or os.uname().nodename,
+        }
+
+    def start(self, params: dict[str, Any], inputs: dict[str, list[Any]]) -> int:
+        from kubetfx.lineage.record import start_execution
+
+        return start_execution(self.store, self.identity, params=params, inputs=inputs, extra=self._extra())
+
+    def finish(
+        self, execution_id: int, outputs: dict[str, list[Any]], output_params: dict[str, Any]
+    ) -> dict[str, list[int]]:
+        from kubetfx.lineage.record import finish_execution
+
+        return finish_execution(
+            self.store, self.identity, execution_id, outputs=outputs, output_params=output_params
+        )
+
+    def fail(self, execution_id: int, message: str) -> None:
+        from kubetfx.lineage.record import fail_execution
+
+        fail_execution(self.store, execution_id, message)
+
+
+def main() -> None:
+    """Console entry point."""
+    logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(message)s")
+    sys.exit(run(sys.argv[1:]))
+
+
+if __name__ == "__main__":
+    main()
