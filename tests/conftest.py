@@ -1,10 +1,14 @@
-"""Shared fixtures: fixtures only, no sys.path edits."""
+"""Shared fixtures (no sys.path edits), including a real MariaDB server for the MySQL store."""
 
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -51,3 +55,86 @@ def run_cli(*args: str, env: dict[str, str] | None = None, timeout: int = 600) -
 def cli():
     """The run_cli helper as a fixture."""
     return run_cli
+
+
+USER, PASSWORD, DATABASE = "kubetfx", "pa55-w0rd-for-tests", "mlmd"
+
+
+def _binary(*names: str) -> str:
+    for name in names:
+        found = shutil.which(name) or (f"/usr/sbin/{name}" if Path(f"/usr/sbin/{name}").exists() else None)
+        if found:
+            return found
+    pytest.fail(f"{names[0]} not found: install Debian's mariadb-server (make test does)")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def mariadb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
+    """Start mariadbd with a user and password; yields connection facts."""
+    datadir = tmp_path_factory.mktemp("mariadb")
+    install = _binary("mariadb-install-db", "mysql_install_db")
+    server = _binary("mariadbd", "mysqld")
+    client = _binary("mariadb", "mysql")
+    subprocess.run(
+        [install, f"--datadir={datadir}", "--user=root", "--auth-root-authentication-method=socket"],
+        check=True,
+        capture_output=True,
+    )
+    port = _free_port()
+    sock = str(datadir / "sock")
+    log = open(datadir / "server.log", "w")  # noqa: SIM115 - closed at teardown
+    proc = subprocess.Popen(
+        [
+            server,
+            f"--datadir={datadir}",
+            f"--socket={sock}",
+            f"--port={port}",
+            "--bind-address=127.0.0.1",
+            "--user=root",
+            "--skip-log-bin",
+            "--innodb-buffer-pool-size=64M",
+            f"--pid-file={datadir}/pid",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    deadline = time.time() + 60
+    while True:
+        ping = subprocess.run([client, "-S", sock, "-u", "root", "-e", "SELECT 1"], capture_output=True)
+        if ping.returncode == 0:
+            break
+        if time.time() > deadline or proc.poll() is not None:
+            proc.kill()
+            pytest.fail(f"mariadbd did not start: {(datadir / 'server.log').read_text()[-2000:]}")
+        time.sleep(0.3)
+    sql = (
+        f"CREATE USER '{USER}'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}';"
+        f"GRANT ALL PRIVILEGES ON *.* TO '{USER}'@'127.0.0.1'; FLUSH PRIVILEGES;"
+    )
+    subprocess.run([client, "-S", sock, "-u", "root", "-e", sql], check=True, capture_output=True)
+    try:
+        yield {"port": port, "user": USER, "password": PASSWORD, "socket": sock, "client": client}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+@pytest.fixture
+def mysql_url(mariadb: dict) -> Iterator[str]:
+    """A fresh database on the shared server for one test."""
+    name = f"{DATABASE}_{time.time_ns()}"
+    yield f"mysql://{mariadb['user']}:{mariadb['password']}@127.0.0.1:{mariadb['port']}/{name}"
+    subprocess.run(
+        [mariadb["client"], "-S", mariadb["socket"], "-u", "root", "-e", f"DROP DATABASE IF EXISTS {name}"],
+        capture_output=True,
+    )

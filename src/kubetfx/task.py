@@ -64,6 +64,10 @@ def run(argv: Sequence[str]) -> int:
     parser.add_argument("--function_to_execute", required=True)
     parser.add_argument("--executor_input", required=True)
     args, _ = parser.parse_known_args(argv)
+    if os.environ.get("KUBETFX_DIE_WITH_RUNNER") == "1":
+        from kubetfx.process import die_with_parent
+
+        die_with_parent()
 
     executor_input = json.loads(args.executor_input)
     params = dict(executor_input.get("inputs", {}).get("parameterValues", {}))
@@ -88,7 +92,7 @@ def run(argv: Sequence[str]) -> int:
     recorder = _Recorder.open(identity_args)
     inputs = _input_records(executor_input)
     execution_id = recorder.start(user_params, inputs) if recorder else None
-    _write_state(state_file, {"execution_id": execution_id, "status": "running"})
+    _write_state(state_file, {"execution_id": execution_id, "status": "running", "pid": os.getpid()})
     print(
         f"kubetfx: task {identity_args['task_name']} of run {identity_args['run_id']} started"
         + (f" (execution {execution_id})" if execution_id else " (lineage off: no KUBETFX_METADATA)"),

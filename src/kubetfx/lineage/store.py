@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import socket
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +17,11 @@ from typing import Any, TypeVar
 
 from kubetfx.errors import MetadataStoreError, missing_runtime
 from kubetfx.settings import MetadataConfig, parse_metadata_url
+
+# ML Metadata's C++ side logs to stderr through glog, in its own words ("MySQL database
+# was not initialized..."), next to the one-line error kubetfx gives. Keep only fatal
+# messages unless the user asks for more (GLOG_minloglevel=0).
+os.environ.setdefault("GLOG_minloglevel", "3")
 
 try:
     from ml_metadata import errors as mlmd_errors
@@ -36,6 +42,8 @@ _RETRYABLE = (mlmd_errors.AbortedError, mlmd_errors.UnavailableError)
 def _is_retryable(err: BaseException) -> bool:
     if isinstance(err, _RETRYABLE):
         return True
+    if isinstance(err, RuntimeError) and "concurrent connection" in str(err):
+        return True  # two processes creating one store's schema; ML Metadata asks to retry
     text = str(err).lower()
     return isinstance(err, mlmd_errors.StatusError) and (
         "locked" in text or "deadlock" in text or "busy" in text
@@ -46,6 +54,13 @@ _retry = tenacity.retry(
     retry=tenacity.retry_if_exception(_is_retryable),
     wait=tenacity.wait_random_exponential(multiplier=0.02, max=1.0),
     stop=tenacity.stop_after_delay(120),
+    reraise=True,
+)
+# Opening: a locked SQLite file clears quickly; an unreachable server should fail fast.
+_retry_open = tenacity.retry(
+    retry=tenacity.retry_if_exception(_is_retryable),
+    wait=tenacity.wait_random_exponential(multiplier=0.05, max=1.0),
+    stop=tenacity.stop_after_delay(10),
     reraise=True,
 )
 # Registering a type another process registered a moment ago fails once with
@@ -128,14 +143,15 @@ def _open(config: MetadataConfig, *, upgrade: bool) -> Any:
     else:
         cfg = pb.MetadataStoreClientConfig(host=config.host, port=config.port)
     try:
-        return _retry(metadata_store.MetadataStore)(cfg, enable_upgrade_migration=upgrade)
+        return _retry_open(metadata_store.MetadataStore)(cfg, enable_upgrade_migration=upgrade)
     except mlmd_errors.FailedPreconditionError as err:
         raise MetadataStoreError(
             f"metadata store {config} has an older schema; kubetfx does not migrate a "
             f"store on its own. Upgrade it deliberately with `kubetfx metadata upgrade` "
             f"({_first_line(err)})"
         ) from None
-    except mlmd_errors.StatusError as err:
+    except (mlmd_errors.StatusError, RuntimeError) as err:
+        # ML Metadata's MySQL client says only "mysql_real_connect failed": find out more.
         raise MetadataStoreError(_explain(config, err)) from None
 
 
@@ -143,10 +159,18 @@ def _first_line(err: BaseException) -> str:
     return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=3):
+            return True
+    except OSError:
+        return False
+
+
 def _explain(config: MetadataConfig, err: BaseException) -> str:
     detail = _first_line(err)
     if config.kind == "mysql":
-        if "access denied" in detail.lower():
+        if "access denied" in detail.lower() or _reachable(config.host, config.port):
             return (
                 f"metadata store {config} refused user {config.user!r} (wrong password?); "
                 f"check the user and the password (KUBETFX_METADATA_PASSWORD or the URL)"

@@ -13,7 +13,6 @@ records the run, cached and skipped tasks, and tasks of plain KFP components.
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import json
 import os
@@ -35,6 +34,7 @@ from kubetfx.fingerprint import fingerprint_path, fingerprint_uri, local_path
 from kubetfx.identity import IDENTITY_INPUTS
 from kubetfx.local import cel
 from kubetfx.local.spec import PipelineDoc, select
+from kubetfx.process import die_with_parent
 from kubetfx.settings import redact
 from kubetfx.staging import discard, is_local, publish, stage_outputs, unstage_uris
 
@@ -108,15 +108,6 @@ class RunResult:
             if result.name == name:
                 return result
         raise KeyError(f"no task {name!r} in run {self.run_id}; tasks: {[t.name for t in self.tasks]}")
-
-
-def _die_with_parent() -> None:
-    # A task must not outlive a killed runner: it would keep writing while the rerun
-    # starts. PR_SET_PDEATHSIG (1) sends SIGKILL to the child when the runner dies.
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)
-    except OSError:
-        pass
 
 
 class LocalRunner:
@@ -721,6 +712,7 @@ class LocalRunner:
             "KUBETFX_CACHE_KEY": cache_key,
             "KUBETFX_TASK_STATE": str(state_file),
             "PYTHONUNBUFFERED": "1",
+            "KUBETFX_DIE_WITH_RUNNER": "1",
         }
         with self.slots:
             self.echo(f"  {qname}: running")
@@ -732,7 +724,7 @@ class LocalRunner:
                     stderr=subprocess.STDOUT,
                     env=env,
                     cwd=root,
-                    preexec_fn=_die_with_parent,
+                    preexec_fn=die_with_parent,
                 )
                 returncode = process.wait()
             seconds = time.monotonic() - began
@@ -851,8 +843,10 @@ def _read_json(path: Path) -> dict[str, Any]:
 def _failure_message(log_path: Path, returncode: int, state: dict[str, Any]) -> str:
     if state.get("error"):
         return str(state["error"])
-    if returncode < 0:
-        return f"killed by signal {signal.Signals(-returncode).name}"
+    if returncode < 0 or returncode in (128 + signal.SIGKILL, 128 + signal.SIGTERM):
+        # sh reports a killed child as 128 + the signal number.
+        number = -returncode if returncode < 0 else returncode - 128
+        return f"killed by signal {signal.Signals(number).name}"
     lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
     tail = lines[-1].strip() if lines else ""
     return redact(f"exit status {returncode}" + (f": {tail}" if tail else ""))

@@ -1,0 +1,53 @@
+"""The MySQL/MariaDB metadata store, on a real MariaDB server."""
+
+from pathlib import Path
+
+from ml_metadata.proto import metadata_store_pb2 as pb
+
+from kubetfx.lineage.record import props
+from kubetfx.lineage.store import connect
+
+REPO = Path(__file__).resolve().parents[2]
+PIPELINE = str(REPO / "pipelines/training/pipeline.yaml")
+
+
+def test_reference_pipeline_records_lineage_in_mariadb(
+    workdir: Path, cli, mysql_url: str, mariadb: dict
+) -> None:
+    env = {"KUBETFX_METADATA": mysql_url}
+    first = cli("run", PIPELINE, env=env)
+    assert first.returncode == 0, first.stdout + first.stderr
+    second = cli("run", PIPELINE, env=env)
+    assert "example-gen  CACHED" in second.stdout
+    # The password is in nothing a user sees or keeps.
+    for text in (first.stdout, first.stderr, second.stdout):
+        assert mariadb["password"] not in text
+    assert ":***@127.0.0.1" in first.stdout
+    for log in workdir.glob("root/**/.kubetfx/*"):
+        assert mariadb["password"] not in log.read_text(errors="replace"), log
+    listed = cli("runs", env=env)
+    assert listed.returncode == 0 and listed.stdout.count("SUCCEEDED") == 2
+
+    store = connect(mysql_url)
+    executions = store.mlmd.get_executions()
+    assert sorted(e.last_known_state for e in executions) == sorted(
+        [pb.Execution.COMPLETE, pb.Execution.CACHED]
+    )
+    for e in executions:
+        assert mariadb["password"] not in str(props(e))
+    [artifact] = store.mlmd.get_artifacts()
+    assert props(artifact)["row_count_train"] + props(artifact)["row_count_eval"] == 344
+
+
+def test_wrong_password_and_unreachable_server_are_one_line_errors(workdir: Path, cli, mariadb: dict) -> None:
+    wrong = f"mysql://{mariadb['user']}:not-the-password@127.0.0.1:{mariadb['port']}/mlmd_wrong"
+    result = cli("runs", "--metadata", wrong)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "wrong password" in result.stderr and "not-the-password" not in result.stderr
+
+    unreachable = f"mysql://{mariadb['user']}:{mariadb['password']}@127.0.0.1:1/mlmd"
+    result = cli("run", PIPELINE, "--metadata", unreachable)
+    assert result.returncode == 2
+    assert "cannot reach metadata store" in result.stderr and mariadb["password"] not in result.stderr
+    assert not (workdir / "root").exists()
