@@ -21,7 +21,7 @@ help:
 $(STAMP): $(LOCK) requirements/bootstrap.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/bootstrap.txt
-	$(BIN)/uv pip sync --quiet -p $(BIN)/python --require-hashes $(LOCK)
+	$(BIN)/uv pip sync --quiet --compile-bytecode -p $(BIN)/python --require-hashes $(LOCK)
 	$(BIN)/uv pip install --quiet -p $(BIN)/python --no-deps -e .
 	touch $(STAMP)
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from tabulate import tabulate
@@ -19,14 +23,33 @@ def _shell_quote(text: str) -> str:
     return text if all(c.isalnum() or c in "/._-:" for c in text) else f"'{text}'"
 
 
+def _note(task: Any) -> str:
+    if task.message or task.state not in ("SUCCEEDED", "CACHED"):
+        return task.message[:100]
+    shown = [
+        f"{k}={v}" for k, v in task.params.items() if isinstance(v, int | float | bool) or len(str(v)) <= 16
+    ]
+    return ", ".join(shown)[:100]
+
+
+def _program() -> str:
+    """How the user can call kubetfx again: by name if it is on PATH, else by path."""
+    if shutil.which("kubetfx"):
+        return "kubetfx"
+    here = Path(sys.executable).with_name("kubetfx")
+    relative = os.path.relpath(here)
+    return str(here) if relative.startswith("..") else relative
+
+
 def render(result: RunResult) -> str:
     """Per-task summary with timings, then where the lineage is and how to query it."""
     rows = [
-        (t.name, t.state, f"{t.seconds:.1f}s" if t.seconds else "", t.message[:100])
+        (t.name, t.state, f"{t.seconds:.1f}s" if t.seconds else "", _note(t))
         for t in result.tasks
         if t.kind != "dag" or t.state in ("SKIPPED", "NOT_RUN")
     ]
     metadata_flag = f" --metadata {_shell_quote(result.metadata)}"
+    program = _program()
     lines = [
         "",
         tabulate(rows, headers=["task", "state", "time", "note"]),
@@ -35,9 +58,11 @@ def render(result: RunResult) -> str:
         f"Outputs:  {result.pipeline_root}",
         f"Lineage:  {result.metadata}",
         "Query it:",
-        f"  kubetfx runs{metadata_flag}",
-        f"  kubetfx runs show {result.run_id}{metadata_flag}",
+        f"  {program} runs{metadata_flag}",
+        f"  {program} runs show {result.run_id}{metadata_flag}",
     ]
+    if ":***@" in result.metadata:
+        lines.append("  (give the password through KUBETFX_METADATA_PASSWORD)")
     return "\n".join(lines)
 
 

@@ -1,0 +1,1 @@
+"""Benchmark scripts: each prints figures side by side with a baseline from the same run."""
