@@ -59,7 +59,7 @@ lock:
 	uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --require-hashes -r requirements/bootstrap.txt
 	for set in "authoring:" "runtime:--extra runtime" "dev:--extra runtime --extra dev"; do \
 	  name=$${set%%:*}; extras=$${set#*:}; \
-	  uv pip compile -q pyproject.toml $$extras --generate-hashes --python-version 3.11 \
+	  uv pip compile -q pyproject.toml $$extras --generate-hashes --no-strip-extras --python-version 3.11 \
 	    --python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" \
 	    -o requirements/$$name.txt || exit 1; \
 	done
