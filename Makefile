@@ -9,7 +9,7 @@ LOCK   := requirements/dev.txt
 STAMP  := $(VENV)/.installed
 PIPELINE ?= pipelines/training/pipeline.yaml
 
-.PHONY: run test venv system-deps lint format compile check-compiled lock clean help
+.PHONY: run test venv system-deps lint format compile check-compiled lock clean help bench bench-install
 
 help:
 	@echo "make run     run the reference pipeline locally on the penguins data"
@@ -66,3 +66,21 @@ lock:
 
 clean:
 	rm -rf .kubetfx .pytest_cache .ruff_cache
+
+# Cold install time and size of each profile (no pip cache), into throw-away venvs.
+bench-install:
+	rm -rf /tmp/kubetfx-bench && mkdir -p /tmp/kubetfx-bench
+	$(PYTHON) -m pip wheel -q --no-deps -w /tmp/kubetfx-bench/dist .
+	for profile in authoring runtime; do \
+	  $(PYTHON) -m venv /tmp/kubetfx-bench/$$profile; \
+	  start=$$(date +%s.%N); \
+	  /tmp/kubetfx-bench/$$profile/bin/pip install -q --no-cache-dir --disable-pip-version-check --require-hashes -r requirements/$$profile.txt || exit 1; \
+	  /tmp/kubetfx-bench/$$profile/bin/pip install -q --no-cache-dir --no-deps /tmp/kubetfx-bench/dist/kubetfx-*.whl || exit 1; \
+	  end=$$(date +%s.%N); \
+	  echo "$$profile: $$(echo "$$end - $$start" | bc) s, $$(du -sm /tmp/kubetfx-bench/$$profile | cut -f1) MB, $$(/tmp/kubetfx-bench/$$profile/bin/pip list 2>/dev/null | tail -n +3 | wc -l) packages"; \
+	done
+
+# Every benchmark that needs no extra setup; figures side by side with their baselines.
+bench: venv
+	$(BIN)/python -m kubetfx.benchmarks.authoring
+	$(BIN)/python -m kubetfx.benchmarks.statistics --beam

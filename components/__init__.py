@@ -9,5 +9,8 @@ import os
 
 if os.environ.get("_KFP_RUNTIME") != "true":
     from kubetfx.components.example_gen.component import example_gen
+    from kubetfx.components.example_validator.component import example_validator
+    from kubetfx.components.schema_gen.component import schema_gen
+    from kubetfx.components.statistics_gen.component import statistics_gen
 
-__all__ = ["example_gen"]
+__all__ = ["example_gen", "example_validator", "schema_gen", "statistics_gen"]

@@ -14,12 +14,10 @@ from __future__ import annotations
 
 import csv
 import glob
-import gzip
 import io
 import json
 import os
 import re
-import struct
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +25,8 @@ from typing import Any
 
 from kubetfx.errors import InputDataError
 from kubetfx.fingerprint import fingerprint_files, local_path
+from kubetfx.tfrecord import write_tfrecord_gz
+from kubetfx.types import EXAMPLES, TYPE_KEY
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 PARQUET_SUFFIXES = (".parquet", ".pq")
@@ -55,6 +55,7 @@ class ExampleGenResult:
     def metadata(self) -> dict[str, Any]:
         """Artifact metadata, TFX-compatible where TFX has a name for it."""
         meta: dict[str, Any] = {
+            TYPE_KEY: EXAMPLES,
             "split_names": json.dumps(self.split_names),  # TFX's own encoding
             "span": self.span,
             "version": self.version,
@@ -305,6 +306,35 @@ def _as_list_column(column: Any) -> Any:
     return pa.LargeListArray.from_arrays(pa.array(offsets), values)
 
 
+def table_to_record_batch(table: Any) -> Any:
+    """A flat table -> the Arrow form TFX libraries use (every column a list column)."""
+    import pyarrow as pa
+
+    return pa.RecordBatch.from_arrays(
+        [_as_list_column(table.column(n)) for n in table.column_names], table.column_names
+    )
+
+
+def read_table(input_uri: str, input_format: str = "auto") -> Any:
+    """Read every file an input URI names into one table (the same checks as ExampleGen)."""
+    files, _ = resolve_input(input_uri)
+    file_format = detect_format(files, input_format)
+    return _read_files(files, file_format)
+
+
+def _read_files(files: list[str], file_format: str) -> Any:
+    tables = []
+    header: list[str] | None = None
+    for path in files:
+        if file_format == "csv":
+            table = read_csv(path, header, files[0])
+            header = header or table.column_names
+        else:
+            table = read_parquet(path)
+        tables.append(table)
+    return _unify(tables, files)
+
+
 def _bucket_keys(table: Any, partition_feature: str) -> list[bytes]:
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -333,28 +363,6 @@ def assign_splits(table: Any, splits: list[tuple[str, int]], partition_feature: 
     return np.searchsorted(edges, buckets, side="right")
 
 
-def _masked_crc(data: bytes) -> int:
-    import google_crc32c
-
-    crc = google_crc32c.value(data)
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def write_tfrecord_gz(path: str, records: list[bytes], compresslevel: int = 1) -> None:
-    """Write records in TFRecord framing, gzip-compressed (TensorFlow's GZIP TFRecord)."""
-    # mtime=0 and no file name in the gzip header: the same rows give the same bytes.
-    with (
-        open(path, "wb") as raw,
-        gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=compresslevel, mtime=0) as f,
-    ):
-        for record in records:
-            length = struct.pack("<Q", len(record))
-            f.write(length)
-            f.write(struct.pack("<I", _masked_crc(length)))
-            f.write(record)
-            f.write(struct.pack("<I", _masked_crc(record)))
-
-
 # ---------------------------------------------------------------------- entry
 
 
@@ -374,16 +382,7 @@ def run(
     split_spec = parse_splits(splits)
     files, span = resolve_input(input_uri)
     file_format = detect_format(files, input_format)
-    tables = []
-    header: list[str] | None = None
-    for path in files:
-        if file_format == "csv":
-            table = read_csv(path, header, files[0])
-            header = header or table.column_names
-        else:
-            table = read_parquet(path)
-        tables.append(table)
-    table = _unify(tables, files)
+    table = _read_files(files, file_format)
     index = assign_splits(table, split_spec, partition_feature)
     counts = {name: int((index == i).sum()) for i, (name, _) in enumerate(split_spec)}
     empty = [name for name, count in counts.items() if count == 0]
@@ -393,9 +392,7 @@ def run(
             f"{input_uri}: split {empty[0]!r} got no rows out of {table.num_rows} "
             f"(splits {splits!r}{by}); use more rows or other split buckets"
         )
-    batch = pa.RecordBatch.from_arrays(
-        [_as_list_column(table.column(n)) for n in table.column_names], table.column_names
-    )
+    batch = table_to_record_batch(table)
     encoder = example_coder.RecordBatchToExamplesEncoder()
     for i, (name, _) in enumerate(split_spec):
         rows = batch.filter(pa.array(index == i))

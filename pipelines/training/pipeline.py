@@ -1,23 +1,28 @@
 """The reference training pipeline: wiring only; components say what, the pipeline says where.
 
-Today it reads the data (ExampleGen); the data validation and training issues extend it
-to StatisticsGen -> SchemaGen -> ExampleValidator -> Trainer -> Evaluator -> Pusher.
+ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator today; the training issue
+extends it with Trainer -> Evaluator -> Pusher.
 """
 
 from kfp import dsl
-from kubetfx.components import example_gen
+from kubetfx.components import example_gen, example_validator, schema_gen, statistics_gen
 
 PENGUINS = "pkg://palmerpenguins/data/penguins.csv"
+PENGUINS_SCHEMA = "pkg://kubetfx.schemas/penguins/schema.pbtxt"
 
 
 @dsl.pipeline(
     name="kubetfx-training",
-    description="Reads tabular CSV/Parquet data into split tf.Examples with lineage.",
+    description="Reads tabular CSV/Parquet data into split tf.Examples and validates it with TFDV.",
 )
 def training(
     input_uri: str = PENGUINS,
     splits: str = "train:2,eval:1",
     partition_feature: str = "",
+    schema_file: str = PENGUINS_SCHEMA,
+    label_key: str = "species",
+    fail_on_anomalies: bool = True,
+    serving_data_uri: str = "",
 ) -> None:
     """The reference pipeline.
 
@@ -26,5 +31,18 @@ def training(
             penguins data shipped in the ``palmerpenguins`` package).
         splits: Split names and hash buckets.
         partition_feature: Column that decides the split; empty hashes the whole row.
+        schema_file: A curated schema to validate against (default: the penguins one
+            shipped in ``kubetfx.schemas``); empty infers a schema from the data.
+        label_key: The label column (required in training, absent at serving).
+        fail_on_anomalies: Stop the pipeline when the data has anomalies, drifted or skewed.
+        serving_data_uri: Optional serving-data sample for the skew check.
     """
-    example_gen(input_uri=input_uri, splits=splits, partition_feature=partition_feature)
+    gen = example_gen(input_uri=input_uri, splits=splits, partition_feature=partition_feature)
+    stats = statistics_gen(examples=gen.outputs["examples"])
+    schema = schema_gen(statistics=stats.outputs["statistics"], schema_file=schema_file, label_key=label_key)
+    example_validator(
+        statistics=stats.outputs["statistics"],
+        schema=schema.outputs["schema"],
+        fail_on_anomalies=fail_on_anomalies,
+        serving_data_uri=serving_data_uri,
+    )

@@ -146,6 +146,80 @@ def compile_cmd(check: bool) -> None:
         sys.exit(1)
 
 
+@cli.command()
+@click.argument("pipeline_name")
+@click.option("--metadata", help=METADATA_HELP)
+@click.option("--last", default=8, show_default=True, help="Runs to show.")
+@click.option(
+    "--plot", "plot_file", type=click.Path(dir_okay=False), help="Also draw the series to a PNG/SVG file."
+)
+def drift(pipeline_name: str, metadata: str | None, last: int, plot_file: str | None) -> None:
+    """Each feature's drift distance across the runs of a pipeline (from lineage)."""
+    from tabulate import tabulate
+
+    from kubetfx.lineage.query import drift_series
+    from kubetfx.lineage.store import connect
+    from kubetfx.local.summary import when
+
+    store = connect(resolve_metadata_url(metadata))
+    points = drift_series(store, pipeline_name)
+    if not points:
+        click.echo(
+            f"no drift measured yet for {pipeline_name!r}: ExampleValidator needs earlier statistics "
+            "of the same pipeline (a previous span, or earlier different data) to compare with"
+        )
+        return
+    shown = points[-last:]
+    features = sorted({f for p in shown for f in p.distances})
+    headers = ["feature", "threshold"] + [
+        f"span {p.span} vs {p.baseline_span}\n{when(p.time)}" for p in shown
+    ]
+    rows = []
+    for feature in features:
+        limit = next((p.thresholds[feature] for p in reversed(shown) if feature in p.thresholds), None)
+        cells = []
+        for p in shown:
+            value = p.distances.get(feature)
+            mark = "*" if value is not None and limit is not None and value > limit else ""
+            cells.append("" if value is None else f"{value:.4f}{mark}")
+        rows.append([feature, "" if limit is None else limit, *cells])
+    click.echo(tabulate(rows, headers=headers))
+    click.echo(
+        "* over the schema's threshold. L-infinity for categorical features, Jensen-Shannon for numeric."
+    )
+    if plot_file:
+        from kubetfx.plots import plot_drift
+
+        plot_drift(points, plot_file, title=f"Drift of {pipeline_name}")
+        click.echo(f"wrote {plot_file}")
+
+
+@cli.group()
+def schema() -> None:
+    """Look at and evolve schemas."""
+
+
+@schema.command("diff")
+@click.argument("schema_file")
+@click.option(
+    "--data", "data_uri", required=True, help="CSV/Parquet file, folder or {SPAN} pattern to compare with."
+)
+@click.option("--write", "out", type=click.Path(dir_okay=False), help="Write the proposed schema here.")
+def schema_diff(schema_file: str, data_uri: str, out: str | None) -> None:
+    """Show what SCHEMA_FILE would need to change to accept DATA (TFDV's update_schema)."""
+    from kubetfx.schema_tools import propose
+
+    diff, proposed = propose(schema_file, data_uri)
+    if not diff:
+        click.echo(f"{schema_file} already accepts {data_uri}: no change proposed")
+    else:
+        click.echo(diff)
+    if out:
+        with open(out, "w") as f:
+            f.write(proposed)
+        click.echo(f"wrote the proposed schema to {out}; review it, then copy the changes you accept")
+
+
 @cli.group()
 def metadata() -> None:
     """Manage the metadata store."""

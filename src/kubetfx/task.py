@@ -59,6 +59,7 @@ def _write_state(path: str | None, state: dict[str, Any]) -> None:
 
 def run(argv: Sequence[str]) -> int:
     """Run one task; returns the process exit code."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
     parser = argparse.ArgumentParser(prog="python -m kubetfx.task")
     parser.add_argument("--component_module_path")
     parser.add_argument("--function_to_execute", required=True)
@@ -82,6 +83,9 @@ def run(argv: Sequence[str]) -> int:
     # The runner's qualified name (loop iterations, nested pipelines) wins locally.
     if os.environ.get(ENV_TASK):
         identity_args["task_name"] = os.environ[ENV_TASK]
+    # Executors that read lineage (drift baselines) find their pipeline and store here.
+    os.environ.setdefault(ENV_PIPELINE, identity_args["pipeline_name"])
+    os.environ.setdefault(ENV_RUN, identity_args["run_id"])
     user_params = {
         k: redact(v) if isinstance(v, str) else v
         for k, v in params.items()
@@ -255,6 +259,21 @@ class _Recorder:
         from kubetfx.lineage.record import fail_execution
 
         fail_execution(self.store, execution_id, message)
+
+
+def lineage_store() -> Any:
+    """The metadata store of the running task, or None when lineage is off."""
+    url = os.environ.get(METADATA_ENV)
+    if not url:
+        return None
+    from kubetfx.lineage.store import connect
+
+    return connect(url)
+
+
+def pipeline_name() -> str:
+    """The name of the pipeline the running task belongs to."""
+    return os.environ.get(ENV_PIPELINE, "")
 
 
 def main() -> None:

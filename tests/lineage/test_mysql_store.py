@@ -1,5 +1,6 @@
 """The MySQL/MariaDB metadata store, on a real MariaDB server."""
 
+import re
 from pathlib import Path
 
 from ml_metadata.proto import metadata_store_pb2 as pb
@@ -18,7 +19,7 @@ def test_reference_pipeline_records_lineage_in_mariadb(
     first = cli("run", PIPELINE, env=env)
     assert first.returncode == 0, first.stdout + first.stderr
     second = cli("run", PIPELINE, env=env)
-    assert "example-gen  CACHED" in second.stdout
+    assert re.search(r"^example-validator\s+CACHED", second.stdout, re.MULTILINE), second.stdout
     # The password is in nothing a user sees or keeps.
     for text in (first.stdout, first.stderr, second.stdout):
         assert mariadb["password"] not in text
@@ -30,12 +31,11 @@ def test_reference_pipeline_records_lineage_in_mariadb(
 
     store = connect(mysql_url)
     executions = store.mlmd.get_executions()
-    assert sorted(e.last_known_state for e in executions) == sorted(
-        [pb.Execution.COMPLETE, pb.Execution.CACHED]
-    )
+    states = [e.last_known_state for e in executions]
+    assert states.count(pb.Execution.COMPLETE) == 4 and states.count(pb.Execution.CACHED) == 4
     for e in executions:
         assert mariadb["password"] not in str(props(e))
-    [artifact] = store.mlmd.get_artifacts()
+    [artifact] = [a for a in store.mlmd.get_artifacts() if "examples" in a.uri]
     assert props(artifact)["row_count_train"] + props(artifact)["row_count_eval"] == 344
 
 

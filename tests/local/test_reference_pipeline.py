@@ -1,10 +1,11 @@
 """The reference pipeline through the CLI, as a user runs it, and the lineage it leaves."""
 
-from __future__ import annotations
-
+import re
 import shutil
 from pathlib import Path
 
+from kfp import dsl
+from kubetfx.components import example_gen
 from ml_metadata.proto import metadata_store_pb2 as pb
 
 from kubetfx.fingerprint import local_path
@@ -13,6 +14,12 @@ from kubetfx.lineage.store import connect
 
 REPO = Path(__file__).resolve().parents[2]
 PIPELINE = str(REPO / "pipelines/training/pipeline.yaml")
+TASKS = ("example-gen", "statistics-gen", "schema-gen", "example-validator")
+
+
+@dsl.pipeline(name="read-only")
+def read_only(input_uri: str = ""):
+    example_gen(input_uri=input_uri)
 
 
 def _run_id(stdout: str) -> str:
@@ -20,29 +27,43 @@ def _run_id(stdout: str) -> str:
     return line.split()[1]
 
 
+def _state(stdout: str, task: str) -> str:
+    match = re.search(rf"^{re.escape(task)}\s+([A-Z_]+)", stdout, re.MULTILINE)
+    assert match, f"no row for {task} in:\n{stdout}"
+    return match.group(1)
+
+
+def _by_task(store, run_id: str) -> dict[str, pb.Execution]:
+    ctx = store.mlmd.get_context_by_type_and_name("system.PipelineRun", run_id)
+    return {props(e)["task_name"]: e for e in store.mlmd.get_executions_by_context(ctx.id)}
+
+
 def test_cli_run_summary_cache_and_lineage(workdir: Path, cli) -> None:
     first = cli("run", PIPELINE)
     assert first.returncode == 0, first.stdout + first.stderr
-    assert "example-gen  SUCCEEDED" in first.stdout
-    assert "Lineage:  sqlite:///" in first.stdout and "kubetfx runs show" in first.stdout
+    assert all(_state(first.stdout, t) == "SUCCEEDED" for t in TASKS)
+    assert "Lineage:  sqlite:///" in first.stdout and "runs show" in first.stdout
     run_id = _run_id(first.stdout)
 
     second = cli("run", PIPELINE)
     assert second.returncode == 0
-    assert "example-gen  CACHED" in second.stdout
+    assert all(_state(second.stdout, t) == "CACHED" for t in TASKS)
 
     listed = cli("runs")
     assert run_id in listed.stdout and "SUCCEEDED" in listed.stdout
     shown = cli("runs", "show", run_id)
     assert shown.returncode == 0
-    assert "example-gen  COMPLETE" in shown.stdout and "system.Dataset" in shown.stdout
+    assert re.search(r"example-gen\s+COMPLETE", shown.stdout) and "system.Dataset" in shown.stdout
+    assert "kubetfx.ExampleStatistics" in shown.stdout and "kubetfx.Schema" in shown.stdout
 
     # The lineage follows the KFP backend's layout.
     store = connect(f"sqlite:///{workdir}/mlmd.sqlite")
     run_ctx = store.mlmd.get_context_by_type_and_name("system.PipelineRun", run_id)
     assert run_ctx is not None and props(run_ctx)["state"] == "SUCCEEDED"
     assert store.mlmd.get_context_by_type_and_name("system.Pipeline", "kubetfx-training") is not None
-    [execution] = store.mlmd.get_executions_by_context(run_ctx.id)
+    executions = _by_task(store, run_id)
+    assert set(executions) == set(TASKS)
+    execution = executions["example-gen"]
     assert store.mlmd.get_execution_types_by_id([execution.type_id])[0].name == "system.ContainerExecution"
     p = props(execution)
     assert execution.last_known_state == pb.Execution.COMPLETE
@@ -59,40 +80,40 @@ def test_cli_run_summary_cache_and_lineage(workdir: Path, cli) -> None:
     assert meta["row_count_train"] + meta["row_count_eval"] == 344
     assert meta["span"] == 0 and len(meta["fingerprint"]) == 32
     assert Path(artifact.uri, "Split-train").is_dir()
-    # The cached run's execution points at the first one and reuses its artifact.
-    cached_run = store.mlmd.get_context_by_type_and_name("system.PipelineRun", _run_id(second.stdout))
-    [cached] = store.mlmd.get_executions_by_context(cached_run.id)
+    # StatisticsGen consumed that very artifact: an INPUT event links them.
+    stats_events = store.mlmd.get_events_by_execution_ids([executions["statistics-gen"].id])
+    assert any(e.type == pb.Event.INPUT and e.artifact_id == artifact.id for e in stats_events)
+    # The cached run's executions point at the first ones and reuse their artifacts.
+    cached = _by_task(store, _run_id(second.stdout))["example-gen"]
     assert cached.last_known_state == pb.Execution.CACHED
     assert props(cached)["cached_execution_id"] == str(execution.id)
     [cached_event] = store.mlmd.get_events_by_execution_ids([cached.id])
     assert cached_event.artifact_id == artifact.id
 
 
-def test_changed_data_at_the_same_path_and_deleted_outputs_miss_the_cache(workdir: Path, cli) -> None:
+def test_changed_data_at_the_same_path_and_deleted_outputs_miss_the_cache(
+    workdir: Path, cli, compile_to
+) -> None:
     data = workdir / "data.csv"
-    source = local_path("pkg://palmerpenguins/data/penguins.csv")
-    shutil.copy(source, data)
-    args = ("run", PIPELINE, "--param", f"input_uri={data}")
+    shutil.copy(local_path("pkg://palmerpenguins/data/penguins.csv"), data)
+    args = ("run", str(compile_to(read_only)), "--param", f"input_uri={data}")
     assert cli(*args).returncode == 0
-    assert "CACHED" in cli(*args).stdout
+    assert _state(cli(*args).stdout, "example-gen") == "CACHED"
 
     lines = data.read_text().splitlines()
     data.write_text("\n".join(lines[:-10]) + "\n")  # same path, different content
-    changed = cli(*args)
-    assert "example-gen  SUCCEEDED" in changed.stdout, changed.stdout
+    assert _state(cli(*args).stdout, "example-gen") == "SUCCEEDED"
     again = cli(*args)
-    assert "example-gen  CACHED" in again.stdout
+    assert _state(again.stdout, "example-gen") == "CACHED"
 
     store = connect(f"sqlite:///{workdir}/mlmd.sqlite")
-    run_ctx = store.mlmd.get_context_by_type_and_name("system.PipelineRun", _run_id(again.stdout))
-    [execution] = store.mlmd.get_executions_by_context(run_ctx.id)
+    execution = _by_task(store, _run_id(again.stdout))["example-gen"]
     [event] = store.mlmd.get_events_by_execution_ids([execution.id])
     [artifact] = store.mlmd.get_artifacts_by_id([event.artifact_id])
     assert props(artifact)["row_count_train"] + props(artifact)["row_count_eval"] == 334
     shutil.rmtree(artifact.uri)  # outputs deleted since: the hit must not be used
-    rebuilt = cli(*args)
-    assert "example-gen  SUCCEEDED" in rebuilt.stdout, rebuilt.stdout
-    assert "example-gen  SUCCEEDED" in cli(*args, "--no-cache").stdout
+    assert _state(cli(*args).stdout, "example-gen") == "SUCCEEDED"
+    assert _state(cli(*args, "--no-cache").stdout, "example-gen") == "SUCCEEDED"
 
 
 def test_bad_input_fails_the_run_with_the_file_and_line_and_publishes_nothing(workdir: Path, cli) -> None:
@@ -101,12 +122,17 @@ def test_bad_input_fails_the_run_with_the_file_and_line_and_publishes_nothing(wo
     result = cli("run", PIPELINE, "--param", f"input_uri={data}")
     assert result.returncode == 1
     assert f"{data}:3: row has 3 fields but the header has 2" in result.stdout
+    assert _state(result.stdout, "example-gen") == "FAILED"
+    assert _state(result.stdout, "statistics-gen") == "NOT_RUN"
+    assert _state(result.stdout, "example-validator") == "NOT_RUN"
     assert not list(workdir.glob("root/**/examples")), "no output may be published on failure"
     assert not list(workdir.glob("root/**/examples.partial-*")), "staging must be cleaned up"
     store = connect(f"sqlite:///{workdir}/mlmd.sqlite")
-    [execution] = store.mlmd.get_executions()
-    assert execution.last_known_state == pb.Execution.FAILED
-    assert "row has 3 fields" in props(execution)["error"]
+    executions = _by_task(store, _run_id(result.stdout))
+    assert executions["example-gen"].last_known_state == pb.Execution.FAILED
+    assert "row has 3 fields" in props(executions["example-gen"])["error"]
+    assert executions["statistics-gen"].last_known_state == pb.Execution.CANCELED
+    assert "example-gen failed" in props(executions["statistics-gen"])["skipped_reason"]
     assert store.mlmd.get_artifacts() == []
 
 
@@ -116,6 +142,8 @@ def test_cli_errors_are_one_line(workdir: Path, cli) -> None:
     unknown = cli("run", PIPELINE, "--param", "nope=1")
     assert unknown.returncode == 2 and "unknown parameter 'nope'" in unknown.stderr
     assert len(unknown.stderr.strip().splitlines()) == 1
+    wrong = cli("run", PIPELINE, "--param", "fail_on_anomalies=maybe")
+    assert wrong.returncode == 2 and "'fail_on_anomalies' must be true or false" in wrong.stderr
     not_pipeline = workdir / "x.yaml"
     not_pipeline.write_text("a: 1\n")
     result = cli("run", str(not_pipeline))

@@ -120,3 +120,108 @@ def run_tasks(store: Store, run_id: str) -> list[TaskInfo]:
             )
         )
     return tasks
+
+
+def _span(artifact: pb.Artifact) -> int:
+    value = props(artifact).get("span", 0)
+    return int(value) if isinstance(value, int | float) else 0
+
+
+def previous_statistics(store: Store, pipeline_name: str, current_uri: str) -> tuple[str, int] | None:
+    """The statistics to measure drift against: of the same pipeline, recorded earlier.
+
+    The newest statistics of an earlier span if there is one; otherwise the newest earlier
+    statistics of the same span computed from different data (a re-delivered span, or a
+    pipeline without spans whose input changed). Returns (URI, span) or None.
+    """
+    from kubetfx.lineage.record import find_artifact
+    from kubetfx.types import STATISTICS
+
+    ctx = store.call(store.mlmd.get_context_by_type_and_name, PIPELINE_CONTEXT, pipeline_name)
+    current = find_artifact(store, current_uri)
+    if ctx is None or current is None:
+        return None
+    try:
+        type_id = store.type_id("artifact", STATISTICS)
+    except Exception:  # noqa: BLE001 - no statistics type yet means no baseline
+        return None
+    span = _span(current)
+    fingerprint = props(current).get("examples_fingerprint")
+    earlier = [
+        a
+        for a in store.call(store.mlmd.get_artifacts_by_context, ctx.id)
+        if a.type_id == type_id and a.id < current.id and a.state == pb.Artifact.LIVE and a.uri != current_uri
+    ]
+    older_spans = [a for a in earlier if _span(a) < span]
+    if older_spans:
+        chosen = max(older_spans, key=lambda a: (_span(a), a.id))
+    else:
+        same_span = [
+            a for a in earlier if _span(a) == span and props(a).get("examples_fingerprint") != fingerprint
+        ]
+        if not same_span:
+            return None
+        chosen = max(same_span, key=lambda a: a.id)
+    import os
+
+    if not os.path.exists(chosen.uri):
+        return None
+    return chosen.uri, _span(chosen)
+
+
+@dataclass
+class DriftPoint:
+    """One validation run's distances."""
+
+    artifact_id: int
+    time: float
+    span: int
+    baseline_span: int
+    distances: dict[str, float]
+    thresholds: dict[str, float]
+    run_id: str
+
+
+def drift_series(store: Store, pipeline_name: str) -> list[DriftPoint]:
+    """Every ExampleValidator result of a pipeline that had a baseline, oldest first."""
+    from kubetfx.types import ANOMALIES
+
+    ctx = store.call(store.mlmd.get_context_by_type_and_name, PIPELINE_CONTEXT, pipeline_name)
+    if ctx is None:
+        raise KubetfxError(
+            f"no pipeline {pipeline_name!r} in {store}; pipelines there: "
+            + (
+                ", ".join(
+                    sorted(c.name for c in store.call(store.mlmd.get_contexts_by_type, PIPELINE_CONTEXT))
+                )
+                or "none"
+            )
+        )
+    types = {t.name: t.id for t in store.call(store.mlmd.get_artifact_types)}
+    if ANOMALIES not in types:
+        return []
+    points = []
+    for artifact in store.call(store.mlmd.get_artifacts_by_context, ctx.id):
+        if artifact.type_id != types[ANOMALIES]:
+            continue
+        p = props(artifact)
+        if not p.get("drift_distances"):
+            continue
+        events = store.call(store.mlmd.get_events_by_artifact_ids, [artifact.id])
+        producer = [e.execution_id for e in events if e.type == pb.Event.OUTPUT]
+        run_id = ""
+        if producer:
+            [execution] = store.call(store.mlmd.get_executions_by_id, producer[:1])
+            run_id = str(props(execution).get("run_id", ""))
+        points.append(
+            DriftPoint(
+                artifact_id=artifact.id,
+                time=artifact.create_time_since_epoch / 1000,
+                span=int(p.get("span", 0)),
+                baseline_span=int(p.get("baseline_span", -1)),
+                distances={k: float(v) for k, v in p["drift_distances"].items()},
+                thresholds={k: float(v) for k, v in (p.get("drift_thresholds") or {}).items()},
+                run_id=run_id,
+            )
+        )
+    return sorted(points, key=lambda d: d.artifact_id)

@@ -101,9 +101,12 @@ def contexts_for(store: Store, identity: Identity) -> list[pb.Context]:
 
 
 def _artifact_proto(store: Store, record: ArtifactRecord, state: int) -> pb.Artifact:
-    artifact = pb.Artifact(
-        type_id=store.type_id("artifact", record.schema_title), uri=record.uri, state=state
-    )
+    # kubetfx artifacts travel as system.Artifact in KFP (see kubetfx.types) but are typed
+    # by their kind in lineage, so queries can tell statistics from schemas.
+    type_name = record.schema_title
+    if type_name == "system.Artifact" and record.metadata.get("kubetfx_type"):
+        type_name = str(record.metadata["kubetfx_type"])
+    artifact = pb.Artifact(type_id=store.type_id("artifact", type_name), uri=record.uri, state=state)
     if record.id is not None:
         artifact.id = record.id
     to_value(record.key, artifact.custom_properties["display_name"])

@@ -207,6 +207,7 @@ class LocalRunner:
         running: dict[Future[TaskResult], str] = {}
         with ThreadPoolExecutor(max_workers=max(1, len(tasks))) as pool:
             while len(done) < len(tasks):
+                settled = len(done)
                 for name, task in tasks.items():
                     if name in done or name in running.values():
                         continue
@@ -214,18 +215,18 @@ class LocalRunner:
                         continue
                     blocked = self._blocked(task, upstream[name], done)
                     if blocked:
-                        done[name] = self._add(
-                            TaskResult(name=f"{prefix}{name}", state=NOT_RUN, message=blocked)
-                        )
+                        done[name] = self._not_run(f"{prefix}{name}", task, blocked)
                         continue
                     future = pool.submit(
                         self._run_task_safely, name, task, params, artifacts, done.copy(), prefix
                     )
                     running[future] = name
                 if not running:
-                    if len(done) < len(tasks):  # pragma: no cover - guarded by _upstream checks
+                    if len(done) == len(tasks):
+                        break
+                    if len(done) == settled:  # nothing ran, nothing was settled: a cycle
                         raise PipelineSpecError(f"tasks in {prefix or 'root'} form a cycle")
-                    break
+                    continue  # tasks marked NOT_RUN in this pass may unblock others
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
                     done[running.pop(future)] = future.result()
@@ -247,7 +248,10 @@ class LocalRunner:
         if task.get("triggerPolicy", {}).get("strategy") == "ALL_UPSTREAM_TASKS_COMPLETED":
             return ""
         bad = sorted(u for u in ups if done[u].state in (FAILED, NOT_RUN))
-        return f"not run: upstream task {bad[0]} failed" if bad else ""
+        return f"upstream task {bad[0]} failed" if bad else ""
+
+    def _not_run(self, qname: str, task: dict[str, Any], reason: str) -> TaskResult:
+        return self._skipped(qname, self.doc.components[task["componentRef"]["name"]], reason, state=NOT_RUN)
 
     def _add(self, result: TaskResult) -> TaskResult:
         with self._results_lock:
@@ -302,7 +306,9 @@ class LocalRunner:
             self._run_container(qname, task, component, executor["container"], params, artifacts)
         )
 
-    def _skipped(self, qname: str, component: dict[str, Any], reason: str) -> TaskResult:
+    def _skipped(
+        self, qname: str, component: dict[str, Any], reason: str, state: str = SKIPPED
+    ) -> TaskResult:
         from ml_metadata.proto import metadata_store_pb2 as pb
 
         from kubetfx.lineage import record
@@ -316,9 +322,9 @@ class LocalRunner:
             type_name="system.DAGExecution" if kind == "dag" else record.CONTAINER_EXECUTION,
             extra={"skipped_reason": reason},
         )
-        self.echo(f"  {qname}: skipped ({reason})")
+        self.echo(f"  {qname}: {'skipped' if state == SKIPPED else 'not run'} ({reason})")
         return self._add(
-            TaskResult(name=qname, state=SKIPPED, message=reason, execution_id=execution_id, kind=kind)
+            TaskResult(name=qname, state=state, message=reason, execution_id=execution_id, kind=kind)
         )
 
     def _run_loop(
@@ -911,13 +917,15 @@ def _lineage_record(artifact: Artifact) -> Any:
 
 def _from_mlmd(key: str, artifact: Any, store: Any) -> Artifact:
     from kubetfx.lineage.record import props
+    from kubetfx.types import kfp_title
 
     types = store.call(store.mlmd.get_artifact_types_by_id, [artifact.type_id])
     metadata = {k: v for k, v in props(artifact).items() if k != "display_name"}
+    type_name = types[0].name if types else "system.Artifact"
     return Artifact(
         key=key,
         uri=artifact.uri,
-        schema_title=types[0].name if types else "system.Artifact",
+        schema_title=kfp_title(type_name) if type_name.startswith("kubetfx.") else type_name,
         metadata=metadata,
         id=artifact.id,
     )

@@ -1,0 +1,82 @@
+"""TFRecord files without TensorFlow: framing (length, masked CRC32C, data, masked CRC32C),
+gzip-compressed as TensorFlow's ``GZIP`` TFRecord option writes them, and the TFX
+Examples layout (``Split-<name>/data_tfrecord-*.gz``)."""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import os
+import struct
+from collections.abc import Iterable, Iterator
+
+from kubetfx.errors import InputDataError
+
+_LENGTH = struct.Struct("<Q")
+_CRC = struct.Struct("<I")
+
+
+def _masked_crc(data: bytes) -> int:
+    import google_crc32c
+
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def write_tfrecord_gz(path: str, records: Iterable[bytes], compresslevel: int = 1) -> None:
+    """Write records in TFRecord framing, gzip-compressed."""
+    # mtime=0 and no file name in the gzip header: the same records give the same bytes.
+    with (
+        open(path, "wb") as raw,
+        gzip.GzipFile(filename="", mode="wb", fileobj=raw, compresslevel=compresslevel, mtime=0) as f,
+    ):
+        for record in records:
+            length = _LENGTH.pack(len(record))
+            f.write(length)
+            f.write(_CRC.pack(_masked_crc(length)))
+            f.write(record)
+            f.write(_CRC.pack(_masked_crc(record)))
+
+
+def read_tfrecord_gz(path: str, verify: bool = True) -> Iterator[bytes]:
+    """Yield the records of a gzip TFRecord file; a corrupt file fails naming the record."""
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    offset, index, end = 0, 0, len(data)
+    while offset < end:
+        if offset + 12 > end:
+            raise InputDataError(f"{path}: truncated TFRecord header at record {index}")
+        header = data[offset : offset + 8]
+        (length,) = _LENGTH.unpack(header)
+        if verify and _CRC.unpack_from(data, offset + 8)[0] != _masked_crc(header):
+            raise InputDataError(f"{path}: corrupt TFRecord length at record {index}")
+        start = offset + 12
+        stop = start + length
+        if stop + 4 > end:
+            raise InputDataError(f"{path}: truncated TFRecord data at record {index}")
+        record = data[start:stop]
+        if verify and _CRC.unpack_from(data, stop)[0] != _masked_crc(record):
+            raise InputDataError(f"{path}: corrupt TFRecord data at record {index}")
+        yield record
+        offset, index = stop + 4, index + 1
+
+
+def split_pattern(examples_dir: str, split: str) -> str:
+    """The file pattern of one split of an Examples artifact."""
+    return os.path.join(examples_dir, f"Split-{split}", "data_tfrecord-*.gz")
+
+
+def split_names(examples_dir: str) -> list[str]:
+    """The splits an Examples artifact holds, from its folders (train first, then by name)."""
+    names = [os.path.basename(p)[len("Split-") :] for p in glob.glob(os.path.join(examples_dir, "Split-*"))]
+    if not names:
+        raise InputDataError(f"{examples_dir}: no Split-<name> folders; is this an Examples artifact?")
+    return sorted(names, key=lambda n: (n != "train", n != "eval", n))
+
+
+def split_files(examples_dir: str, split: str) -> list[str]:
+    """The TFRecord files of one split (an error if there are none)."""
+    files = sorted(glob.glob(split_pattern(examples_dir, split)))
+    if not files:
+        raise InputDataError(f"{examples_dir}: split {split!r} has no data_tfrecord-*.gz files")
+    return files
