@@ -7,7 +7,8 @@ which TensorFlow reads back as usual.
 
 Layout written under ``output_dir``::
 
-    Split-<name>/data_tfrecord-00000-of-00001.gz
+    Split-<name>/data_tfrecord-00000-of-00001.gz   (the contract: gzip TFRecord of tf.Example)
+    Split-<name>/data.parquet                      (the same rows, columnar, for fast statistics)
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from kubetfx.tfrecord import write_tfrecord_gz
 from kubetfx.types import EXAMPLES, TYPE_KEY
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
+COLUMNAR_FILE = "data.parquet"
 PARQUET_SUFFIXES = (".parquet", ".pq")
 SPAN_PLACEHOLDER = "{SPAN}"
 # Cells that mean "missing" in a CSV (pyarrow's defaults, which include the "NA" of R exports).
@@ -65,6 +67,7 @@ class ExampleGenResult:
             "input_format": self.file_format,
             "payload_format": "FORMAT_TF_EXAMPLE",
             "layout": "Split-<split>/data_tfrecord-*.gz",
+            "columnar_copy": f"Split-<split>/{COLUMNAR_FILE}",
             "row_counts": dict(self.row_counts),
             "columns": list(self.columns),
         }
@@ -392,13 +395,20 @@ def run(
             f"{input_uri}: split {empty[0]!r} got no rows out of {table.num_rows} "
             f"(splits {splits!r}{by}); use more rows or other split buckets"
         )
+    import pyarrow.parquet as pq
+
     batch = table_to_record_batch(table)
     encoder = example_coder.RecordBatchToExamplesEncoder()
     for i, (name, _) in enumerate(split_spec):
-        rows = batch.filter(pa.array(index == i))
+        mask = pa.array(index == i)
+        rows = batch.filter(mask)
         split_dir = Path(output_dir, f"Split-{name}")
         split_dir.mkdir(parents=True, exist_ok=True)
         write_tfrecord_gz(str(split_dir / "data_tfrecord-00000-of-00001.gz"), encoder.encode(rows))
+        # A columnar copy of the same rows: decoding tf.Examples costs ~16 us a row, reading
+        # this ~0.7 us, so StatisticsGen and the Evaluator read it when it is there. TFX
+        # tools read only the TFRecords and ignore it.
+        pq.write_table(table.filter(mask), split_dir / COLUMNAR_FILE)
     return ExampleGenResult(
         input_uri=input_uri,
         files=files,

@@ -3,8 +3,9 @@
 Two paths give the same statistics proto:
 
 * **in memory** (default when a split's files total at most ``in_memory_max_mb``
-  compressed): records are read here, decoded to Arrow by tfx-bsl and summarised by
-  TFDV's ``generate_statistics_in_memory``, with no Beam start-up;
+  compressed): TFDV's ``generate_statistics_in_memory`` over Arrow, with no Beam
+  start-up. The rows come from ExampleGen's columnar copy (``data.parquet``) when it is
+  there, else from the TFRecords, decoded by tfx-bsl (about 20x slower to read);
 * **Beam** otherwise: ``tfdv.GenerateStatistics`` in a Beam pipeline whose options pass
   through (DirectRunner in multi-process mode on this machine's cores by default; any
   runner by ``--runner=...``).
@@ -24,6 +25,8 @@ from typing import Any
 from kubetfx.errors import InputDataError
 from kubetfx.tfrecord import read_tfrecord_gz, split_files, split_names, split_pattern
 from kubetfx.types import STATISTICS, TYPE_KEY
+
+COLUMNAR_FILE = "data.parquet"  # written by ExampleGen next to the TFRecords
 
 DEFAULT_IN_MEMORY_MAX_MB = 256
 DEFAULT_BEAM_ARGS = (
@@ -86,6 +89,20 @@ def statistics_in_memory(records: list[bytes], name: str, sample_rate: float = 1
     return stats
 
 
+def statistics_of_columnar(path: str, name: str, sample_rate: float = 1.0) -> Any:
+    """Statistics from ExampleGen's columnar copy of a split (same rows as its TFRecords)."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    if sample_rate < 1.0:
+        rng = np.random.default_rng(0)
+        table = table.filter(rng.random(table.num_rows) < sample_rate)
+    if table.num_rows == 0:
+        raise InputDataError(f"split {name!r} has no examples to compute statistics of")
+    return statistics_of_table(table, name)
+
+
 def statistics_of_table(table: Any, name: str) -> Any:
     """Statistics of a pyarrow Table (serving samples), with the same options."""
     from kubetfx.components.example_gen.executor import table_to_record_batch
@@ -134,7 +151,12 @@ def run(
         out_file = Path(output_dir, f"Split-{split}", STATS_FILE)
         out_file.parent.mkdir(parents=True, exist_ok=True)
         size_mb = sum(os.path.getsize(f) for f in files) / 2**20
-        if size_mb <= in_memory_max_mb:
+        columnar = Path(examples_dir, f"Split-{split}", COLUMNAR_FILE)
+        if size_mb <= in_memory_max_mb and columnar.exists():
+            stats = statistics_of_columnar(str(columnar), split, sample_rate)
+            out_file.write_bytes(stats.SerializeToString())
+            result.path[split] = "in-memory (columnar copy)"
+        elif size_mb <= in_memory_max_mb:
             records = [r for f in files for r in read_tfrecord_gz(f)]
             stats = statistics_in_memory(records, split, sample_rate)
             out_file.write_bytes(stats.SerializeToString())

@@ -77,13 +77,13 @@ def statistics_html(
             name = ".".join(feature.path.step) or feature.name
             if feature.HasField("num_stats"):
                 s = feature.num_stats
-                missing = s.common_stats.num_missing / total
+                present, missing = _present_and_missing(s.common_stats, total)
                 median = _median(s)
                 numeric_rows.append(
                     [
                         name,
                         statistics_pb2.FeatureNameStatistics.Type.Name(feature.type),
-                        s.common_stats.num_non_missing,
+                        present,
                         bar(missing),
                         s.mean,
                         s.std_dev,
@@ -95,14 +95,14 @@ def statistics_html(
                 )
             elif feature.HasField("string_stats"):
                 s = feature.string_stats
-                missing = s.common_stats.num_missing / total
+                present, missing = _present_and_missing(s.common_stats, total)
                 if name in redacted:
                     top = Markup("<span class='muted'>redacted</span>")
                 else:
                     top = Markup(
                         "<br>".join(f"{html.escape(v.value)} ({int(v.frequency)})" for v in s.top_values[:5])
                     )
-                categorical_rows.append([name, s.common_stats.num_non_missing, bar(missing), s.unique, top])
+                categorical_rows.append([name, present, bar(missing), s.unique, top])
         if numeric_rows:
             sections.append("<h3>Numeric features</h3>")
             sections.append(
@@ -131,6 +131,16 @@ def statistics_html(
                 )
             )
     return page(title, sections)
+
+
+def _present_and_missing(common: Any, total: int) -> tuple[int, float]:
+    """Examples with a value, and the missing fraction: absent features and empty lists both
+    count as missing (an empty CSV cell becomes an empty list in a tf.Example)."""
+    empty = 0
+    if common.max_num_values <= 1:
+        empty = max(0, int(common.num_non_missing - common.tot_num_values))
+    present = int(common.num_non_missing) - empty
+    return present, (int(common.num_missing) + empty) / total
 
 
 def _median(num_stats: Any) -> float | str:

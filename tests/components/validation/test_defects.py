@@ -134,26 +134,55 @@ def test_inferred_schema_and_environments(tmp_path: Path, penguins) -> None:
         schema_gen.run(stats, str(tmp_path / "y"), schema_file=str(broken))
 
 
-def test_beam_path_matches_in_memory_path(tmp_path: Path, penguins) -> None:
+def test_columnar_tfrecord_and_beam_paths_agree(tmp_path: Path, penguins) -> None:
+    import shutil
+
     csv = tmp_path / "p.csv"
     penguins.to_csv(csv, index=False)
     example_gen.run(str(csv), str(tmp_path / "ex"))
-    memory = statistics_gen.run(str(tmp_path / "ex"), str(tmp_path / "mem"))
+    shutil.copytree(tmp_path / "ex", tmp_path / "ex-no-copy")
+    for copy in (tmp_path / "ex-no-copy").glob("Split-*/data.parquet"):
+        copy.unlink()
+    columnar = statistics_gen.run(str(tmp_path / "ex"), str(tmp_path / "col"))
+    decoded = statistics_gen.run(str(tmp_path / "ex-no-copy"), str(tmp_path / "mem"))
     beam = statistics_gen.run(
         str(tmp_path / "ex"),
         str(tmp_path / "beam"),
         in_memory_max_mb=0,
         beam_pipeline_args=["--runner=DirectRunner", "--direct_running_mode=in_memory"],
     )
-    assert memory.path["train"] == "in-memory" and beam.path["train"] == "beam"
-    assert memory.num_examples == beam.num_examples
-    a = statistics_gen.load(str(tmp_path / "mem"), "train").datasets[0]
-    b = statistics_gen.load(str(tmp_path / "beam"), "train").datasets[0]
-    by_name = {f.path.step[0]: f for f in b.features}
-    for feature in a.features:
-        other = by_name[feature.path.step[0]]
-        if feature.HasField("num_stats"):
-            assert feature.num_stats.mean == pytest.approx(other.num_stats.mean, rel=1e-9)
-            assert feature.num_stats.num_zeros == other.num_stats.num_zeros
-        else:
-            assert feature.string_stats.unique == other.string_stats.unique
+    assert columnar.path["train"] == "in-memory (columnar copy)"
+    assert decoded.path["train"] == "in-memory" and beam.path["train"] == "beam"
+    assert columnar.num_examples == decoded.num_examples == beam.num_examples
+    reference = statistics_gen.load(str(tmp_path / "col"), "train").datasets[0]
+    for other_dir in ("mem", "beam"):
+        other = statistics_gen.load(str(tmp_path / other_dir), "train").datasets[0]
+        by_name = {f.path.step[0]: f for f in other.features}
+        for feature in reference.features:
+            twin = by_name[feature.path.step[0]]
+            assert feature.type == twin.type, feature.path
+            if feature.HasField("num_stats"):
+                assert feature.num_stats.mean == pytest.approx(twin.num_stats.mean, rel=1e-6)
+                assert feature.num_stats.std_dev == pytest.approx(twin.num_stats.std_dev, rel=1e-6)
+                assert feature.num_stats.num_zeros == twin.num_stats.num_zeros
+                assert (
+                    feature.num_stats.common_stats.tot_num_values
+                    == twin.num_stats.common_stats.tot_num_values
+                )
+            else:
+                assert feature.string_stats.unique == twin.string_stats.unique
+                assert [v.value for v in feature.string_stats.top_values] == [
+                    v.value for v in twin.string_stats.top_values
+                ]
+
+
+def test_statistics_report_counts_empty_cells_as_missing(tmp_path: Path, penguins) -> None:
+    from kubetfx.reports import statistics_html
+
+    stats = _stats(tmp_path, penguins, "r")
+    page = statistics_html({s: statistics_gen.load(stats, s) for s in ("train", "eval")})
+    import re
+
+    present = [int(n) for n in re.findall(r"<td>sex</td><td class='num'>(\d+)</td>", page)]
+    assert sum(present) == 344 - 11  # 11 penguins have no sex recorded
+    assert "<script" not in page
