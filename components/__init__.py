@@ -12,5 +12,6 @@ if os.environ.get("_KFP_RUNTIME") != "true":
     from kubetfx.components.example_validator.component import example_validator
     from kubetfx.components.schema_gen.component import schema_gen
     from kubetfx.components.statistics_gen.component import statistics_gen
+    from kubetfx.components.trainer.component import trainer
 
-__all__ = ["example_gen", "example_validator", "schema_gen", "statistics_gen"]
+__all__ = ["example_gen", "example_validator", "schema_gen", "statistics_gen", "trainer"]

@@ -1,11 +1,11 @@
 """The reference training pipeline: wiring only; components say what, the pipeline says where.
 
-ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator today; the training issue
-extends it with Trainer -> Evaluator -> Pusher.
+ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> Trainer today; the
+Evaluator and Pusher come next.
 """
 
 from kfp import dsl
-from kubetfx.components import example_gen, example_validator, schema_gen, statistics_gen
+from kubetfx.components import example_gen, example_validator, schema_gen, statistics_gen, trainer
 
 PENGUINS = "pkg://palmerpenguins/data/penguins.csv"
 PENGUINS_SCHEMA = "pkg://kubetfx.schemas/penguins/schema.pbtxt"
@@ -13,7 +13,7 @@ PENGUINS_SCHEMA = "pkg://kubetfx.schemas/penguins/schema.pbtxt"
 
 @dsl.pipeline(
     name="kubetfx-training",
-    description="Reads tabular CSV/Parquet data into split tf.Examples and validates it with TFDV.",
+    description="Reads tabular CSV/Parquet data, validates it with TFDV and trains a Keras model on it.",
 )
 def training(
     input_uri: str = PENGUINS,
@@ -23,6 +23,8 @@ def training(
     label_key: str = "species",
     fail_on_anomalies: bool = True,
     serving_data_uri: str = "",
+    epochs: int = 30,
+    module_file: str = "",
 ) -> None:
     """The reference pipeline.
 
@@ -36,13 +38,24 @@ def training(
         label_key: The label column (required in training, absent at serving).
         fail_on_anomalies: Stop the pipeline when the data has anomalies, drifted or skewed.
         serving_data_uri: Optional serving-data sample for the skew check.
+        epochs: Training epochs of the built-in model.
+        module_file: A Python file with ``run_fn(fn_args)`` to train your own model.
     """
     gen = example_gen(input_uri=input_uri, splits=splits, partition_feature=partition_feature)
     stats = statistics_gen(examples=gen.outputs["examples"])
     schema = schema_gen(statistics=stats.outputs["statistics"], schema_file=schema_file, label_key=label_key)
-    example_validator(
+    validated = example_validator(
         statistics=stats.outputs["statistics"],
         schema=schema.outputs["schema"],
         fail_on_anomalies=fail_on_anomalies,
         serving_data_uri=serving_data_uri,
     )
+    # Never train on data that failed validation: the trainer waits for the validator.
+    trainer(
+        examples=gen.outputs["examples"],
+        schema=schema.outputs["schema"],
+        statistics=stats.outputs["statistics"],
+        label_key=label_key,
+        epochs=epochs,
+        module_file=module_file,
+    ).after(validated)

@@ -32,7 +32,7 @@ def test_reference_pipeline_records_lineage_in_mariadb(
     store = connect(mysql_url)
     executions = store.mlmd.get_executions()
     states = [e.last_known_state for e in executions]
-    assert states.count(pb.Execution.COMPLETE) == 4 and states.count(pb.Execution.CACHED) == 4
+    assert states.count(pb.Execution.COMPLETE) == 5 and states.count(pb.Execution.CACHED) == 5
     for e in executions:
         assert mariadb["password"] not in str(props(e))
     [artifact] = [a for a in store.mlmd.get_artifacts() if "examples" in a.uri]

@@ -14,7 +14,7 @@ from kubetfx.lineage.store import connect
 
 REPO = Path(__file__).resolve().parents[2]
 PIPELINE = str(REPO / "pipelines/training/pipeline.yaml")
-TASKS = ("example-gen", "statistics-gen", "schema-gen", "example-validator")
+TASKS = ("example-gen", "statistics-gen", "schema-gen", "example-validator", "trainer")
 
 
 @dsl.pipeline(name="read-only")
@@ -125,6 +125,7 @@ def test_bad_input_fails_the_run_with_the_file_and_line_and_publishes_nothing(wo
     assert _state(result.stdout, "example-gen") == "FAILED"
     assert _state(result.stdout, "statistics-gen") == "NOT_RUN"
     assert _state(result.stdout, "example-validator") == "NOT_RUN"
+    assert _state(result.stdout, "trainer") == "NOT_RUN"
     assert not list(workdir.glob("root/**/examples")), "no output may be published on failure"
     assert not list(workdir.glob("root/**/examples.partial-*")), "staging must be cleaned up"
     store = connect(f"sqlite:///{workdir}/mlmd.sqlite")

@@ -48,6 +48,9 @@ def test_a_bad_span_stops_the_run_and_lineage_says_why(workdir: Path, cli) -> No
     assert second.returncode == 1
     assert "example-validator  FAILED" in second.stdout
     assert "feature 'island'" in second.stdout and "Atlantis" in second.stdout
+    assert re.search(r"^trainer\s+NOT_RUN", second.stdout, re.MULTILINE), (
+        "no training on data that failed validation"
+    )
 
     validator = _executions(workdir)["example-validator"]
     failed = [
@@ -65,7 +68,16 @@ def test_a_bad_span_stops_the_run_and_lineage_says_why(workdir: Path, cli) -> No
 
     # Record and continue: the same data passes with fail_on_anomalies=false, and the
     # drift series now has the span-2-vs-span-1 distances.
-    third = cli("run", PIPELINE, "--param", f"input_uri={uri}", "--param", "fail_on_anomalies=false")
+    third = cli(
+        "run",
+        PIPELINE,
+        "--param",
+        f"input_uri={uri}",
+        "--param",
+        "fail_on_anomalies=false",
+        "--param",
+        "epochs=1",
+    )
     assert third.returncode == 0, third.stdout
     assert re.search(r"example-validator\s+SUCCEEDED.*anomaly_count=[1-9]\d*, valid=False", third.stdout)
     drift = cli("drift", "kubetfx-training", "--plot", str(workdir / "drift.png"))

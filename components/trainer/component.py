@@ -1,0 +1,87 @@
+"""Trainer's KFP interface: the typed signature is the spec; the body calls the executor."""
+
+from typing import NamedTuple
+
+from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
+
+from kubetfx.dsl import component
+
+
+@component
+def trainer(
+    examples: Input[Dataset],
+    schema: Input[Artifact],
+    statistics: Input[Artifact],
+    model: Output[Model],
+    metrics: Output[Metrics],
+    label_key: str,
+    epochs: int = 30,
+    batch_size: int = 32,
+    learning_rate: float = 0.01,
+    hidden_units: list = [32, 16],  # noqa: B006 - KFP reads the default from the signature
+    dropout: float = 0.0,
+    seed: int = 42,
+    module_file: str = "",
+    mixed_precision: bool = True,
+    custom_config: dict = {},  # noqa: B006
+) -> NamedTuple("Outputs", [("val_accuracy", float), ("device", str)]):
+    """Trains a Keras model: a built-in tabular model from the schema, or a user's run_fn.
+
+    Args:
+        examples: Examples with train and eval splits.
+        schema: Schema from SchemaGen (features, domains, the label's classes).
+        statistics: ExampleStatistics (means and deviations for normalization).
+        model: Output model: ``Format-Serving/`` SavedModel whose ``serving_default``
+            takes serialized tf.Example.
+        metrics: Output training and validation metrics for the Kubeflow UI.
+        label_key: The label column.
+        epochs: Built-in model: passes over the training data.
+        batch_size: Built-in model: examples per step.
+        learning_rate: Built-in model: Adam's learning rate.
+        hidden_units: Built-in model: widths of the hidden layers.
+        dropout: Built-in model: dropout after each hidden layer.
+        seed: Seed for weights, shuffling and dropout.
+        module_file: A Python file with ``run_fn(fn_args)`` (TFX's contract) to train
+            your own model instead; it must write a SavedModel to
+            ``fn_args.serving_model_dir``. Runs with the pipeline's permissions.
+        mixed_precision: Use bfloat16 on GPUs that support it.
+        custom_config: Passed to ``run_fn`` as ``fn_args.custom_config``.
+
+    Returns:
+        val_accuracy: Accuracy on the eval split (built-in model).
+        device: Where training ran (CPU, GPU:0, N GPUs).
+    """
+    from kubetfx.components.trainer import executor
+
+    from kubetfx.types import SCHEMA, STATISTICS, expect
+
+    expect(SCHEMA, schema.metadata, "schema", schema.uri)
+    expect(STATISTICS, statistics.metadata, "statistics", statistics.uri)
+    hyperparameters = (
+        {}
+        if module_file
+        else {
+            "epochs": epochs,
+            "batch_size": batch_size,
+            "learning_rate": learning_rate,
+            "hidden_units": [int(u) for u in hidden_units],
+            "dropout": dropout,
+            "seed": seed,
+        }
+    )
+    result = executor.run(
+        examples.path,
+        schema.path,
+        statistics.path,
+        model.path,
+        label_key=label_key,
+        hyperparameters=hyperparameters,
+        module_file=module_file,
+        mixed_precision=mixed_precision,
+        custom_config=custom_config,
+    )
+    model.metadata.update(result.metadata())
+    for name, value in result.metrics.items():
+        metrics.log_metric(name, value)
+    outputs = NamedTuple("Outputs", [("val_accuracy", float), ("device", str)])
+    return outputs(float(result.metrics.get("val_accuracy", 0.0)), result.device)
