@@ -115,6 +115,15 @@ def _artifact_proto(store: Store, record: ArtifactRecord, state: int) -> pb.Arti
     return artifact
 
 
+def _event(kind: int, key: str, index: int | None = None) -> pb.Event:
+    """An INPUT or OUTPUT event whose path is the input/output name (and list index)."""
+    event = pb.Event(type=kind)
+    event.path.steps.add().key = key
+    if index is not None:
+        event.path.steps.add().index = index
+    return event
+
+
 def find_artifact(store: Store, uri: str) -> pb.Artifact | None:
     """The newest live artifact at ``uri``, if any (URI is the join key across stores)."""
     found = [a for a in store.call(store.mlmd.get_artifacts_by_uri, uri) if a.state == pb.Artifact.LIVE]
@@ -136,11 +145,7 @@ def _input_pairs(
                 # Produced outside kubetfx (an importer in a cluster, a third-party task):
                 # register it so the lineage still reaches it.
                 artifact = _artifact_proto(store, record, pb.Artifact.LIVE)
-            event = pb.Event(type=pb.Event.INPUT)
-            event.path.steps.add().key = key
-            if len(records) > 1:
-                event.path.steps.add().index = index
-            pairs.append((artifact, event))
+            pairs.append((artifact, _event(pb.Event.INPUT, key, index if len(records) > 1 else None)))
     return pairs
 
 
@@ -224,10 +229,7 @@ def finish_execution(
     keys = []
     for key, records in outputs.items():
         for index, record in enumerate(records):
-            event = pb.Event(type=pb.Event.OUTPUT)
-            event.path.steps.add().key = key
-            if len(records) > 1:
-                event.path.steps.add().index = index
+            event = _event(pb.Event.OUTPUT, key, index if len(records) > 1 else None)
             pairs.append((_artifact_proto(store, record, pb.Artifact.LIVE), event))
             keys.append(key)
     _, artifact_ids, _ = store.call(
@@ -272,9 +274,7 @@ def record_outcome(
     for key, records in (outputs or {}).items():
         for record in records:
             [artifact] = store.call(store.mlmd.get_artifacts_by_id, [record.id])
-            event = pb.Event(type=pb.Event.OUTPUT)
-            event.path.steps.add().key = key
-            pairs.append((artifact, event))
+            pairs.append((artifact, _event(pb.Event.OUTPUT, key)))
     execution_id, _, _ = store.call(
         store.mlmd.put_execution,
         execution,
