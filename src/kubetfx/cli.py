@@ -195,6 +195,38 @@ def drift(pipeline_name: str, metadata: str | None, last: int, plot_file: str | 
 
 
 @cli.group()
+def lineage() -> None:
+    """Ask lineage questions: what made this model, what did this data touch."""
+
+
+@lineage.command("model")
+@click.argument("ref")
+@click.option("--metadata", help=METADATA_HELP)
+def lineage_model(ref: str, metadata: str | None) -> None:
+    """Provenance: everything upstream of an artifact (id or URI), with runs, params and code."""
+    from kubetfx.lineage.graph import MLMDLineage, render_tree
+    from kubetfx.lineage.store import connect
+
+    source = MLMDLineage(connect(resolve_metadata_url(metadata)))
+    click.echo(render_tree(source.walk(ref, "up"), "up"))
+
+
+@lineage.command("dataset")
+@click.argument("ref")
+@click.option("--metadata", help=METADATA_HELP)
+def lineage_dataset(ref: str, metadata: str | None) -> None:
+    """Impact: everything downstream of an artifact (id or URI), e.g. models trained on a dataset."""
+    from kubetfx.lineage.graph import MLMDLineage, render_tree
+    from kubetfx.lineage.store import connect
+
+    source = MLMDLineage(connect(resolve_metadata_url(metadata)))
+    graph = source.walk(ref, "down")
+    click.echo(render_tree(graph, "down"))
+    models = sorted({n.id for n in graph.nodes.values() if n.kind == "artifact" and n.type == "system.Model"})
+    click.echo(f"\nmodels trained on it: {', '.join(map(str, models)) or 'none'}")
+
+
+@cli.group()
 def schema() -> None:
     """Look at and evolve schemas."""
 

@@ -83,6 +83,41 @@ def test_cli_run_summary_cache_and_lineage(workdir: Path, cli) -> None:
     # StatisticsGen consumed that very artifact: an INPUT event links them.
     stats_events = store.mlmd.get_events_by_execution_ids([executions["statistics-gen"].id])
     assert any(e.type == pb.Event.INPUT and e.artifact_id == artifact.id for e in stats_events)
+    # Provenance of the model and impact of the data, as a user asks them.
+    [model_event] = [
+        e
+        for e in store.mlmd.get_events_by_execution_ids([executions["trainer"].id])
+        if e.type == pb.Event.OUTPUT and e.path.steps[0].key == "model"
+    ]
+    [model] = store.mlmd.get_artifacts_by_id([model_event.artifact_id])
+    upstream = cli("lineage", "model", model.uri)
+    assert upstream.returncode == 0, upstream.stderr
+    for expected in (
+        "system.Model",
+        "trainer (execution",
+        "example-gen (execution",
+        "schema-gen (execution",
+        "input_uri=pkg://palmerpenguins/data/penguins.csv",
+        f"run {run_id}",
+        "label_key=species",
+        "code 0.1.0+",
+        "span=0",
+        "fingerprint=",
+    ):
+        assert expected in upstream.stdout, (expected, upstream.stdout)
+    downstream = cli("lineage", "dataset", str(artifact.id))
+    assert downstream.returncode == 0, downstream.stderr
+    assert f"models trained on it: {model.id}" in downstream.stdout
+    assert "statistics-gen (execution" in downstream.stdout and "trainer (execution" in downstream.stdout
+    unknown = cli("lineage", "model", "999999")
+    assert (
+        unknown.returncode == 2
+        and len(unknown.stderr.strip().splitlines()) == 1
+        and "no artifact" in unknown.stderr
+    )
+    pushed = cli("lineage", "model", "penguins:3")
+    assert pushed.returncode == 2 and "no pushed models" in pushed.stderr
+
     # The cached run's executions point at the first ones and reuse their artifacts.
     cached = _by_task(store, _run_id(second.stdout))["example-gen"]
     assert cached.last_known_state == pb.Execution.CACHED

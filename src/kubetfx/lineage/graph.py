@@ -1,0 +1,276 @@
+"""Provenance and impact: walk lineage from one artifact, upstream or downstream.
+
+The walk follows events from the artifact outwards (never lists a whole context), so its
+cost grows with the size of the answer, not of the store. It sits behind
+:class:`LineageSource`, a small interface with ML Metadata behind it today, so a backend
+for the KFP API server's own artifact store (KEP-12147) can be added without touching the
+CLI or the notebook API.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ml_metadata.proto import metadata_store_pb2 as pb
+
+from kubetfx.errors import KubetfxError
+from kubetfx.lineage.record import STATE_NAMES, props
+from kubetfx.lineage.store import Store
+
+
+@dataclass
+class Node:
+    """An artifact or an execution."""
+
+    kind: str  # "artifact" | "execution"
+    id: int
+    type: str
+    label: str  # an artifact's URI, an execution's task name
+    state: str
+    properties: dict[str, Any] = field(default_factory=dict)
+    time: float = 0.0
+
+    @property
+    def key(self) -> str:
+        return f"{self.kind[0]}{self.id}"
+
+
+@dataclass
+class Edge:
+    """An event: artifact -> execution (INPUT) or execution -> artifact (OUTPUT)."""
+
+    source: str
+    target: str
+    name: str  # the input or output name
+
+
+@dataclass
+class Graph:
+    """The nodes and edges a walk reached, from ``root``."""
+
+    root: str
+    nodes: dict[str, Node] = field(default_factory=dict)
+    edges: list[Edge] = field(default_factory=list)
+
+    def parents(self, key: str) -> list[tuple[Edge, Node]]:
+        return [(e, self.nodes[e.source]) for e in self.edges if e.target == key]
+
+    def children(self, key: str) -> list[tuple[Edge, Node]]:
+        return [(e, self.nodes[e.target]) for e in self.edges if e.source == key]
+
+
+class LineageSource(Protocol):
+    """What the CLI and the Python API need from a lineage store."""
+
+    def resolve(self, ref: str) -> Node: ...
+
+    def walk(self, ref: str, direction: str, max_hops: int = 20) -> Graph: ...
+
+
+class MLMDLineage:
+    """:class:`LineageSource` over an ML Metadata store (SQLite, MySQL or gRPC)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._types: dict[tuple[str, int], str] = {}
+
+    def _type(self, kind: str, type_id: int) -> str:
+        if (kind, type_id) not in self._types:
+            get = (
+                self.store.mlmd.get_artifact_types_by_id
+                if kind == "artifact"
+                else self.store.mlmd.get_execution_types_by_id
+            )
+            for t in self.store.call(get, [type_id]):
+                self._types[(kind, t.id)] = t.name
+        return self._types.get((kind, type_id), "?")
+
+    def _artifact_node(self, artifact: pb.Artifact) -> Node:
+        return Node(
+            kind="artifact",
+            id=artifact.id,
+            type=self._type("artifact", artifact.type_id),
+            label=artifact.uri,
+            state=pb.Artifact.State.Name(artifact.state),
+            properties=props(artifact),
+            time=artifact.create_time_since_epoch / 1000,
+        )
+
+    def _execution_node(self, execution: pb.Execution) -> Node:
+        p = props(execution)
+        return Node(
+            kind="execution",
+            id=execution.id,
+            type=self._type("execution", execution.type_id),
+            label=str(p.get("task_name", "")),
+            state=STATE_NAMES.get(execution.last_known_state, "UNKNOWN"),
+            properties=p,
+            time=execution.create_time_since_epoch / 1000,
+        )
+
+    def resolve(self, ref: str) -> Node:
+        """An artifact by id, or by URI (the newest live one there)."""
+        from kubetfx.lineage.record import find_artifact
+
+        if ref.isdigit():
+            found = self.store.call(self.store.mlmd.get_artifacts_by_id, [int(ref)])
+            if found:
+                return self._artifact_node(found[0])
+        else:
+            if ":" in ref and "/" not in ref:
+                raise KubetfxError(
+                    f"{ref!r}: no pushed models are recorded in {self.store} yet (MODEL_NAME:VERSION names "
+                    "a pushed model); use an artifact id or URI from `kubetfx runs show RUN`"
+                )
+            artifact = find_artifact(self.store, ref)
+            if artifact is not None:
+                return self._artifact_node(artifact)
+        if not self.store.call(self.store.mlmd.get_artifact_types):
+            raise KubetfxError(
+                f"{self.store} holds no lineage yet; run a pipeline first (kubetfx run PIPELINE.yaml)"
+            )
+        raise KubetfxError(
+            f"no artifact {ref!r} in {self.store}; give an artifact id or URI "
+            "as `kubetfx runs show RUN` lists them"
+        )
+
+    def walk(self, ref: str, direction: str, max_hops: int = 20) -> Graph:
+        """Everything upstream (``up``) or downstream (``down``) of an artifact."""
+        root = self.resolve(ref)
+        graph = Graph(root=root.key, nodes={root.key: root})
+        queue = deque([(root, 0)])
+        into_execution = pb.Event.OUTPUT if direction == "up" else pb.Event.INPUT
+        out_of_execution = pb.Event.INPUT if direction == "up" else pb.Event.OUTPUT
+        while queue:
+            node, hops = queue.popleft()
+            if hops >= max_hops:
+                continue
+            if node.kind == "artifact":
+                events = [
+                    e
+                    for e in self.store.call(self.store.mlmd.get_events_by_artifact_ids, [node.id])
+                    if e.type == into_execution
+                ]
+                ids = sorted({e.execution_id for e in events})
+                found = (
+                    {x.id: x for x in self.store.call(self.store.mlmd.get_executions_by_id, ids)}
+                    if ids
+                    else {}
+                )
+                for event in events:
+                    other = self._execution_node(found[event.execution_id])
+                    self._link(graph, queue, node, other, event, direction, hops)
+            else:
+                events = [
+                    e
+                    for e in self.store.call(self.store.mlmd.get_events_by_execution_ids, [node.id])
+                    if e.type == out_of_execution
+                ]
+                ids = sorted({e.artifact_id for e in events})
+                found = (
+                    {x.id: x for x in self.store.call(self.store.mlmd.get_artifacts_by_id, ids)}
+                    if ids
+                    else {}
+                )
+                for event in events:
+                    other = self._artifact_node(found[event.artifact_id])
+                    self._link(graph, queue, node, other, event, direction, hops)
+        return graph
+
+    @staticmethod
+    def _link(
+        graph: Graph, queue: deque, node: Node, other: Node, event: Any, direction: str, hops: int
+    ) -> None:
+        name = event.path.steps[0].key if event.path.steps else ""
+        source, target = (other, node) if direction == "up" else (node, other)
+        edge = Edge(source=source.key, target=target.key, name=name)
+        if all((e.source, e.target, e.name) != (edge.source, edge.target, edge.name) for e in graph.edges):
+            graph.edges.append(edge)
+        if other.key not in graph.nodes:
+            graph.nodes[other.key] = other
+            queue.append((other, hops + 1))
+
+
+# ---------------------------------------------------------------------- text
+
+
+_SHOWN = (
+    "span",
+    "version",
+    "fingerprint",
+    "input_uri",
+    "row_counts",
+    "split_names",
+    "kubetfx_component_version",
+    "hyperparameters",
+    "metrics",
+    "device",
+    "strategy",
+    "run_id",
+    "anomaly_count",
+    "source",
+    "label_key",
+)
+
+
+def _plain(value: Any) -> Any:
+    """Integral numbers as ints (lineage structs keep every number as a double)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _facts(node: Node) -> str:
+    from datetime import datetime
+
+    p = _plain(node.properties)
+    parts = []
+    if node.kind == "execution":
+        inputs = p.get("inputs") or {}
+        shown = {k: v for k, v in inputs.items() if not k.startswith("kubetfx_")}
+        parts.append(f"run {p.get('run_id', '?')}")
+        if shown:
+            parts.append("params " + ", ".join(f"{k}={v}" for k, v in sorted(shown.items())))
+        if p.get("kubetfx_component_version"):
+            parts.append(f"code {p['kubetfx_component_version']}")
+        if p.get("cached_execution_id"):
+            parts.append(f"cached from execution {p['cached_execution_id']}")
+    else:
+        parts += [f"{k}={p[k]}" for k in _SHOWN if k in p and p[k] not in ("", None)]
+    when = datetime.fromtimestamp(node.time).strftime("%Y-%m-%d %H:%M:%S") if node.time else ""
+    return "; ".join([when, *parts]) if when else "; ".join(parts)
+
+
+def render_tree(graph: Graph, direction: str) -> str:
+    """The walk as an indented tree (``<-`` upstream, ``->`` downstream)."""
+    arrow = "<-" if direction == "up" else "->"
+    lines: list[str] = []
+    seen: set[str] = set()
+
+    def visit(key: str, depth: int, via: str) -> None:
+        node = graph.nodes[key]
+        head = f"{'   ' * depth}{arrow + ' ' if depth else ''}{via + ': ' if via else ''}"
+        if node.kind == "artifact":
+            text = f"{node.type} {node.id} {node.label}"
+        else:
+            text = f"{node.label} (execution {node.id}, {node.state})"
+        if key in seen:
+            lines.append(f"{head}{text} (shown above)")
+            return
+        seen.add(key)
+        lines.append(f"{head}{text}")
+        facts = _facts(node)
+        if facts:
+            lines.append(f"{'   ' * (depth + 1)}  {facts}")
+        steps = graph.parents(key) if direction == "up" else graph.children(key)
+        for edge, other in sorted(steps, key=lambda s: (s[1].kind, s[0].name, s[1].id)):
+            visit(other.key, depth + 1, edge.name)
+
+    visit(graph.root, 0, "")
+    return "\n".join(lines)
