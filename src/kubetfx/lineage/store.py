@@ -143,7 +143,12 @@ def _open(config: MetadataConfig, *, upgrade: bool) -> Any:
     else:
         cfg = pb.MetadataStoreClientConfig(host=config.host, port=config.port)
     try:
-        return _retry_open(metadata_store.MetadataStore)(cfg, enable_upgrade_migration=upgrade)
+        store = _retry_open(metadata_store.MetadataStore)(cfg, enable_upgrade_migration=upgrade)
+        if config.kind == "grpc":
+            # A gRPC client connects lazily: ask once now, so a wrong address fails here,
+            # in seconds, instead of in the middle of a run.
+            _retry_open(store.get_artifact_types)()
+        return store
     except mlmd_errors.FailedPreconditionError as err:
         raise MetadataStoreError(
             f"metadata store {config} has an older schema; kubetfx does not migrate a "

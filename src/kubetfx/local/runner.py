@@ -13,6 +13,7 @@ records the run, cached and skipped tasks, and tasks of plain KFP components.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -30,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from kubetfx.errors import PipelineSpecError
-from kubetfx.fingerprint import fingerprint_path, fingerprint_uri, local_path
+from kubetfx.fingerprint import fingerprint_files, fingerprint_path, fingerprint_uri, local_path
 from kubetfx.identity import IDENTITY_INPUTS
 from kubetfx.local import cel
 from kubetfx.local.spec import PipelineDoc, select
@@ -576,7 +577,11 @@ class LocalRunner:
                 fp = fingerprint_uri(value)
                 if fp:
                     data[key] = fp
+        command_text = " ".join(map(str, container.get("command", [])))
         document = {
+            # kubetfx tasks import shared modules beyond their own folder (which is all
+            # KUBETFX_COMPONENT_VERSION covers): fold the installed sources in as well.
+            "runtime": _kubetfx_sources() if TASK_MODULE_MARK in command_text else "",
             "image": container.get("image"),
             "command": container.get("command"),
             "args": container.get("args"),
@@ -783,6 +788,21 @@ class LocalRunner:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+@functools.lru_cache(maxsize=1)
+def _kubetfx_sources() -> str:
+    """A hash of the installed kubetfx runtime and component sources (once per process)."""
+    import kubetfx
+    import kubetfx.components
+
+    files = [
+        str(path)
+        for package in (kubetfx, kubetfx.components)
+        for base in package.__path__
+        for path in Path(base).rglob("*.py")
+    ]
+    return fingerprint_files(sorted(set(files)), base=None) or ""
 
 
 def _as_launched(value: Any, declared: str | None) -> Any:
