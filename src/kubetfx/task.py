@@ -25,7 +25,7 @@ from typing import Any
 from kubetfx.errors import KubetfxError
 from kubetfx.identity import PIPELINE_INPUT, RUN_INPUT, TASK_INPUT
 from kubetfx.settings import METADATA_ENV, redact
-from kubetfx.staging import discard, is_local, publish, stage_outputs, unstage_uris
+from kubetfx.staging import discard, publish, stage_outputs, unstage_uris
 
 log = logging.getLogger("kubetfx.task")
 
@@ -121,7 +121,9 @@ def run(argv: Sequence[str]) -> int:
     document = _read_output(output_file)
     unstage_uris(document, staged)
     publish(staged)
-    outputs = _output_records(executor_input, document, staged)
+    from kubetfx.lineage.record import output_records
+
+    outputs = output_records(executor_input, document, staged)
     # Hand the fingerprints on to the orchestrator, so nobody hashes the data twice.
     for key, records in outputs.items():
         document.setdefault("artifacts", {})[key] = {
@@ -188,31 +190,6 @@ def _input_records(executor_input: dict[str, Any]) -> dict[str, list[Any]]:
     records: dict[str, list[Any]] = {}
     for key, spec in executor_input.get("inputs", {}).get("artifacts", {}).items():
         records[key] = [ArtifactRecord.from_runtime(key, a) for a in spec.get("artifacts", [])]
-    return records
-
-
-def _output_records(
-    executor_input: dict[str, Any], document: dict[str, Any], staged: dict[str, str]
-) -> dict[str, list[Any]]:
-    from kubetfx.fingerprint import fingerprint_path
-    from kubetfx.lineage.record import FINGERPRINT_KEY, ArtifactRecord
-
-    written = document.get("artifacts", {})
-    records: dict[str, list[Any]] = {}
-    for key, spec in executor_input.get("outputs", {}).get("artifacts", {}).items():
-        runtime = written.get(key, spec).get("artifacts", [])
-        result = []
-        for index, artifact in enumerate(runtime):
-            declared = spec["artifacts"][min(index, len(spec["artifacts"]) - 1)]
-            merged = {**declared, **artifact}
-            merged["uri"] = staged.get(merged.get("uri", ""), merged.get("uri", ""))
-            record = ArtifactRecord.from_runtime(key, merged)
-            if is_local(record.uri):
-                fp = fingerprint_path(record.uri)
-                if fp:
-                    record.metadata.setdefault(FINGERPRINT_KEY, fp)
-            result.append(record)
-        records[key] = result
     return records
 
 

@@ -330,3 +330,30 @@ def update_run(store: Store, identity: Identity, **fields: Any) -> int:
                 pass  # another run created it a moment ago
     [run_id] = store.call(store.mlmd.put_contexts, [run])
     return run_id
+
+
+def output_records(
+    executor_input: dict[str, Any], document: dict[str, Any], staged: dict[str, str]
+) -> dict[str, list[ArtifactRecord]]:
+    """Output artifacts from an executor-output document (declared ones where it is silent),
+    at their final URIs, with the content fingerprint of local data."""
+    from kubetfx.fingerprint import fingerprint_path
+    from kubetfx.staging import is_local
+
+    written = document.get("artifacts", {})
+    records: dict[str, list[ArtifactRecord]] = {}
+    for key, spec in executor_input.get("outputs", {}).get("artifacts", {}).items():
+        runtime = written.get(key, spec).get("artifacts", [])
+        result = []
+        for index, artifact in enumerate(runtime):
+            declared = spec["artifacts"][min(index, len(spec["artifacts"]) - 1)]
+            merged = {**declared, **artifact}
+            merged["uri"] = staged.get(merged.get("uri", ""), merged.get("uri", ""))
+            record = ArtifactRecord.from_runtime(key, merged)
+            if is_local(record.uri) and FINGERPRINT_KEY not in record.metadata:
+                fp = fingerprint_path(record.uri)  # the task wrapper hashed it already, if it ran
+                if fp:
+                    record.metadata[FINGERPRINT_KEY] = fp
+            result.append(record)
+        records[key] = result
+    return records

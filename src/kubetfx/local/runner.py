@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from kubetfx.errors import PipelineSpecError
-from kubetfx.fingerprint import fingerprint_files, fingerprint_path, fingerprint_uri, local_path
+from kubetfx.fingerprint import fingerprint_files, fingerprint_uri, local_path
 from kubetfx.identity import IDENTITY_INPUTS
 from kubetfx.local import cel
 from kubetfx.local.spec import PipelineDoc, select
@@ -894,32 +894,21 @@ def _output_parameters(executor_input: dict[str, Any], document: dict[str, Any])
 def _output_artifacts(
     executor_input: dict[str, Any], document: dict[str, Any], staged: dict[str, str]
 ) -> dict[str, list[Artifact]]:
-    from kubetfx.lineage.record import FINGERPRINT_KEY
+    from kubetfx.lineage.record import output_records
 
-    written = document.get("artifacts", {})
     produced: dict[str, list[Artifact]] = {}
-    for key, spec in executor_input["outputs"]["artifacts"].items():
-        declared = spec["artifacts"][0]
-        final_uri = staged.get(declared["uri"], declared["uri"])
-        items = written.get(key, {}).get("artifacts") or [{}]
-        arts = []
-        for item in items:
-            uri = item.get("uri") or final_uri
-            metadata = dict(item.get("metadata") or {})
-            if is_local(uri) and FINGERPRINT_KEY not in metadata:
-                fp = fingerprint_path(uri)
-                if fp:
-                    metadata[FINGERPRINT_KEY] = fp
-            arts.append(
-                Artifact(
-                    key=key,
-                    uri=uri,
-                    schema_title=declared["type"].get("schemaTitle", "system.Artifact"),
-                    schema_version=declared["type"].get("schemaVersion", "0.0.1"),
-                    metadata=metadata,
-                )
+    for key, records in output_records(executor_input, document, staged).items():
+        declared = executor_input["outputs"]["artifacts"][key]["artifacts"][0]["type"]
+        produced[key] = [
+            Artifact(
+                key=key,
+                uri=r.uri,
+                schema_title=declared.get("schemaTitle", r.schema_title),
+                schema_version=declared.get("schemaVersion", "0.0.1"),
+                metadata=r.metadata,
             )
-        produced[key] = arts
+            for r in records
+        ]
     return produced
 
 
