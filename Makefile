@@ -77,7 +77,7 @@ bench-install:
 	  /tmp/kubetfx-bench/$$profile/bin/pip install -q --no-cache-dir --disable-pip-version-check --require-hashes -r requirements/$$profile.txt || exit 1; \
 	  /tmp/kubetfx-bench/$$profile/bin/pip install -q --no-cache-dir --no-deps /tmp/kubetfx-bench/dist/kubetfx-*.whl || exit 1; \
 	  end=$$(date +%s.%N); \
-	  echo "$$profile: $$(echo "$$end - $$start" | bc) s, $$(du -sm /tmp/kubetfx-bench/$$profile | cut -f1) MB, $$(/tmp/kubetfx-bench/$$profile/bin/pip list 2>/dev/null | tail -n +3 | wc -l) packages"; \
+	  echo "$$profile: $$($(PYTHON) -c "print(round($$end - $$start, 1))") s, $$(du -sm /tmp/kubetfx-bench/$$profile | cut -f1) MB, $$(/tmp/kubetfx-bench/$$profile/bin/pip list 2>/dev/null | tail -n +3 | wc -l) packages"; \
 	done
 
 # Every benchmark that needs no extra setup; figures side by side with their baselines.
