@@ -27,12 +27,13 @@ $(STAMP): $(LOCK) requirements/bootstrap.txt pyproject.toml
 
 venv: $(STAMP)
 
-# MariaDB is a real server for the MySQL metadata-store tests; tests start their own.
+# MariaDB is a real server for the MySQL metadata-store tests (tests start their own);
+# Graphviz draws lineage graphs.
 system-deps:
-	@command -v mariadbd >/dev/null 2>&1 || command -v /usr/sbin/mariadbd >/dev/null 2>&1 || { \
-	  echo "installing mariadb-server from Debian's packages"; \
+	@{ { command -v mariadbd || test -x /usr/sbin/mariadbd; } && command -v dot; } >/dev/null 2>&1 || { \
+	  echo "installing mariadb-server and graphviz from Debian's packages"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq mariadb-server >/dev/null; }
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq mariadb-server graphviz >/dev/null; }
 
 run: venv
 	$(BIN)/kubetfx run $(PIPELINE)

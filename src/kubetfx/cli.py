@@ -226,6 +226,26 @@ def lineage_dataset(ref: str, metadata: str | None) -> None:
     click.echo(f"\nmodels trained on it: {', '.join(map(str, models)) or 'none'}")
 
 
+@lineage.command("graph")
+@click.argument("ref")
+@click.option(
+    "-o", "--output", "out", required=True, type=click.Path(dir_okay=False), help="FILE.svg, .png or .pdf"
+)
+@click.option("--downstream", is_flag=True, help="Draw what came from REF instead of what made it.")
+@click.option("--metadata", help=METADATA_HELP)
+def lineage_graph(ref: str, out: str, downstream: bool, metadata: str | None) -> None:
+    """Draw the provenance graph of an artifact (artifacts, executions and events)."""
+    from kubetfx.lineage.graph import MLMDLineage, draw
+    from kubetfx.lineage.store import connect
+
+    source = MLMDLineage(connect(resolve_metadata_url(metadata)))
+    direction = "down" if downstream else "up"
+    graph = source.walk(ref, direction)
+    root = graph.nodes[graph.root]
+    title = f"{'impact' if downstream else 'provenance'} of {root.type} #{root.id}"
+    click.echo(f"wrote {draw(graph, out, title)} ({len(graph.nodes)} nodes, {len(graph.edges)} edges)")
+
+
 @cli.group()
 def schema() -> None:
     """Look at and evolve schemas."""

@@ -109,6 +109,19 @@ def test_cli_run_summary_cache_and_lineage(workdir: Path, cli) -> None:
     assert downstream.returncode == 0, downstream.stderr
     assert f"models trained on it: {model.id}" in downstream.stdout
     assert "statistics-gen (execution" in downstream.stdout and "trainer (execution" in downstream.stdout
+    picture = cli("lineage", "graph", str(model.id), "-o", str(workdir / "provenance.png"))
+    assert picture.returncode == 0, picture.stderr
+    assert (workdir / "provenance.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (
+        cli(
+            "lineage", "graph", str(artifact.id), "--downstream", "-o", str(workdir / "impact.svg")
+        ).returncode
+        == 0
+    )
+    svg = (workdir / "impact.svg").read_text()
+    assert "<svg" in svg and "trainer" in svg and "statistics-gen" in svg
+    bad = cli("lineage", "graph", str(model.id), "-o", str(workdir / "graph.jpg"))
+    assert bad.returncode == 2 and "give a .svg, .png or .pdf" in bad.stderr
     unknown = cli("lineage", "model", "999999")
     assert (
         unknown.returncode == 2

@@ -274,3 +274,59 @@ def render_tree(graph: Graph, direction: str) -> str:
 
     visit(graph.root, 0, "")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------- picture
+
+
+def draw(graph: Graph, path: str, title: str = "") -> str:
+    """Draw the walk with Graphviz (artifacts as boxes, executions as ellipses, events as
+    labelled edges) to ``path``; the format comes from its suffix (.svg, .png, .pdf)."""
+    import shutil
+    from pathlib import Path
+
+    import graphviz
+
+    suffix = Path(path).suffix.lstrip(".").lower()
+    if suffix not in ("svg", "png", "pdf"):
+        raise KubetfxError(f"{path}: give a .svg, .png or .pdf file name")
+    if shutil.which("dot") is None:
+        raise KubetfxError(
+            "drawing needs Graphviz's dot program: apt-get install graphviz (or brew install graphviz)"
+        )
+    dot = graphviz.Digraph(
+        graph_attr={"rankdir": "LR", "label": title, "labelloc": "t", "fontname": "Helvetica"}
+    )
+    dot.attr("node", fontname="Helvetica", fontsize="10")
+    dot.attr("edge", fontname="Helvetica", fontsize="9", color="#57606a")
+    for key, node in graph.nodes.items():
+        if node.kind == "artifact":
+            name = Path(node.label).name or node.label
+            text = f"{node.type}\\n#{node.id} {name}"
+            span = node.properties.get("span")
+            if span is not None:
+                text += f"\\nspan {int(span)}"
+            dot.node(
+                key,
+                text,
+                shape="box",
+                style="rounded,filled",
+                fillcolor="#ddf4ff" if key != graph.root else "#ffd8b5",
+            )
+        else:
+            color = {"COMPLETE": "#dafbe1", "CACHED": "#eef1f4", "FAILED": "#ffebe9"}.get(
+                node.state, "#fff8c5"
+            )
+            dot.node(
+                key,
+                f"{node.label}\\n#{node.id} {node.state}",
+                shape="ellipse",
+                style="filled",
+                fillcolor=color,
+            )
+    for edge in graph.edges:
+        dot.edge(edge.source, edge.target, label=edge.name)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(dot.pipe(format=suffix))
+    return str(target)
