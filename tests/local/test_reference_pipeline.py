@@ -119,7 +119,7 @@ def test_cli_run_summary_cache_and_lineage(workdir: Path, cli) -> None:
         == 0
     )
     svg = (workdir / "impact.svg").read_text()
-    assert "<svg" in svg and "trainer" in svg and "statistics-gen" in svg
+    assert "<svg" in svg and "trainer" in svg and "kubetfx.ExampleStatistics" in svg
     bad = cli("lineage", "graph", str(model.id), "-o", str(workdir / "graph.jpg"))
     assert bad.returncode == 2 and "give a .svg, .png or .pdf" in bad.stderr
     unknown = cli("lineage", "model", "999999")
