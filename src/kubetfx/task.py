@@ -202,14 +202,13 @@ class _Recorder:
 
     @classmethod
     def open(cls, identity_args: dict[str, str]) -> _Recorder | None:
-        url = os.environ.get(METADATA_ENV)
-        if not url:
+        store = lineage_store()
+        if store is None:
             log.warning("KUBETFX_METADATA is not set: this task's lineage is not recorded")
             return None
         from kubetfx.lineage.record import Identity
-        from kubetfx.lineage.store import connect
 
-        return cls(connect(url), Identity(**identity_args))
+        return cls(store, Identity(**identity_args))
 
     def _extra(self) -> dict[str, Any]:
         return {

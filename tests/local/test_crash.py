@@ -85,6 +85,16 @@ def _assert_consistent(store) -> None:
             assert Path(artifact.uri, "Split-eval").is_dir(), "a LIVE artifact must be complete"
 
 
+def _open_gate_and_rerun(path: Path, gate: Path, env: dict, store) -> None:
+    """Rerunning the same command completes, reusing what had completed."""
+    gate.write_text("open")
+    rerun = _run(path, gate, env)
+    out, _ = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, out
+    assert "example-gen  CACHED" in out and "gated-copy   SUCCEEDED" in out
+    _assert_consistent(store)
+
+
 def _run(path: Path, gate: Path, env: dict) -> subprocess.Popen:
     return subprocess.Popen(
         [KUBETFX, "run", str(path), "--param", f"gate={gate}"],
@@ -116,12 +126,7 @@ def test_runner_killed_mid_task_then_rerun_completes(workdir: Path, compile_to) 
     assert list((workdir / "root").glob("**/gated-copy/copied.partial-*"))
     _assert_consistent(store)
 
-    gate.write_text("open")
-    rerun = _run(path, gate, env)
-    out, _ = rerun.communicate(timeout=300)
-    assert rerun.returncode == 0, out
-    assert "example-gen  CACHED" in out and "gated-copy   SUCCEEDED" in out
-    _assert_consistent(store)
+    _open_gate_and_rerun(path, gate, env, store)
 
 
 def test_task_killed_fails_the_run_and_rerun_completes(workdir: Path, compile_to) -> None:
@@ -139,9 +144,4 @@ def test_task_killed_fails_the_run_and_rerun_completes(workdir: Path, compile_to
     assert killed.last_known_state == pb.Execution.FAILED
     _assert_consistent(store)
 
-    gate.write_text("open")
-    rerun = _run(path, gate, env)
-    out, _ = rerun.communicate(timeout=300)
-    assert rerun.returncode == 0, out
-    assert "example-gen  CACHED" in out and "gated-copy   SUCCEEDED" in out
-    _assert_consistent(store)
+    _open_gate_and_rerun(path, gate, env, store)
