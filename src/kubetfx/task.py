@@ -66,9 +66,11 @@ def run(argv: Sequence[str]) -> int:
     parser.add_argument("--executor_input", required=True)
     args, _ = parser.parse_known_args(argv)
     if os.environ.get("KUBETFX_DIE_WITH_RUNNER") == "1":
-        from kubetfx.process import die_with_parent
+        from kubetfx.process import ENV_RUNNER_PID, die_with, die_with_parent
 
         die_with_parent()
+        if os.environ.get(ENV_RUNNER_PID, "").isdigit():
+            die_with(int(os.environ[ENV_RUNNER_PID]))
 
     executor_input = json.loads(args.executor_input)
     params = dict(executor_input.get("inputs", {}).get("parameterValues", {}))

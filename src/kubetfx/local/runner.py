@@ -35,7 +35,7 @@ from kubetfx.fingerprint import fingerprint_files, fingerprint_uri, local_path
 from kubetfx.identity import IDENTITY_INPUTS
 from kubetfx.local import cel
 from kubetfx.local.spec import PipelineDoc, select
-from kubetfx.process import die_with_parent
+from kubetfx.process import ENV_RUNNER_PID, with_parent_death_signal
 from kubetfx.settings import redact
 from kubetfx.staging import discard, is_local, publish, stage_outputs, unstage_uris
 
@@ -724,18 +724,18 @@ class LocalRunner:
             "KUBETFX_TASK_STATE": str(state_file),
             "PYTHONUNBUFFERED": "1",
             "KUBETFX_DIE_WITH_RUNNER": "1",
+            ENV_RUNNER_PID: str(os.getpid()),
         }
         with self.slots:
             self.echo(f"  {qname}: running")
             began = time.monotonic()
             with open(log_path, "wb") as log:
                 process = subprocess.Popen(
-                    argv,
+                    with_parent_death_signal(argv),
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     env=env,
                     cwd=root,
-                    preexec_fn=die_with_parent,
                 )
                 returncode = process.wait()
             seconds = time.monotonic() - began
