@@ -33,9 +33,9 @@ from kubetfx.components.trainer.model import (
 )
 
 from kubetfx.errors import InputDataError, KubetfxError
-from kubetfx.types import TYPE_KEY
+from kubetfx.types import MODEL, TYPE_KEY
 
-MODEL_KIND = "kubetfx.Model"
+MODEL_KIND = MODEL
 SERVING_DIR = "Format-Serving"
 
 

@@ -66,6 +66,9 @@ def export_serving(model: Any, spec: FeatureSpec, path: str) -> None:
                 "probabilities": probabilities,
                 "class_ids": class_ids,
                 "classes": tf.gather(self.classes, class_ids),
+                # Every class name per example (the Estimator convention TFMA reads to
+                # turn string labels into class ids).
+                "all_classes": tf.tile(tf.expand_dims(self.classes, 0), [batch, 1]),
             }
 
     module = Serving()

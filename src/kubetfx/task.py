@@ -37,6 +37,7 @@ ENV_CACHE_KEY = "KUBETFX_CACHE_KEY"
 ENV_STATE_FILE = "KUBETFX_TASK_STATE"
 ENV_PIPELINE_ROOT = "KUBETFX_PIPELINE_ROOT"
 ENV_COMPONENT_VERSION = "KUBETFX_COMPONENT_VERSION"
+ENV_EXECUTION_ID = "KUBETFX_EXECUTION_ID"  # set for the executor, see add_input()
 
 
 def _identity_value(params: dict[str, Any], key: str, env: str, default: str) -> str:
@@ -99,6 +100,8 @@ def run(argv: Sequence[str]) -> int:
     inputs = _input_records(executor_input)
     execution_id = recorder.start(user_params, inputs) if recorder else None
     _write_state(state_file, {"execution_id": execution_id, "status": "running", "pid": os.getpid()})
+    if execution_id:
+        os.environ[ENV_EXECUTION_ID] = str(execution_id)
     print(
         f"kubetfx: task {identity_args['task_name']} of run {identity_args['run_id']} started"
         + (f" (execution {execution_id})" if execution_id else " (lineage off: no KUBETFX_METADATA)"),
@@ -247,6 +250,23 @@ def lineage_store() -> Any:
     from kubetfx.lineage.store import connect
 
     return connect(url)
+
+
+def add_input(key: str, artifact_id: int) -> bool:
+    """Record that the running task also read artifact ``artifact_id`` (as input ``key``).
+
+    For inputs that reach a task by reference rather than as a KFP artifact (the
+    Evaluator's baseline model, found by the resolver): the lineage then shows them
+    like any other input. Returns False when lineage is off.
+    """
+    store = lineage_store()
+    execution_id = os.environ.get(ENV_EXECUTION_ID, "")
+    if store is None or not execution_id.isdigit():
+        return False
+    from kubetfx.lineage.record import add_input_event
+
+    add_input_event(store, int(execution_id), artifact_id, key)
+    return True
 
 
 def pipeline_name() -> str:

@@ -26,6 +26,10 @@ EXAMPLES = "kubetfx.Examples"  # KFP title system.Dataset; Split-<split>/data_tf
 STATISTICS = "kubetfx.ExampleStatistics"  # Split-<split>/FeatureStats.pb
 SCHEMA = "kubetfx.Schema"  # schema.pbtxt
 ANOMALIES = "kubetfx.ExampleAnomalies"  # Split-<split>/SchemaDiff.pb and drift.json
+MODEL = "kubetfx.Model"  # KFP title system.Model; Format-Serving/ SavedModel
+EVALUATION = "kubetfx.ModelEvaluation"  # TFMA output (metrics, plots, validations) + summary.json
+BLESSING = "kubetfx.ModelBlessing"  # BLESSED or NOT_BLESSED file + reasons.json
+PUSHED_MODEL = "kubetfx.PushedModel"  # a record of <destination>/<model_name>/<version>/
 
 KFP_TITLE = {EXAMPLES: "system.Dataset"}  # everything else: system.Artifact
 

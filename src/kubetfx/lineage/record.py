@@ -124,6 +124,14 @@ def _event(kind: int, key: str, index: int | None = None) -> pb.Event:
     return event
 
 
+def add_input_event(store: Store, execution_id: int, artifact_id: int, key: str) -> None:
+    """Add an INPUT event from an existing artifact to an existing execution."""
+    event = _event(pb.Event.INPUT, key)
+    event.artifact_id = artifact_id
+    event.execution_id = execution_id
+    store.call(store.mlmd.put_events, [event])
+
+
 def find_artifact(store: Store, uri: str) -> pb.Artifact | None:
     """The newest live artifact at ``uri``, if any (URI is the join key across stores)."""
     found = [a for a in store.call(store.mlmd.get_artifacts_by_uri, uri) if a.state == pb.Artifact.LIVE]
