@@ -8,10 +8,22 @@ there: a task only imports executors (``kubetfx.components.<name>.executor``).
 import os
 
 if os.environ.get("_KFP_RUNTIME") != "true":
+    from kubetfx.components.evaluator.component import evaluator
     from kubetfx.components.example_gen.component import example_gen
     from kubetfx.components.example_validator.component import example_validator
+    from kubetfx.components.model_resolver.component import model_resolver
+    from kubetfx.components.pusher.component import pusher
     from kubetfx.components.schema_gen.component import schema_gen
     from kubetfx.components.statistics_gen.component import statistics_gen
     from kubetfx.components.trainer.component import trainer
 
-__all__ = ["example_gen", "example_validator", "schema_gen", "statistics_gen", "trainer"]
+__all__ = [
+    "evaluator",
+    "example_gen",
+    "example_validator",
+    "model_resolver",
+    "pusher",
+    "schema_gen",
+    "statistics_gen",
+    "trainer",
+]

@@ -23,6 +23,7 @@ def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("KUBETFX_METADATA", f"sqlite:///{tmp_path}/mlmd.sqlite")
     monkeypatch.setenv("KUBETFX_PIPELINE_ROOT", str(tmp_path / "root"))
+    monkeypatch.setenv("KUBETFX_PUSH_ROOT", str(tmp_path / "serving"))
     return tmp_path
 
 

@@ -1,11 +1,20 @@
 """The reference training pipeline: wiring only; components say what, the pipeline says where.
 
-ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> Trainer today; the
-Evaluator and Pusher come next.
+ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> Trainer -> Evaluator
+(against the baseline model_resolver finds in lineage) -> Pusher (only when blessed).
 """
 
 from kfp import dsl
-from kubetfx.components import example_gen, example_validator, schema_gen, statistics_gen, trainer
+from kubetfx.components import (
+    evaluator,
+    example_gen,
+    example_validator,
+    model_resolver,
+    pusher,
+    schema_gen,
+    statistics_gen,
+    trainer,
+)
 
 PENGUINS = "pkg://palmerpenguins/data/penguins.csv"
 PENGUINS_SCHEMA = "pkg://kubetfx.schemas/penguins/schema.pbtxt"
@@ -13,7 +22,8 @@ PENGUINS_SCHEMA = "pkg://kubetfx.schemas/penguins/schema.pbtxt"
 
 @dsl.pipeline(
     name="kubetfx-training",
-    description="Reads tabular CSV/Parquet data, validates it with TFDV and trains a Keras model on it.",
+    description="Validates tabular CSV/Parquet data with TFDV, trains a Keras model, evaluates it"
+    " per slice with TFMA against the served model, and pushes it when blessed.",
 )
 def training(
     input_uri: str = PENGUINS,
@@ -24,7 +34,16 @@ def training(
     fail_on_anomalies: bool = True,
     serving_data_uri: str = "",
     epochs: int = 30,
+    learning_rate: float = 0.01,
     module_file: str = "",
+    slice_features: list = ["sex", "island"],  # noqa: B006 - KFP reads the default from the signature
+    feature_crosses: list = [],  # noqa: B006
+    min_accuracy: float = 0.8,
+    max_accuracy_drop: float = 0.02,
+    max_fairness_gap: float = 0.2,
+    min_slice_size: int = 10,
+    model_name: str = "penguins",
+    push_destination: str = "",
 ) -> None:
     """The reference pipeline.
 
@@ -39,7 +58,17 @@ def training(
         fail_on_anomalies: Stop the pipeline when the data has anomalies, drifted or skewed.
         serving_data_uri: Optional serving-data sample for the skew check.
         epochs: Training epochs of the built-in model.
+        learning_rate: Adam's learning rate for the built-in model.
         module_file: A Python file with ``run_fn(fn_args)`` to train your own model.
+        slice_features: Fairness features: the Evaluator slices by each and gates the gap.
+        feature_crosses: Extra slices by feature crosses, e.g. ``["sex,island"]``.
+        min_accuracy: The model must reach this overall accuracy to be blessed.
+        max_accuracy_drop: Largest allowed accuracy drop against the baseline model.
+        max_fairness_gap: Largest allowed gap of the fairness metric between slices.
+        min_slice_size: Smaller slices are reported, not gated.
+        model_name: Name the model is blessed and pushed under.
+        push_destination: Where to push (a path or object-store URI inside the allowed
+            push root from kubetfx's settings); empty: the allowed root itself.
     """
     gen = example_gen(input_uri=input_uri, splits=splits, partition_feature=partition_feature)
     stats = statistics_gen(examples=gen.outputs["examples"])
@@ -51,11 +80,37 @@ def training(
         serving_data_uri=serving_data_uri,
     )
     # Never train on data that failed validation: the trainer waits for the validator.
-    trainer(
+    trained = trainer(
         examples=gen.outputs["examples"],
         schema=schema.outputs["schema"],
         statistics=stats.outputs["statistics"],
         label_key=label_key,
         epochs=epochs,
+        learning_rate=learning_rate,
         module_file=module_file,
     ).after(validated)
+    # The baseline is read from lineage when the candidate is ready: never from a cache.
+    baseline = model_resolver(model_name=model_name).after(trained)
+    baseline.set_caching_options(False)
+    evaluated = evaluator(
+        examples=gen.outputs["examples"],
+        model=trained.outputs["model"],
+        label_key=label_key,
+        model_name=model_name,
+        slice_features=slice_features,
+        feature_crosses=feature_crosses,
+        min_accuracy=min_accuracy,
+        max_accuracy_drop=max_accuracy_drop,
+        max_fairness_gap=max_fairness_gap,
+        min_slice_size=min_slice_size,
+        baseline_model_uri=baseline.outputs["model_uri"],
+        baseline_model_id=baseline.outputs["model_id"],
+    )
+    with dsl.If(evaluated.outputs["blessed"] == True, name="blessed"):  # noqa: E712 - a KFP condition
+        pusher(
+            model=trained.outputs["model"],
+            blessing=evaluated.outputs["blessing"],
+            examples=gen.outputs["examples"],
+            model_name=model_name,
+            push_destination=push_destination,
+        )

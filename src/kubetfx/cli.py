@@ -13,7 +13,7 @@ import click
 
 from kubetfx import __version__
 from kubetfx.errors import KubetfxError
-from kubetfx.settings import redact, resolve_metadata_url, resolve_pipeline_root
+from kubetfx.settings import redact, resolve_metadata_url, resolve_pipeline_root, resolve_push_roots
 
 METADATA_HELP = (
     "Metadata store: sqlite:///PATH, mysql://USER:PASSWORD@HOST:PORT/DB or grpc://HOST:PORT "
@@ -272,6 +272,34 @@ def schema_diff(schema_file: str, data_uri: str, out: str | None) -> None:
         click.echo(f"wrote the proposed schema to {out}; review it, then copy the changes you accept")
 
 
+@cli.command()
+@click.argument("model_name")
+@click.option("--to", "to_version", type=int, required=True, help="The earlier version to serve again.")
+@click.option(
+    "--destination",
+    help="Where the model's versions are (under a root of KUBETFX_PUSH_ROOT) "
+    "[default: where version VERSION was pushed].",
+)
+@click.option("--metadata", help=METADATA_HELP)
+def rollback(model_name: str, to_version: int, destination: str | None, metadata: str | None) -> None:
+    """Serve an earlier version again: republish it as a new, highest version, recorded in lineage."""
+    from kubetfx.lineage.rollback import rollback as roll_back
+    from kubetfx.lineage.store import connect
+
+    store = connect(resolve_metadata_url(metadata))
+    done = roll_back(
+        store, model_name, to_version, destination=destination, allowed_roots=resolve_push_roots()
+    )
+    click.echo(
+        f"rolled {model_name} back to version {to_version}: published its files as version "
+        f"{done.published.version} at {done.published.uri}"
+    )
+    click.echo(
+        f"lineage: rollback execution {done.execution_id}, pushed model {done.pushed_model_id}, "
+        f"model {done.model_id} is now the served model (the Evaluator's baseline)"
+    )
+
+
 @cli.group()
 def metadata() -> None:
     """Manage the metadata store."""
@@ -288,6 +316,15 @@ def metadata_upgrade(url: str | None) -> None:
 
     store = connect(resolve_metadata_url(url), upgrade=True)
     click.echo(f"{store} is at the schema of this ML Metadata version")
+
+
+def _register_cluster_commands() -> None:
+    from kubetfx.cli_kfp import register
+
+    register(cli)
+
+
+_register_cluster_commands()
 
 
 def main() -> None:

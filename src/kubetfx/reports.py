@@ -197,3 +197,61 @@ def anomalies_html(
         sections.append("<h2>Training / serving skew</h2>")
         sections.append(table(["feature", "distance"], sorted(skew.items()), numeric=(1,)))
     return page(title, sections)
+
+
+# ---------------------------------------------------------------------- evaluation
+
+
+def evaluation_html(result: Any, title: str, baseline: str = "") -> str:
+    """The Evaluator's report: verdict and reasons, per-slice metrics, fairness chart."""
+    verdict = (
+        ("<p class='ok'>BLESSED</p>" if result.blessed else "<p class='warn'>NOT BLESSED</p>")
+        + "<ul>"
+        + "".join(
+            f"<li class='{'ok' if c.passed else 'warn'}'>{html.escape(c.detail)}</li>" for c in result.checks
+        )
+        + "</ul>"
+    )
+    sections = [verdict]
+    sections.append(
+        f"<p>Baseline: {html.escape(baseline)}</p>" if baseline else "<p class='muted'>No baseline model.</p>"
+    )
+    rate_names = ["fnr", "fpr"] if result.binary else []
+    columns = [
+        "accuracy",
+        *(["auc", "precision", "recall"] if result.binary else ["macro_auc", "macro_recall"]),
+    ]
+    columns += rate_names
+    has_baseline = any(r.baseline for r in result.slices)
+    headers = ["slice", "examples", *columns] + (["baseline accuracy"] if has_baseline else [])
+    rows = []
+    for row in result.slices:
+        cells: list[Any] = [row.slice, row.example_count]
+        cells += [row.metrics.get(c, "") for c in columns]
+        if has_baseline:
+            cells.append(row.baseline.get("accuracy", ""))
+        rows.append(cells)
+    sections.append("<h2>Metrics per slice</h2>" + table(headers, rows, numeric=range(1, len(headers))))
+    for feature, entry in result.fairness.items():
+        values = entry.get("values", {})
+        chart_rows = [
+            [name, Markup(bar(value)) if 0 <= value <= 1 else value] for name, value in values.items()
+        ]
+        chart_rows += [
+            [name, Markup("<span class='muted'>too small to gate</span>")] for name in entry["not_gated"]
+        ]
+        gap = entry.get("gap")
+        head = f"<h2>Fairness: {html.escape(entry['metric'])} by {html.escape(feature)}</h2>"
+        note = (
+            f"<p>Gap {gap:.3f} between {html.escape(entry['low'])} and {html.escape(entry['high'])}.</p>"
+            if gap is not None
+            else "<p class='muted'>Fewer than two slices large enough to compare.</p>"
+        )
+        sections.append(head + note + table(["slice", entry["metric"]], chart_rows))
+    if result.confusion:
+        headers = ["actual \\ predicted", *result.classes]
+        matrix = [[cls, *counts] for cls, counts in zip(result.classes, result.confusion, strict=False)]
+        sections.append(
+            "<h2>Confusion matrix (overall)</h2>" + table(headers, matrix, numeric=range(1, len(headers)))
+        )
+    return page(title, sections)

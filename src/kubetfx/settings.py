@@ -17,6 +17,7 @@ from kubetfx.errors import ConfigError
 METADATA_ENV = "KUBETFX_METADATA"
 METADATA_PASSWORD_ENV = "KUBETFX_METADATA_PASSWORD"  # noqa: S105 - a variable name
 PIPELINE_ROOT_ENV = "KUBETFX_PIPELINE_ROOT"
+PUSH_ROOT_ENV = "KUBETFX_PUSH_ROOT"
 HOME_DIRNAME = ".kubetfx"
 
 
@@ -44,6 +45,28 @@ def resolve_pipeline_root(explicit: str | None = None) -> str:
     if root:
         return str(Path(root).absolute()) if "://" not in root else root
     return str(default_home().absolute() / "pipeline_root")
+
+
+def resolve_push_roots() -> list[str]:
+    """Where the Pusher may publish: ``KUBETFX_PUSH_ROOT`` (comma-separated), else ``./.kubetfx/serving``.
+
+    A deployment setting, never a pipeline parameter: a pipeline chooses a destination
+    under one of these roots. Local roots are made absolute (``file://`` is dropped);
+    object-store roots (``s3://bucket/prefix``) are kept as given, without a trailing slash.
+    """
+    roots = []
+    for raw in os.environ.get(PUSH_ROOT_ENV, "").split(","):
+        root = raw.strip()
+        if root.startswith("file://"):
+            root = root[len("file://") :]
+        if not root:
+            continue
+        if "://" in root:
+            scheme, _, rest = root.partition("://")
+            roots.append(f"{scheme}://{rest.rstrip('/')}")
+        else:
+            roots.append(str(Path(root).absolute()))
+    return roots or [str(default_home().absolute() / "serving")]
 
 
 @dataclass(frozen=True)

@@ -28,14 +28,15 @@ def _run_id(stdout: str) -> str:
 
 
 def _state(stdout: str, task: str) -> str:
-    match = re.search(rf"^{re.escape(task)}\s+([A-Z_]+)", stdout, re.MULTILINE)
+    # Tasks inside a condition are named after it ("condition-1/pusher").
+    match = re.search(rf"^(?:\S+/)?{re.escape(task)}\s+([A-Z_]+)", stdout, re.MULTILINE)
     assert match, f"no row for {task} in:\n{stdout}"
     return match.group(1)
 
 
 def _by_task(store, run_id: str) -> dict[str, pb.Execution]:
     ctx = store.mlmd.get_context_by_type_and_name("system.PipelineRun", run_id)
-    return {props(e)["task_name"]: e for e in store.mlmd.get_executions_by_context(ctx.id)}
+    return {props(e)["task_name"].split("/")[-1]: e for e in store.mlmd.get_executions_by_context(ctx.id)}
 
 
 def test_cli_run_summary_cache_and_lineage(workdir: Path, cli) -> None:
@@ -48,6 +49,9 @@ def test_cli_run_summary_cache_and_lineage(workdir: Path, cli) -> None:
     second = cli("run", PIPELINE)
     assert second.returncode == 0
     assert all(_state(second.stdout, t) == "CACHED" for t in TASKS)
+    # The unchanged model is already served: evaluated against itself, not pushed again.
+    assert _state(first.stdout, "pusher") == "SUCCEEDED" and "already served" in second.stdout
+    assert sorted(p.name for p in (workdir / "serving/penguins").iterdir()) == ["1"]
 
     listed = cli("runs")
     assert run_id in listed.stdout and "SUCCEEDED" in listed.stdout

@@ -36,7 +36,7 @@ from kubetfx.identity import IDENTITY_INPUTS
 from kubetfx.local import cel
 from kubetfx.local.spec import PipelineDoc, select
 from kubetfx.process import ENV_RUNNER_PID, with_parent_death_signal
-from kubetfx.settings import redact
+from kubetfx.settings import PUSH_ROOT_ENV, redact, resolve_push_roots
 from kubetfx.staging import discard, is_local, publish, stage_outputs, unstage_uris
 
 SUCCEEDED = "SUCCEEDED"
@@ -623,7 +623,9 @@ class LocalRunner:
         started = time.monotonic()
         executor_input = self._executor_input(qname, component, params, artifacts)
         cache_key = self._cache_key(container, executor_input, artifacts)
-        use_cache = self.cache and task.get("cachingOptions", {}).get("enableCache", True)
+        # The compiler writes ``cachingOptions: {}`` for set_caching_options(False): a
+        # missing enableCache is false, as in the backend's proto.
+        use_cache = self.cache and bool(task.get("cachingOptions", {}).get("enableCache", False))
         user_params = {
             k: redact(v) if isinstance(v, str) else v
             for k, v in executor_input["inputs"]["parameterValues"].items()
@@ -724,6 +726,7 @@ class LocalRunner:
             "KUBETFX_TASK_STATE": str(state_file),
             "PYTHONUNBUFFERED": "1",
             "KUBETFX_DIE_WITH_RUNNER": "1",
+            PUSH_ROOT_ENV: ",".join(resolve_push_roots()),
             ENV_RUNNER_PID: str(os.getpid()),
         }
         with self.slots:

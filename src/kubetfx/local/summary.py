@@ -27,9 +27,13 @@ def _note(task: Any) -> str:
     if task.message or task.state not in ("SUCCEEDED", "CACHED"):
         return task.message[:100]
     shown = [
-        f"{k}={v}" for k, v in task.params.items() if isinstance(v, int | float | bool) or len(str(v)) <= 16
+        f"{k}={v}"
+        for k, v in task.params.items()
+        if k != "reason" and (isinstance(v, int | float | bool) or len(str(v)) <= 16)
     ]
-    return ", ".join(shown)[:100]
+    if task.params.get("reason"):  # an output named "reason" says why, in full
+        shown.append(str(task.params["reason"]))
+    return ", ".join(shown)[:200]
 
 
 def _program() -> str:

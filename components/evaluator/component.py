@@ -1,0 +1,119 @@
+"""Evaluator's KFP interface: the typed signature is the spec; the body calls the executor."""
+
+from typing import NamedTuple
+
+from kfp.dsl import HTML, Artifact, ClassificationMetrics, Dataset, Input, Metrics, Model, Output
+
+from kubetfx.dsl import component
+
+
+@component
+def evaluator(
+    examples: Input[Dataset],
+    model: Input[Model],
+    evaluation: Output[Artifact],
+    blessing: Output[Artifact],
+    report: Output[HTML],
+    metrics: Output[Metrics],
+    classification_metrics: Output[ClassificationMetrics],
+    label_key: str,
+    model_name: str = "model",
+    slice_features: list = [],  # noqa: B006 - KFP reads the default from the signature
+    feature_crosses: list = [],  # noqa: B006
+    fairness_thresholds: list = [0.5],  # noqa: B006
+    min_accuracy: float = 0.0,
+    max_accuracy_drop: float = 0.02,
+    value_thresholds: dict = {},  # noqa: B006
+    change_thresholds: dict = {},  # noqa: B006
+    fairness_metric: str = "",
+    max_fairness_gap: float = 0.2,
+    min_slice_size: int = 10,
+    baseline_model_uri: str = "",
+    baseline_model_id: int = 0,
+) -> NamedTuple("Outputs", [("blessed", bool), ("accuracy", float), ("reason", str)]):
+    """Evaluates a model with TFMA per slice, against a baseline, and blesses it or not.
+
+    Args:
+        examples: Examples whose eval split is evaluated.
+        model: The candidate model (``Format-Serving/`` SavedModel).
+        evaluation: Output ModelEvaluation: TFMA's metrics, plots and validations, and
+            ``summary.json`` (per-slice metrics, checks, fairness gaps).
+        blessing: Output ModelBlessing: ``BLESSED`` or ``NOT_BLESSED`` and ``reasons.json``.
+        report: Output HTML report: verdict, per-slice table, fairness chart, confusion matrix.
+        metrics: Output overall metrics and fairness gaps for the Kubeflow UI.
+        classification_metrics: Output confusion matrix for the Kubeflow UI.
+        label_key: The label column.
+        model_name: The name the model is pushed under (recorded on the blessing; the
+            resolver finds baselines by it).
+        slice_features: Fairness features: one slice per value of each, gated on the gap.
+        feature_crosses: Extra slices by crosses, e.g. ``["sex,island"]`` (reported only).
+        fairness_thresholds: Decision thresholds of the Fairness Indicators rates;
+            the first one is the one gated and shown.
+        min_accuracy: The overall accuracy a model must reach (0: no floor).
+        max_accuracy_drop: How much overall accuracy may drop against the baseline.
+        value_thresholds: More absolute bounds, e.g. ``{"auc": 0.9}``: a floor for
+            accuracy, auc, precision, recall, tpr, tnr; a ceiling for fnr, fpr and other
+            error rates. auc/precision/recall/rates need a binary label.
+        change_thresholds: More allowed changes against the baseline, e.g.
+            ``{"auc": 0.01}``: auc may drop by at most 0.01 (rates may rise by at most).
+        fairness_metric: Per-slice metric gated between slices; default ``fnr`` for a
+            binary label, ``accuracy`` for a multi-class one.
+        max_fairness_gap: Largest allowed gap of that metric between slices of a feature.
+        min_slice_size: Slices with fewer examples are reported but not gated.
+        baseline_model_uri: The model to compare against (from ``model_resolver``);
+            empty: only the absolute thresholds apply.
+        baseline_model_id: Its ML Metadata artifact id, recorded as an input.
+
+    Returns:
+        blessed: Whether the model passed every check (for ``dsl.If``).
+        accuracy: Overall accuracy on the eval split.
+        reason: Why not blessed (the failed checks; empty when blessed).
+    """
+    from kubetfx.components.evaluator import executor
+
+    from kubetfx.reports import evaluation_html
+    from kubetfx.storage import localize
+    from kubetfx.task import add_input
+    from kubetfx.types import BLESSING, EVALUATION, EXAMPLES, MODEL, TYPE_KEY, expect
+
+    expect(EXAMPLES, examples.metadata, "examples", examples.uri)
+    expect(MODEL, model.metadata, "model", model.uri)
+    settings = executor.EvalSettings(
+        label_key=label_key,
+        slice_features=[str(f) for f in slice_features],
+        feature_crosses=executor.parse_crosses(feature_crosses),
+        fairness_thresholds=[float(t) for t in fairness_thresholds],
+        value_thresholds={
+            **({"accuracy": min_accuracy} if min_accuracy > 0 else {}),
+            **{str(k): float(v) for k, v in value_thresholds.items()},
+        },
+        change_thresholds={
+            "accuracy": max_accuracy_drop,
+            **{str(k): float(v) for k, v in change_thresholds.items()},
+        },
+        fairness_metric=fairness_metric,
+        max_fairness_gap=max_fairness_gap,
+        min_slice_size=min_slice_size,
+    )
+    baseline_dir = localize(baseline_model_uri) if baseline_model_uri else ""
+    if baseline_model_id:
+        add_input("baseline_model", int(baseline_model_id))
+    result = executor.run(
+        examples.path, model.path, evaluation.path, blessing.path, settings, baseline_model_dir=baseline_dir
+    )
+    recorded = {"model_name": model_name, "model_uri": model.uri, "baseline_model_uri": baseline_model_uri}
+    recorded["baseline_model_id"] = int(baseline_model_id)
+    evaluation.metadata.update(result.metadata())
+    evaluation.metadata.update(recorded)
+    blessing.metadata.update(
+        {TYPE_KEY: BLESSING, "blessed": int(result.blessed), "reasons": result.reasons, **recorded}
+    )
+    evaluation.metadata[TYPE_KEY] = EVALUATION
+    with open(report.path, "w") as f:
+        f.write(evaluation_html(result, f"Evaluation of {model_name} ({model.uri})", baseline_model_uri))
+    for name, value in executor.metrics_for_ui(result).items():
+        metrics.log_metric(name, value)
+    classification_metrics.log_confusion_matrix(result.classes, result.confusion)
+    outputs = NamedTuple("Outputs", [("blessed", bool), ("accuracy", float), ("reason", str)])
+    reason = "" if result.blessed else "; ".join(result.reasons)
+    return outputs(result.blessed, float(result.overall.metrics.get("accuracy", 0.0)), reason)

@@ -1,0 +1,696 @@
+"""Evaluator: TFMA on the eval split, per slice, against a baseline, with a fairness gate.
+
+What it builds from the component's parameters:
+
+* an ``EvalConfig``: the overall slice, one slice per fairness feature and the feature
+  crosses asked for; example count, accuracy, AUC, precision, recall, calibration and
+  the Fairness Indicators rates (FNR, FPR, TPR, TNR, FDR, FOR) at the chosen
+  thresholds, computed by TFMA's own confusion-matrix metrics (binarized per class:
+  the positive class for a binary label, every class for a multi-class one);
+* value thresholds and, when a baseline model is given, change thresholds against it:
+  TFMA evaluates both models in one pass and validates the thresholds itself;
+* a fairness gate: for each fairness feature, the gap of one per-slice metric between
+  its slices (slices under ``min_slice_size`` examples are reported, not gated).
+
+The model is blessed when TFMA's validation passes and no feature's gap is too wide;
+every check that ran is written down with its numbers, failed or not.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from kubetfx.errors import KubetfxError
+from kubetfx.tfrecord import read_tfrecord_gz, split_files
+from kubetfx.types import EVALUATION, TYPE_KEY
+
+SERVING_DIR = "Format-Serving"
+SIGNATURE = "serving_default"
+CANDIDATE = "candidate"
+BASELINE = "baseline"
+FAIRNESS_RATES = ("fnr", "fpr", "tpr", "tnr", "false_discovery_rate", "false_omission_rate")
+_RATE_CLASSES = {
+    "fnr": "FNR",
+    "fpr": "FPR",
+    "tpr": "TPR",
+    "tnr": "TNR",
+    "false_discovery_rate": "FalseDiscoveryRate",
+    "false_omission_rate": "FalseOmissionRate",
+}
+# Our names for the metrics a threshold or the fairness gate may name -> TFMA's names.
+GATEABLE = {
+    "accuracy": "sparse_categorical_accuracy",
+    "auc": "auc",
+    "precision": "precision",
+    "recall": "recall",
+    **{rate: rate for rate in FAIRNESS_RATES},
+}
+HIGHER_IS_BETTER = {"accuracy", "auc", "precision", "recall", "tpr", "tnr"}
+
+
+class EvaluationError(KubetfxError):
+    """The evaluation cannot run as configured (a missing feature, an unusable model)."""
+
+
+@dataclass
+class EvalSettings:
+    """What to evaluate and what blesses a model (from the component's parameters)."""
+
+    label_key: str
+    slice_features: list[str] = field(default_factory=list)
+    feature_crosses: list[list[str]] = field(default_factory=list)
+    fairness_thresholds: list[float] = field(default_factory=lambda: [0.5])
+    value_thresholds: dict[str, float] = field(default_factory=dict)
+    change_thresholds: dict[str, float] = field(default_factory=dict)
+    fairness_metric: str = ""
+    max_fairness_gap: float = 0.2
+    min_slice_size: int = 10
+
+    def __post_init__(self) -> None:
+        self.fairness_thresholds = sorted({round(float(t), 6) for t in self.fairness_thresholds})
+        if not self.fairness_thresholds or not all(0 < t < 1 for t in self.fairness_thresholds):
+            raise EvaluationError(
+                f"fairness_thresholds must lie strictly between 0 and 1: {self.fairness_thresholds}"
+            )
+        for kind, mapping in (
+            ("value_thresholds", self.value_thresholds),
+            ("change_thresholds", self.change_thresholds),
+        ):
+            for name in mapping:
+                if _metric_name(name) not in GATEABLE:
+                    raise EvaluationError(
+                        f"{kind}: unknown metric {name!r}; use one of {sorted(GATEABLE)}"
+                        " (rates take the first fairness threshold)"
+                    )
+        if self.fairness_metric and _metric_name(self.fairness_metric) not in GATEABLE:
+            raise EvaluationError(
+                f"fairness_metric {self.fairness_metric!r} is not one of {sorted(GATEABLE)}"
+            )
+        if self.max_fairness_gap < 0 or self.min_slice_size < 0:
+            raise EvaluationError("max_fairness_gap and min_slice_size must not be negative")
+
+
+def _metric_name(name: str) -> str:
+    return name.split("@")[0].strip().lower()
+
+
+def parse_crosses(crosses: Sequence[Any]) -> list[list[str]]:
+    """``["sex,island"]`` or ``[["sex", "island"]]`` -> ``[["sex", "island"]]``."""
+    parsed = []
+    for cross in crosses:
+        names = [n.strip() for n in (cross.split(",") if isinstance(cross, str) else cross) if str(n).strip()]
+        if len(names) < 2:
+            raise EvaluationError(f"feature cross {cross!r} needs two or more feature names")
+        parsed.append([str(n) for n in names])
+    return parsed
+
+
+@dataclass
+class SliceRow:
+    """Metrics of one slice, in our names (rates at the first fairness threshold)."""
+
+    slice: str
+    feature: str  # "" for overall, "a & b" for crosses
+    example_count: int
+    metrics: dict[str, float]
+    per_class: dict[str, dict[str, float]] = field(default_factory=dict)
+    baseline: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Check:
+    """One gate that ran: what it compared and whether it passed."""
+
+    name: str
+    passed: bool
+    detail: str
+
+
+@dataclass
+class EvalResult:
+    """What an evaluation found."""
+
+    blessed: bool
+    checks: list[Check]
+    slices: list[SliceRow]
+    classes: list[str]
+    binary: bool
+    fairness_metric: str
+    fairness: dict[str, dict[str, Any]]
+    confusion: list[list[int]]
+    baseline_uri: str
+    eval_examples: int
+    wall_seconds: float
+
+    @property
+    def reasons(self) -> list[str]:
+        """Why not blessed (failed checks), or what passed when blessed."""
+        failed = [c.detail for c in self.checks if not c.passed]
+        return failed or [c.detail for c in self.checks]
+
+    @property
+    def overall(self) -> SliceRow:
+        return self.slices[0]
+
+    def metadata(self) -> dict[str, Any]:
+        """Evaluation artifact metadata."""
+        return {
+            TYPE_KEY: EVALUATION,
+            "blessed": int(self.blessed),
+            "classes": self.classes,
+            "eval_examples": self.eval_examples,
+            "overall": self.overall.metrics,
+            "fairness_metric": self.fairness_metric,
+            "fairness_gaps": {f: v["gap"] for f, v in self.fairness.items() if v.get("gap") is not None},
+            "baseline_model_uri": self.baseline_uri,
+            "slices": len(self.slices),
+            "wall_seconds": round(self.wall_seconds, 3),
+        }
+
+
+# ---------------------------------------------------------------------- model probe
+
+
+def _sample_examples(examples_dir: str, n: int = 8) -> list[bytes]:
+    files = split_files(examples_dir, "eval")
+    if not files:
+        raise EvaluationError(f"{examples_dir}: no eval split (Split-eval/data_tfrecord-*.gz) to evaluate on")
+    sample: list[bytes] = []
+    for path in files:
+        for record in read_tfrecord_gz(path):
+            sample.append(record)
+            if len(sample) >= n:
+                return sample
+    if not sample:
+        raise EvaluationError(f"{examples_dir}: the eval split is empty")
+    return sample
+
+
+def model_classes(model_dir: str, sample: list[bytes]) -> list[str]:
+    """Load the serving signature and read the class names it answers with."""
+    import tensorflow as tf
+
+    path = os.path.join(model_dir, SERVING_DIR)
+    try:
+        loaded = tf.saved_model.load(path)
+        serve = loaded.signatures[SIGNATURE]
+        out = serve(examples=tf.constant(sample))
+    except Exception as err:  # noqa: BLE001 - any load/call failure is the model's
+        raise EvaluationError(
+            f"model {path}: cannot call its {SIGNATURE!r} signature on serialized tf.Examples: {_gist(err)}"
+        ) from None
+    if "probabilities" not in out:
+        raise EvaluationError(f"model {path}: {SIGNATURE!r} returns {sorted(out)}, not 'probabilities'")
+    n = int(out["probabilities"].shape[-1])
+    if "all_classes" in out:
+        return [c.decode() for c in out["all_classes"].numpy()[0]]
+    return [str(i) for i in range(n)]
+
+
+def _gist(err: BaseException) -> str:
+    """The telling line of a TensorFlow error (its first line is often just "Graph execution error:")."""
+    text = str(err).strip()
+    match = re.search(r"(INVALID_ARGUMENT|NOT_FOUND|FAILED_PRECONDITION|UNIMPLEMENTED)[^\n]*", text)
+    if match:
+        return match.group(0).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _label_info(sample: list[bytes], label_key: str, classes: list[str], examples_dir: str) -> None:
+    """Refuse labels TFMA would silently misread."""
+    from tensorflow.core.example import example_pb2
+
+    example = example_pb2.Example.FromString(sample[0])
+    if label_key not in example.features.feature:
+        raise EvaluationError(f"{examples_dir}: the eval examples have no label feature {label_key!r}")
+    kind = example.features.feature[label_key].WhichOneof("kind")
+    if kind in ("int64_list", "float_list") and classes != [str(i) for i in range(len(classes))]:
+        raise EvaluationError(
+            f"label {label_key!r} is numeric but the model's classes are {classes}: TFMA reads a numeric"
+            " label as a class index, so the classes must be 0..n-1 (or make the label a string)"
+        )
+
+
+def check_features(examples_dir: str, sample: list[bytes], names: Sequence[str]) -> None:
+    """Every slicing feature must exist in the eval data."""
+    from tensorflow.core.example import example_pb2
+
+    present: set[str] = set()
+    for record in sample:
+        present.update(example_pb2.Example.FromString(record).features.feature.keys())
+    missing = [n for n in names if n not in present]
+    if missing:
+        raise EvaluationError(
+            f"slice feature(s) {missing} not found in the eval examples of {examples_dir}"
+            f" (features: {sorted(present)})"
+        )
+
+
+# ---------------------------------------------------------------------- config
+
+
+def build_eval_config(settings: EvalSettings, n_classes: int, with_baseline: bool) -> Any:
+    """The TFMA EvalConfig for these settings."""
+    import tensorflow_model_analysis as tfma
+
+    binary = n_classes == 2
+    model_specs = [
+        tfma.ModelSpec(
+            name=CANDIDATE,
+            signature_name=SIGNATURE,
+            label_key=settings.label_key,
+            prediction_key="probabilities",
+        )
+    ]
+    if with_baseline:
+        model_specs.append(
+            tfma.ModelSpec(
+                name=BASELINE,
+                signature_name=SIGNATURE,
+                label_key=settings.label_key,
+                prediction_key="probabilities",
+                is_baseline=True,
+            )
+        )
+    slicing = [tfma.SlicingSpec()]
+    slicing += [tfma.SlicingSpec(feature_keys=[f]) for f in settings.slice_features]
+    slicing += [tfma.SlicingSpec(feature_keys=list(c)) for c in settings.feature_crosses]
+    first = settings.fairness_thresholds[0]
+
+    def threshold_for(ours: str) -> Any:
+        value = settings.value_thresholds.get(ours)
+        change = settings.change_thresholds.get(ours) if with_baseline else None
+        if value is None and change is None:
+            return None
+        higher = ours in HIGHER_IS_BETTER
+        threshold = tfma.MetricThreshold()
+        if value is not None:
+            bound = tfma.GenericValueThreshold()
+            (bound.lower_bound if higher else bound.upper_bound).value = float(value)
+            threshold.value_threshold.CopyFrom(bound)
+        if change is not None:
+            delta = tfma.GenericChangeThreshold(
+                direction=tfma.MetricDirection.HIGHER_IS_BETTER
+                if higher
+                else tfma.MetricDirection.LOWER_IS_BETTER
+            )
+            delta.absolute.value = -float(change) if higher else float(change)
+            threshold.change_threshold.CopyFrom(delta)
+        return threshold
+
+    def overall_only(threshold: Any) -> dict[str, Any]:
+        # Thresholds gate the overall slice; slices are gated by the fairness gap.
+        if threshold is None:
+            return {}
+        return {
+            "per_slice_thresholds": [
+                tfma.PerSliceMetricThreshold(slicing_specs=[tfma.SlicingSpec()], threshold=threshold)
+            ]
+        }
+
+    overall_metrics = [
+        tfma.MetricConfig(class_name="ExampleCount"),
+        tfma.MetricConfig(class_name="SparseCategoricalAccuracy", **overall_only(threshold_for("accuracy"))),
+        tfma.MetricConfig(class_name="MultiClassConfusionMatrixPlot"),
+    ]
+    per_class = [
+        tfma.MetricConfig(class_name="AUC"),
+        tfma.MetricConfig(class_name="Precision"),
+        tfma.MetricConfig(class_name="Recall"),
+        tfma.MetricConfig(class_name="Calibration"),
+        tfma.MetricConfig(class_name="CalibrationPlot"),
+    ]
+
+    def rate(name: str, at: float, threshold: Any = None) -> Any:
+        # One config per rate and threshold, named "fnr@0.5": with several thresholds
+        # in one config TFMA would write an array instead of one value per metric.
+        config = json.dumps({"thresholds": [at], "name": f"{name}@{at}"})
+        return tfma.MetricConfig(class_name=_RATE_CLASSES[name], config=config, **overall_only(threshold))
+
+    gates = {r: threshold_for(r) for r in FAIRNESS_RATES} if binary else {}
+    per_class += [
+        rate(r, at, gates.get(r) if at == first else None)
+        for r in FAIRNESS_RATES
+        for at in settings.fairness_thresholds
+    ]
+    # Thresholds on binarized metrics apply to the positive class (binary labels only).
+    if binary:
+        for ours in ("auc", "precision", "recall"):
+            t = threshold_for(ours)
+            if t is not None:
+                name = {"auc": "AUC", "precision": "Precision", "recall": "Recall"}[ours]
+                per_class = [m for m in per_class if m.class_name != name]
+                per_class.append(tfma.MetricConfig(class_name=name, **overall_only(t)))
+    else:
+        asked = [
+            n
+            for n in (*settings.value_thresholds, *settings.change_thresholds)
+            if _metric_name(n) != "accuracy"
+        ]
+        if asked:
+            raise EvaluationError(
+                f"thresholds on {sorted(set(asked))} need a binary label;"
+                " a multi-class model is gated on accuracy"
+            )
+    class_ids = [1] if binary else list(range(n_classes))
+    metrics_specs = [
+        tfma.MetricsSpec(metrics=overall_metrics),
+        tfma.MetricsSpec(
+            metrics=per_class, binarize=tfma.BinarizationOptions(class_ids={"values": class_ids})
+        ),
+    ]
+    return tfma.EvalConfig(model_specs=model_specs, slicing_specs=slicing, metrics_specs=metrics_specs)
+
+
+# ---------------------------------------------------------------------- reading results
+
+
+def _slice_name(slice_key: Any) -> tuple[str, str]:
+    """(display name, feature) of a TFMA SliceKey proto."""
+    parts = []
+    features = []
+    for single in slice_key.single_slice_keys:
+        kind = single.WhichOneof("kind")
+        value = getattr(single, kind)
+        if isinstance(value, bytes):
+            value = value.decode(errors="replace")
+        parts.append(f"{single.column}={value}")
+        features.append(single.column)
+    return (" & ".join(parts) or "Overall"), " & ".join(features)
+
+
+def _our_name(tfma_name: str) -> str:
+    base, _, at = tfma_name.partition("@")
+    for ours, theirs in GATEABLE.items():
+        if base == theirs:
+            return f"{ours}@{at}" if at else ours
+    return tfma_name
+
+
+def read_slices(output_dir: str, classes: list[str], binary: bool, first_threshold: float) -> list[SliceRow]:
+    """Per-slice metrics from TFMA's output, overall first."""
+    import tensorflow_model_analysis as tfma
+
+    rows = []
+    for metrics_for_slice in tfma.load_metrics(output_dir):
+        name, feature = _slice_name(metrics_for_slice.slice_key)
+        metrics: dict[str, float] = {}
+        baseline: dict[str, float] = {}
+        per_class: dict[str, dict[str, float]] = {}
+        for kv in metrics_for_slice.metric_keys_and_values:
+            key = kv.key
+            if key.is_diff or not kv.value.HasField("double_value"):
+                continue
+            value = kv.value.double_value.value
+            ours = _our_name(key.name)
+            target = baseline if key.model_name == BASELINE else metrics
+            if key.sub_key.HasField("class_id"):
+                cls = (
+                    classes[key.sub_key.class_id.value] if key.sub_key.class_id.value < len(classes) else "?"
+                )
+                if key.model_name != BASELINE:
+                    per_class.setdefault(cls, {})[ours] = value
+                if binary and key.sub_key.class_id.value == 1:
+                    target[ours] = value
+            else:
+                target[ours] = value
+        if not binary and per_class:
+            # Classes absent from a slice have no positives (recall is NaN): leave them out.
+            present = [v for v in per_class.values() if not math.isnan(v.get("recall", math.nan))]
+            for metric in ("auc", "precision", "recall"):
+                values = [v[metric] for v in present if metric in v and not math.isnan(v[metric])]
+                if values:
+                    metrics[f"macro_{metric}"] = sum(values) / len(values)
+        for rate in FAIRNESS_RATES:  # "fnr" means the rate at the first threshold
+            if f"{rate}@{first_threshold}" in metrics:
+                metrics[rate] = metrics[f"{rate}@{first_threshold}"]
+        count = int(metrics.pop("example_count", 0))
+        baseline.pop("example_count", None)
+        rows.append(SliceRow(name, feature, count, metrics, per_class, baseline))
+    rows.sort(key=lambda r: (r.feature != "", r.feature.count("&"), r.feature, r.slice))
+    return rows
+
+
+def read_confusion(output_dir: str, n_classes: int) -> list[list[int]]:
+    """The overall multi-class confusion matrix (rows: actual, columns: predicted)."""
+    import tensorflow_model_analysis as tfma
+
+    matrix = [[0] * n_classes for _ in range(n_classes)]
+    for plots in tfma.load_plots(output_dir):
+        if plots.slice_key.single_slice_keys:
+            continue
+        for kv in plots.plot_keys_and_values:
+            if kv.key.model_name == BASELINE or not kv.value.HasField(
+                "multi_class_confusion_matrix_at_thresholds"
+            ):
+                continue
+            for at in kv.value.multi_class_confusion_matrix_at_thresholds.matrices:
+                for entry in at.entries:
+                    if 0 <= entry.actual_class_id < n_classes and 0 <= entry.predicted_class_id < n_classes:
+                        matrix[entry.actual_class_id][entry.predicted_class_id] = int(
+                            entry.num_weighted_examples
+                        )
+                break
+    return matrix
+
+
+def read_validation(output_dir: str) -> tuple[bool, list[Check]]:
+    """TFMA's threshold validation, one Check per failed metric and slice."""
+    import tensorflow_model_analysis as tfma
+
+    result = tfma.load_validation_result(output_dir)
+    checks = []
+    for per_slice in result.metric_validations_per_slice:
+        name, _ = _slice_name(per_slice.slice_key)
+        for failure in per_slice.failures:
+            metric = _our_name(failure.metric_key.name)
+            what = "change vs baseline" if failure.metric_key.is_diff else "value"
+            bound = _bound_text(failure.metric_threshold)
+            value = failure.metric_value.double_value.value
+            checks.append(
+                Check(
+                    f"{'change' if failure.metric_key.is_diff else 'value'}:{metric}",
+                    False,
+                    f"{metric} {what} on {name} is {value:+.4f}, outside {bound}"
+                    if failure.metric_key.is_diff
+                    else f"{metric} on {name} is {value:.4f}, outside {bound}",
+                )
+            )
+    # With no thresholds configured TFMA reports missing_thresholds and not OK; that is
+    # "nothing to validate", not a failure (the fairness gate may still apply).
+    ok = bool(result.validation_ok) or (result.missing_thresholds and not checks)
+    return ok, checks
+
+
+def _bound_text(threshold: Any) -> str:
+    parts = []
+    if threshold.HasField("value_threshold"):
+        v = threshold.value_threshold
+        if v.HasField("lower_bound"):
+            parts.append(f">= {v.lower_bound.value:g}")
+        if v.HasField("upper_bound"):
+            parts.append(f"<= {v.upper_bound.value:g}")
+    if threshold.HasField("change_threshold"):
+        c = threshold.change_threshold
+        if c.HasField("absolute"):
+            parts.append(f"change {'>=' if c.absolute.value <= 0 else '<='} {c.absolute.value:+g}")
+    return " and ".join(parts) or "its threshold"
+
+
+# ---------------------------------------------------------------------- gates
+
+
+def fairness_gate(
+    rows: list[SliceRow], settings: EvalSettings, metric: str
+) -> tuple[dict[str, dict[str, Any]], list[Check]]:
+    """The gap of ``metric`` between the slices of each fairness feature."""
+    report: dict[str, dict[str, Any]] = {}
+    checks = []
+    for feature in settings.slice_features:
+        slices = [r for r in rows if r.feature == feature]
+        gated = [r for r in slices if r.example_count >= settings.min_slice_size and metric in r.metrics]
+        small = [r.slice for r in slices if r.example_count < settings.min_slice_size]
+        values = {r.slice: r.metrics[metric] for r in gated if not math.isnan(r.metrics[metric])}
+        entry: dict[str, Any] = {"metric": metric, "values": values, "not_gated": small, "gap": None}
+        report[feature] = entry
+        if len(values) < 2:
+            checks.append(
+                Check(
+                    f"fairness:{feature}",
+                    True,
+                    f"fairness on {feature}: fewer than two slices with >= {settings.min_slice_size}"
+                    " examples; not gated",
+                )
+            )
+            continue
+        low = min(values, key=values.__getitem__)
+        high = max(values, key=values.__getitem__)
+        gap = values[high] - values[low]
+        entry.update(gap=gap, low=low, high=high)
+        passed = gap <= settings.max_fairness_gap
+        detail = (
+            f"fairness on {feature}: {metric} gap {gap:.3f} between {low} ({values[low]:.3f})"
+            f" and {high} ({values[high]:.3f})"
+            f" {'within' if passed else 'exceeds'} {settings.max_fairness_gap:g}"
+        )
+        if small:
+            detail += f"; not gated (under {settings.min_slice_size} examples): {', '.join(small)}"
+        checks.append(Check(f"fairness:{feature}", passed, detail))
+    return report, checks
+
+
+# ---------------------------------------------------------------------- run
+
+
+def run(
+    examples_dir: str,
+    model_dir: str,
+    evaluation_dir: str,
+    blessing_dir: str,
+    settings: EvalSettings,
+    *,
+    baseline_model_dir: str = "",
+    pipeline_options: Sequence[str] = (),
+) -> EvalResult:
+    """Evaluate ``model_dir`` on the eval split; write the evaluation and the blessing."""
+    import tensorflow_model_analysis as tfma
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    started = time.perf_counter()
+    sample = _sample_examples(examples_dir)
+    classes = model_classes(model_dir, sample)
+    if len(classes) < 2:
+        raise EvaluationError(f"model {model_dir}: answers with {len(classes)} class(es); need two or more")
+    _label_info(sample, settings.label_key, classes, examples_dir)
+    slice_names = [*settings.slice_features, *(n for c in settings.feature_crosses for n in c)]
+    check_features(examples_dir, _sample_examples(examples_dir, 2000), slice_names)
+    binary = len(classes) == 2
+    if baseline_model_dir:
+        if not Path(baseline_model_dir, SERVING_DIR).is_dir():
+            raise EvaluationError(f"baseline model {baseline_model_dir}: no {SERVING_DIR}/ SavedModel")
+        baseline_classes = model_classes(baseline_model_dir, sample)
+        if baseline_classes != classes:
+            raise EvaluationError(
+                f"baseline model {baseline_model_dir} answers with classes {baseline_classes},"
+                f" the candidate with {classes}: they cannot be compared"
+            )
+    config = build_eval_config(settings, len(classes), bool(baseline_model_dir))
+    models = [
+        tfma.default_eval_shared_model(
+            eval_saved_model_path=os.path.join(model_dir, SERVING_DIR),
+            eval_config=config,
+            model_name=CANDIDATE,
+        )
+    ]
+    if baseline_model_dir:
+        models.append(
+            tfma.default_eval_shared_model(
+                eval_saved_model_path=os.path.join(baseline_model_dir, SERVING_DIR),
+                eval_config=config,
+                model_name=BASELINE,
+            )
+        )
+    os.makedirs(evaluation_dir, exist_ok=True)
+    pattern = os.path.join(examples_dir, "Split-eval", "data_tfrecord-*")
+    with warnings.catch_warnings():
+        # A rate with an empty denominator (no positives in a slice) is NaN, by design;
+        # numpy warns once per slice and class, thousands of lines.
+        warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
+        tfma.run_model_analysis(
+            eval_shared_model=models if len(models) > 1 else models[0],
+            eval_config=config,
+            data_location=pattern,
+            file_format="tfrecords",
+            output_path=evaluation_dir,
+            pipeline_options=PipelineOptions(list(pipeline_options)),
+        )
+    first = settings.fairness_thresholds[0]
+    rows = read_slices(evaluation_dir, classes, binary, first)
+    if not rows or rows[0].feature:
+        raise EvaluationError(f"TFMA wrote no overall metrics under {evaluation_dir}")
+    validation_ok, checks = read_validation(evaluation_dir)
+    overall = rows[0]
+    for name, bound in settings.value_thresholds.items():
+        ours = _metric_name(name)
+        if not any(c.name == f"value:{ours}" for c in checks) and ours in overall.metrics:
+            checks.append(Check(f"value:{ours}", True, f"{ours} {overall.metrics[ours]:.4f} meets {bound:g}"))
+    if baseline_model_dir:
+        for name, drop in settings.change_thresholds.items():
+            ours = _metric_name(name)
+            if not any(c.name == f"change:{ours}" for c in checks) and ours in overall.metrics:
+                was = overall.baseline.get(ours, float("nan"))
+                checks.append(
+                    Check(
+                        f"change:{ours}",
+                        True,
+                        f"{ours} {overall.metrics[ours]:.4f} vs baseline {was:.4f}:"
+                        f" within the allowed change {drop:g}",
+                    )
+                )
+    else:
+        checks.append(Check("baseline", True, "no baseline model: only the absolute thresholds apply"))
+    if not validation_ok and not any(not c.passed for c in checks):
+        checks.append(Check("tfma", False, "TFMA's validation failed (see validations in the evaluation)"))
+    metric = (
+        _metric_name(settings.fairness_metric)
+        if settings.fairness_metric
+        else ("fnr" if binary else "accuracy")
+    )
+    fairness, fairness_checks = fairness_gate(rows, settings, metric)
+    checks += fairness_checks
+    blessed = all(c.passed for c in checks)
+    result = EvalResult(
+        blessed=blessed,
+        checks=checks,
+        slices=rows,
+        classes=classes,
+        binary=binary,
+        fairness_metric=metric,
+        fairness=fairness,
+        confusion=read_confusion(evaluation_dir, len(classes)),
+        baseline_uri=baseline_model_dir,
+        eval_examples=overall.example_count,
+        wall_seconds=time.perf_counter() - started,
+    )
+    summary = asdict(result)
+    summary["reasons"] = result.reasons
+    summary["settings"] = asdict(settings)
+    Path(evaluation_dir, "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    write_blessing(blessing_dir, blessed, result.reasons)
+    return result
+
+
+def write_blessing(blessing_dir: str, blessed: bool, reasons: list[str]) -> None:
+    """``BLESSED`` or ``NOT_BLESSED`` (TFX's layout) and ``reasons.json``."""
+    os.makedirs(blessing_dir, exist_ok=True)
+    Path(blessing_dir, "BLESSED" if blessed else "NOT_BLESSED").write_text("")
+    Path(blessing_dir, "reasons.json").write_text(json.dumps(reasons, indent=1))
+
+
+def is_blessed(blessing_dir: str) -> bool:
+    """The blessing file is the truth (a missing one is not a blessing)."""
+    return Path(blessing_dir, "BLESSED").is_file() and not Path(blessing_dir, "NOT_BLESSED").exists()
+
+
+def metrics_for_ui(result: EvalResult) -> Mapping[str, float]:
+    """Scalar metrics for the Kubeflow UI's Metrics view."""
+    out: dict[str, float] = {
+        "example_count": float(result.overall.example_count),
+        "blessed": float(result.blessed),
+    }
+    for name, value in result.overall.metrics.items():
+        if "@" not in name and not math.isnan(value):
+            out[name] = round(value, 6)
+    for feature, entry in result.fairness.items():
+        if entry.get("gap") is not None:
+            out[f"fairness_gap_{feature}"] = round(entry["gap"], 6)
+    return out

@@ -1,0 +1,1 @@
+"""The continuous-training pipeline for scheduled runs (see README.md)."""

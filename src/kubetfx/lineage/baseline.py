@@ -1,0 +1,105 @@
+"""Which model is the baseline: the one being served, else the latest blessed one.
+
+* Served: the newest ``kubetfx.PushedModel`` with ``pushed == 1`` for the model name,
+  pushes and rollbacks alike (a rollback is recorded as a push of an older model), then
+  the Model artifact its execution took as input ``model``.
+* Else: the newest ``kubetfx.ModelBlessing`` with ``blessed == 1`` for the model name in
+  the same pipeline, then the Model its Evaluator took as input ``model``.
+
+Used by the ``model_resolver`` component; an ordinary task, because the open-source KFP
+backend rejects TFX's resolver nodes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ml_metadata import metadata_store as ms
+from ml_metadata.proto import metadata_store_pb2 as pb
+
+from kubetfx.lineage.record import PIPELINE_CONTEXT, props
+from kubetfx.lineage.store import Store
+from kubetfx.types import BLESSING, PUSHED_MODEL
+
+_PAGE = 50
+
+
+@dataclass
+class Baseline:
+    """A baseline model and how it was chosen."""
+
+    model_id: int
+    model_uri: str
+    source: str  # "served" or "blessed"
+    record_id: int  # the PushedModel or ModelBlessing artifact it was found through
+    detail: str
+    destination: str = ""  # the served version's folder, for a served model
+
+
+def _quote(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _candidates(store: Store, kind: str, model_name: str, pipeline_name: str = "") -> list[pb.Artifact]:
+    query = f"type = {_quote(kind)} AND custom_properties.model_name.string_value = {_quote(model_name)}"
+    if pipeline_name:
+        query += (
+            f" AND contexts_p.type = {_quote(PIPELINE_CONTEXT)} AND contexts_p.name = {_quote(pipeline_name)}"
+        )
+    options = ms.ListOptions(filter_query=query, order_by=ms.OrderByField.ID, is_asc=False, limit=_PAGE)
+    return list(store.call(store.mlmd.get_artifacts, list_options=options))
+
+
+def _flag(artifact: pb.Artifact, name: str) -> bool:
+    value = props(artifact).get(name)
+    return value in (1, 1.0, True, "1", "true", "True")
+
+
+def model_behind(store: Store, artifact_id: int) -> pb.Artifact | None:
+    """The LIVE Model that the execution which produced ``artifact_id`` read as ``model``."""
+    events = store.call(store.mlmd.get_events_by_artifact_ids, [artifact_id])
+    producers = [e.execution_id for e in events if e.type == pb.Event.OUTPUT]
+    if not producers:
+        return None
+    for event in store.call(store.mlmd.get_events_by_execution_ids, producers):
+        if event.type == pb.Event.INPUT and event.path.steps and event.path.steps[0].key == "model":
+            [model] = store.call(store.mlmd.get_artifacts_by_id, [event.artifact_id])
+            if model.state == pb.Artifact.LIVE:
+                return model
+    return None
+
+
+def served_model(store: Store, model_name: str) -> Baseline | None:
+    """The model being served under ``model_name``: the latest push, rollbacks included."""
+    for pushed in _candidates(store, PUSHED_MODEL, model_name):
+        if not _flag(pushed, "pushed"):
+            continue
+        model = model_behind(store, pushed.id)
+        if model is not None:
+            info = props(pushed)
+            how = "rollback" if _flag(pushed, "rollback") else "push"
+            return Baseline(
+                model.id,
+                model.uri,
+                "served",
+                pushed.id,
+                f"served: version {info.get('version')} at {info.get('destination')} ({how})",
+                str(info.get("destination") or ""),
+            )
+    return None
+
+
+def resolve_baseline(store: Store, model_name: str, pipeline_name: str) -> Baseline | None:
+    """The baseline for ``model_name`` (see the module docstring), or None."""
+    served = served_model(store, model_name)
+    if served is not None:
+        return served
+    for blessing in _candidates(store, BLESSING, model_name, pipeline_name):
+        if not _flag(blessing, "blessed"):
+            continue
+        model = model_behind(store, blessing.id)
+        if model is not None:
+            return Baseline(
+                model.id, model.uri, "blessed", blessing.id, "latest blessed model (nothing pushed yet)"
+            )
+    return None
