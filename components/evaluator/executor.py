@@ -99,6 +99,11 @@ class EvalSettings:
             raise EvaluationError("max_fairness_gap and min_slice_size must not be negative")
 
 
+def _finite(value: float) -> float | None:
+    """NaN (a rate with nothing to count) as None: JSON and lineage structs have no NaN."""
+    return None if math.isnan(value) or math.isinf(value) else round(value, 6)
+
+
 def _metric_name(name: str) -> str:
     return name.split("@")[0].strip().lower()
 
@@ -168,11 +173,20 @@ class EvalResult:
             "blessed": int(self.blessed),
             "classes": self.classes,
             "eval_examples": self.eval_examples,
-            "overall": self.overall.metrics,
+            "overall": {k: _finite(v) for k, v in self.overall.metrics.items()},
             "fairness_metric": self.fairness_metric,
             "fairness_gaps": {f: v["gap"] for f, v in self.fairness.items() if v.get("gap") is not None},
             "baseline_model_uri": self.baseline_uri,
             "slices": len(self.slices),
+            # Per-slice metrics in lineage too, so an audit needs no access to the files.
+            "slice_metrics": {
+                r.slice: {
+                    "examples": r.example_count,
+                    **{k: _finite(v) for k, v in r.metrics.items() if "@" not in k},
+                }
+                for r in self.slices
+            },
+            "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in self.checks],
             "wall_seconds": round(self.wall_seconds, 3),
         }
 

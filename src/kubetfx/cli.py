@@ -62,6 +62,11 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
 @click.option("--no-cache", is_flag=True, help="Run every task, reusing nothing.")
 @click.option("--parallel", type=int, default=None, help="Tasks run at once [default: CPU count].")
 @click.option("--quiet", "-q", is_flag=True, help="Print only the summary.")
+@click.option(
+    "--no-warm",
+    is_flag=True,
+    help="Start every task as a fresh process, not from the warm worker [env KUBETFX_WARM=0].",
+)
 def run(
     pipeline_file: str,
     params: tuple[str, ...],
@@ -70,6 +75,7 @@ def run(
     no_cache: bool,
     parallel: int | None,
     quiet: bool,
+    no_warm: bool,
 ) -> None:
     """Run a compiled KFP pipeline YAML on this machine."""
     from kubetfx.local import run_pipeline
@@ -82,6 +88,7 @@ def run(
         cache=not no_cache,
         max_parallel=parallel,
         echo=(lambda _line: None) if quiet else None,
+        warm=False if no_warm else None,
     )
     from kubetfx.local.summary import render
 
@@ -244,6 +251,58 @@ def lineage_graph(ref: str, out: str, downstream: bool, metadata: str | None) ->
     root = graph.nodes[graph.root]
     title = f"{'impact' if downstream else 'provenance'} of {root.type} #{root.id}"
     click.echo(f"wrote {draw(graph, out, title)} ({len(graph.nodes)} nodes, {len(graph.edges)} edges)")
+
+
+@lineage.command("pushes")
+@click.argument("model_name", required=False, default="")
+@click.option("--metadata", help=METADATA_HELP)
+def lineage_pushes(model_name: str, metadata: str | None) -> None:
+    """Every push and rollback, newest first (MODEL_NAME:VERSION refs for the other commands)."""
+    from tabulate import tabulate
+
+    from kubetfx.lineage.graph import MLMDLineage
+    from kubetfx.lineage.store import connect
+
+    pushes = MLMDLineage(connect(resolve_metadata_url(metadata))).pushes(model_name)
+    if not pushes:
+        raise KubetfxError(f"no pushes{' of ' + repr(model_name) if model_name else ''} are recorded yet")
+    rows = [
+        [
+            f"{p.properties.get('model_name')}:{p.properties.get('version')}",
+            p.properties.get("pushed_at", ""),
+            "rollback to " + str(p.properties.get("rolled_back_to"))
+            if p.properties.get("rollback")
+            else "push",
+            redact(str(p.properties.get("destination", ""))),
+            p.id,
+        ]
+        for p in pushes
+    ]
+    click.echo(tabulate(rows, headers=["model", "pushed at", "how", "destination", "artifact"]))
+
+
+@cli.command()
+@click.argument("ref")
+@click.option("--format", "fmt", type=click.Choice(["md", "html"]), default="md", show_default=True)
+@click.option(
+    "-o", "--output", "out", type=click.Path(dir_okay=False), help="Write to FILE instead of stdout."
+)
+@click.option("--metadata", help=METADATA_HELP)
+def audit(ref: str, fmt: str, out: str | None, metadata: str | None) -> None:
+    """The record of a pushed model (MODEL_NAME:VERSION): data, schema, code, parameters,
+    evaluation per slice, blessing and its reasons, baseline, push time and place."""
+    from kubetfx.lineage import audit as audit_lib
+    from kubetfx.lineage.graph import MLMDLineage
+    from kubetfx.lineage.store import connect
+
+    record = audit_lib.build(MLMDLineage(connect(resolve_metadata_url(metadata))), ref)
+    text = audit_lib.to_html(record) if fmt == "html" else audit_lib.to_markdown(record)
+    if out:
+        with open(out, "w") as f:
+            f.write(text)
+        click.echo(f"wrote {out}")
+    else:
+        click.echo(text, nl=False)
 
 
 @cli.group()

@@ -84,6 +84,8 @@ def test_pipeline_lineage_and_queries_through_grpc(workdir: Path, cli, grpc_url:
     )
     upstream = cli("lineage", "model", uri, env=env)
     assert upstream.returncode == 0 and "example-gen (execution" in upstream.stdout
+    audit = cli("audit", "penguins:1", "--format", "html", env=env)
+    assert audit.returncode == 0 and "BLESSED" in audit.stdout and "island=Dream" in audit.stdout
 
 
 def test_unreachable_grpc_store_is_a_one_line_error(workdir: Path, cli) -> None:

@@ -72,7 +72,7 @@ def test_blessed_weakened_unfair_and_rollback(workdir: Path, cli) -> None:
     # 2. A deliberately weakened model: not blessed against the served baseline; no push.
     weak = cli("run", PIPELINE, "--param", "epochs=1", "--param", "learning_rate=0.00001", env=env)
     assert weak.returncode == 0, weak.stdout + weak.stderr
-    assert _state(weak.stdout, "pusher") == "SKIPPED"
+    assert _state(weak.stdout, "pusher") == "SKIPPED" and "evaluator-blessed == true" in weak.stdout
     assert _versions(push_root, "penguins") == [1]
     run2 = _executions(store, _run_id(weak.stdout))
     assert _input_ids(store, run2["evaluator"], "baseline_model") == [model1.id]
@@ -117,3 +117,24 @@ def test_blessed_weakened_unfair_and_rollback(workdir: Path, cli) -> None:
     ).read_bytes()
     baseline = resolve_baseline(store, "penguins", "kubetfx-training")
     assert baseline.model_id == model1.id and "rollback" in baseline.detail
+
+    # 5. The audit of the rolled-back version tells the whole story from lineage alone.
+    md = cli("audit", "penguins:3", env=env)
+    assert md.returncode == 0, md.stderr
+    text = md.stdout
+    assert "# Audit: penguins version 3" in text and "rollback to version 1" in text
+    assert f"| model artifact | {model1.id} |" in text and "| decision | BLESSED |" in text
+    assert "pkg://palmerpenguins/data/penguins.csv" in text and "| fingerprint | " in text
+    assert "| sex=female |" in text and "| island=Dream |" in text  # per-slice metrics
+    assert "no baseline model" in text  # run 1 had none: the blessing says so
+    page = workdir / "audit.html"
+    assert cli("audit", "penguins:2", "--format", "html", "-o", str(page), env=env).returncode == 0
+    html = page.read_text()
+    assert "<script" not in html and "island=Dream" in html and str(model1.id) in html  # 2's baseline
+    provenance = cli("lineage", "model", "penguins:2", env=env)
+    assert provenance.returncode == 0 and "example-gen (execution" in provenance.stdout
+    assert "baseline_model: system.Model" in provenance.stdout
+    pushes = cli("lineage", "pushes", "penguins", env=env).stdout
+    assert "penguins:3" in pushes and "rollback to 1" in pushes
+    unknown = cli("audit", "penguins:9", env=env)
+    assert unknown.returncode == 2 and "no push of model 'penguins' version 9" in unknown.stderr

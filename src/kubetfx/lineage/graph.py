@@ -61,10 +61,15 @@ class Graph:
         return [(e, self.nodes[e.target]) for e in self.edges if e.source == key]
 
 
+NOT_EXPANDED = ("baseline_model",)
+
+
 class LineageSource(Protocol):
     """What the CLI and the Python API need from a lineage store."""
 
     def resolve(self, ref: str) -> Node: ...
+
+    def pushes(self, model_name: str = "") -> list[Node]: ...
 
     def walk(self, ref: str, direction: str, max_hops: int = 20) -> Graph: ...
 
@@ -111,7 +116,7 @@ class MLMDLineage:
         )
 
     def resolve(self, ref: str) -> Node:
-        """An artifact by id, or by URI (the newest live one there)."""
+        """An artifact by id, by URI (the newest live one there), or ``MODEL_NAME:VERSION``."""
         from kubetfx.lineage.record import find_artifact
 
         if ref.isdigit():
@@ -120,10 +125,7 @@ class MLMDLineage:
                 return self._artifact_node(found[0])
         else:
             if ":" in ref and "/" not in ref:
-                raise KubetfxError(
-                    f"{ref!r}: no pushed models are recorded in {self.store} yet (MODEL_NAME:VERSION names "
-                    "a pushed model); use an artifact id or URI from `kubetfx runs show RUN`"
-                )
+                return self._artifact_node(self._pushed(ref))
             artifact = find_artifact(self.store, ref)
             if artifact is not None:
                 return self._artifact_node(artifact)
@@ -135,6 +137,52 @@ class MLMDLineage:
             f"no artifact {ref!r} in {self.store}; give an artifact id or URI "
             "as `kubetfx runs show RUN` lists them"
         )
+
+    def _pushed(self, ref: str) -> pb.Artifact:
+        """``MODEL_NAME:VERSION``: the push (or rollback) that published that version."""
+        from ml_metadata import metadata_store as ms
+
+        from kubetfx.types import PUSHED_MODEL
+
+        name, _, version = ref.rpartition(":")
+        if not name or not version.isdigit():
+            raise KubetfxError(f"{ref!r}: write a pushed model as MODEL_NAME:VERSION, e.g. penguins:3")
+        quoted = "'" + name.replace("\\", "\\\\").replace("'", "\\'") + "'"
+        query = (
+            f"type = '{PUSHED_MODEL}' AND custom_properties.model_name.string_value = {quoted}"
+            f" AND custom_properties.version.int_value = {int(version)}"
+        )
+        options = ms.ListOptions(filter_query=query, order_by=ms.OrderByField.ID, is_asc=False, limit=10)
+        found = [
+            a
+            for a in self.store.call(self.store.mlmd.get_artifacts, list_options=options)
+            if props(a).get("pushed") in (1, True)
+        ]
+        if not found:
+            raise KubetfxError(
+                f"no push of model {name!r} version {version} is recorded in {self.store};"
+                " `kubetfx lineage pushes` lists what was pushed"
+            )
+        return found[0]
+
+    def pushes(self, model_name: str = "") -> list[Node]:
+        """Every recorded push (and rollback), newest first; only ``model_name``'s if given."""
+        from ml_metadata import metadata_store as ms
+
+        from kubetfx.types import PUSHED_MODEL
+
+        query = f"type = '{PUSHED_MODEL}'"
+        options = ms.ListOptions(filter_query=query, order_by=ms.OrderByField.ID, is_asc=False)
+        nodes = [
+            self._artifact_node(a)
+            for a in self.store.call(self.store.mlmd.get_artifacts, list_options=options)
+        ]
+        return [
+            n
+            for n in nodes
+            if n.properties.get("pushed") in (1, True)
+            and (not model_name or n.properties.get("model_name") == model_name)
+        ]
 
     def walk(self, ref: str, direction: str, max_hops: int = 20) -> Graph:
         """Everything upstream (``up``) or downstream (``down``) of an artifact."""
@@ -190,7 +238,10 @@ class MLMDLineage:
             graph.edges.append(edge)
         if other.key not in graph.nodes:
             graph.nodes[other.key] = other
-            queue.append((other, hops + 1))
+            # A baseline is what a model was compared with, not what made it: show it,
+            # do not walk the whole history of earlier runs through it.
+            if name not in NOT_EXPANDED:
+                queue.append((other, hops + 1))
 
 
 # ---------------------------------------------------------------------- text

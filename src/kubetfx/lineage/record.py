@@ -171,6 +171,7 @@ def new_execution(
     to_value(identity.task_name, execution.custom_properties["display_name"])
     to_value(identity.task_name, execution.custom_properties["task_name"])
     to_value(identity.run_id, execution.custom_properties["run_id"])
+    to_value(identity.pipeline_name, execution.custom_properties["pipeline_name"])
     to_value(dict(params), execution.custom_properties["inputs"])
     to_value(time.time(), execution.custom_properties["start_time"])
     for name, value in (extra or {}).items():

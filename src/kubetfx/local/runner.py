@@ -35,6 +35,8 @@ from kubetfx.fingerprint import fingerprint_files, fingerprint_uri, local_path
 from kubetfx.identity import IDENTITY_INPUTS
 from kubetfx.local import cel
 from kubetfx.local.spec import PipelineDoc, select
+from kubetfx.local.warm import enabled as warm_enabled
+from kubetfx.local.warm import shim_dir as warm_shim_dir
 from kubetfx.process import ENV_RUNNER_PID, with_parent_death_signal
 from kubetfx.settings import PUSH_ROOT_ENV, redact, resolve_push_roots
 from kubetfx.staging import discard, is_local, publish, stage_outputs, unstage_uris
@@ -124,6 +126,7 @@ class LocalRunner:
         max_parallel: int | None = None,
         echo: Callable[[str], None] | None = None,
         task_env: dict[str, str] | None = None,
+        warm: bool | None = None,
     ) -> None:
         from kubetfx.lineage.store import connect
 
@@ -135,6 +138,7 @@ class LocalRunner:
         self.slots = threading.Semaphore(max_parallel or os.cpu_count() or 2)
         self.echo = echo or (lambda line: print(line, flush=True))
         self.task_env = task_env or {}
+        self.warm = warm_enabled(warm)  # None: KUBETFX_WARM decides (on unless "0")
         self.results: list[TaskResult] = []
         self._results_lock = threading.Lock()
         now = datetime.now(UTC)
@@ -289,7 +293,7 @@ class LocalRunner:
             except Exception as err:  # noqa: BLE001 - report as a task failure with the condition
                 raise PipelineSpecError(f"cannot evaluate condition {condition!r}: {err}") from None
             if not ok:
-                return self._skipped(qname, component, f"condition false: {condition}")
+                return self._skipped(qname, component, f"condition false: {_readable(condition)}")
         if missing:
             return self._skipped(
                 qname, component, f"input {missing} was not produced (its branch was skipped)"
@@ -324,9 +328,20 @@ class LocalRunner:
             extra={"skipped_reason": reason},
         )
         self.echo(f"  {qname}: {'skipped' if state == SKIPPED else 'not run'} ({reason})")
-        return self._add(
+        result = self._add(
             TaskResult(name=qname, state=state, message=reason, execution_id=execution_id, kind=kind)
         )
+        if kind == "dag":  # name what did not run inside it, for the summary
+            self._add_skipped_inside(component, f"{qname}/", reason, state)
+        return result
+
+    def _add_skipped_inside(self, component: dict[str, Any], prefix: str, reason: str, state: str) -> None:
+        for inner, task in component["dag"].get("tasks", {}).items():
+            child = self.doc.components[task["componentRef"]["name"]]
+            if "dag" in child:
+                self._add_skipped_inside(child, f"{prefix}{inner}/", reason, state)
+            else:
+                self._add(TaskResult(name=f"{prefix}{inner}", state=state, message=reason, kind="container"))
 
     def _run_loop(
         self,
@@ -729,6 +744,11 @@ class LocalRunner:
             PUSH_ROOT_ENV: ",".join(resolve_push_roots()),
             ENV_RUNNER_PID: str(os.getpid()),
         }
+        if wrapped and self.warm:
+            # The same command, run by a warm worker's forked process (kubetfx.local.warm).
+            shim = warm_shim_dir(env["PATH"])
+            if shim:
+                env["PATH"] = shim + os.pathsep + env["PATH"]
         with self.slots:
             self.echo(f"  {qname}: running")
             began = time.monotonic()
@@ -941,3 +961,11 @@ def _from_mlmd(key: str, artifact: Any, store: Any) -> Artifact:
         metadata=metadata,
         id=artifact.id,
     )
+
+
+def _readable(condition: str) -> str:
+    """``inputs.parameter_values['pipelinechannel--evaluator-blessed'] == true`` ->
+    ``evaluator-blessed == true``: the compiler's channel names, without the plumbing."""
+    import re
+
+    return re.sub(r"inputs\.parameter_values\['pipelinechannel--([^']+)'\]", r"\1", condition)

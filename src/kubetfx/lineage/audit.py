@@ -1,0 +1,388 @@
+"""The record of a pushed model, for a reviewer: ``kubetfx audit REF --format md|html``.
+
+Built only from lineage (a :class:`~kubetfx.lineage.graph.LineageSource`): the push, the
+model behind it, the run and trainer execution that made it (hyper-parameters, code
+version, device), the data (source, span, fingerprint, rows), the schema, the data
+validation, the evaluation per slice with the fairness gaps, the blessing decision and its
+reasons, and the baseline it was compared with. No artifact file is read, so it works on a
+cluster's store from a laptop. Secrets never reach it: URIs and values pass through
+:func:`kubetfx.settings.redact`.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from kubetfx.errors import KubetfxError
+from kubetfx.lineage.graph import Graph, LineageSource, Node
+from kubetfx.settings import redact
+from kubetfx.types import BLESSING, EVALUATION, PUSHED_MODEL
+
+
+@dataclass
+class AuditRecord:
+    """Everything the audit shows, as plain values (also the notebook API)."""
+
+    model_name: str
+    version: int
+    destination: str
+    pushed_at: str
+    push_kind: str  # "push" or "rollback to version N"
+    model: dict[str, Any]
+    run: dict[str, Any]
+    trainer: dict[str, Any]
+    data: dict[str, Any]
+    schema: dict[str, Any]
+    validation: dict[str, Any]
+    evaluation: dict[str, Any]
+    blessing: dict[str, Any]
+    baseline: dict[str, Any]
+    serving_check: dict[str, Any]
+    gaps: list[str] = field(default_factory=list)  # what lineage did not hold
+
+    def to_dict(self) -> dict[str, Any]:
+        from dataclasses import asdict
+
+        return asdict(self)
+
+
+def _json(value: Any) -> Any:
+    """Lists are kept in lineage as JSON text; read them back."""
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def _when(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if seconds else ""
+
+
+def _producer(graph: Graph, key: str) -> Node | None:
+    found = [n for _, n in graph.parents(key) if n.kind == "execution"]
+    return found[0] if found else None
+
+
+def _inputs(graph: Graph, execution_key: str) -> dict[str, Node]:
+    return {e.name: n for e, n in graph.parents(execution_key)}
+
+
+def _first(graph: Graph, kind_type: str) -> Node | None:
+    found = [n for n in graph.nodes.values() if n.kind == "artifact" and n.type == kind_type]
+    return max(found, key=lambda n: n.id) if found else None
+
+
+def build(source: LineageSource, ref: str) -> AuditRecord:
+    """The audit record of the pushed model ``ref`` (``MODEL_NAME:VERSION``, or the id or
+    URI of a PushedModel; a Model's id or URI picks its newest push)."""
+    root = source.resolve(ref)
+    if root.type != PUSHED_MODEL:
+        pushes = [
+            p
+            for p in source.pushes(str(root.properties.get("model_name", "")))
+            if p.properties.get("model_uri") == root.label
+        ]
+        if root.type != "system.Model" or not pushes:
+            raise KubetfxError(
+                f"{ref!r} is a {root.type}, not a pushed model; give MODEL_NAME:VERSION"
+                " (`kubetfx lineage pushes` lists them) or the id of a pushed model"
+            )
+        root = pushes[0]
+    up = source.walk(str(root.id), "up")
+    gaps: list[str] = []
+    pushed = root.properties
+    push_execution = _producer(up, root.key)
+    push_inputs = _inputs(up, push_execution.key) if push_execution else {}
+    model = push_inputs.get("model")
+    if model is None:
+        raise KubetfxError(f"lineage holds no model behind push {root.id}; the record is incomplete")
+    rollback = pushed.get("rollback") in (1, True)
+    trainer = _producer(up, model.key)
+    trainer_inputs = _inputs(up, trainer.key) if trainer else {}
+    examples = trainer_inputs.get("examples")
+    schema = trainer_inputs.get("schema")
+    if trainer is None:
+        gaps.append("the trainer execution of this model is not in lineage")
+
+    # The evaluation that blessed this model: downstream of the model (for a rollback it
+    # is the original run's, not part of the rollback's own upstream).
+    down = source.walk(str(model.id), "down", max_hops=2)
+    evaluations = []
+    for edge, execution in down.children(model.key):
+        if execution.kind != "execution" or edge.name != "model":
+            continue
+        outputs = {e.name: n for e, n in down.children(execution.key)}
+        if outputs.get("blessing") is not None and outputs["blessing"].type == BLESSING:
+            evaluations.append((execution, outputs))
+    blessed = [(e, o) for e, o in evaluations if o["blessing"].properties.get("blessed") in (1, True)]
+    chosen = max(blessed or evaluations, key=lambda pair: pair[0].id) if evaluations else None
+    evaluation: dict[str, Any] = {}
+    blessing: dict[str, Any] = {}
+    baseline: dict[str, Any] = {}
+    if chosen is None:
+        gaps.append("no evaluation of this model is in lineage")
+    else:
+        execution, outputs = chosen
+        ev = outputs.get("evaluation")
+        ev_props = ev.properties if ev is not None and ev.type == EVALUATION else {}
+        evaluation = {
+            "execution": execution.id,
+            "run": execution.properties.get("run_id", ""),
+            "uri": redact(ev.label) if ev is not None else "",
+            "eval_examples": ev_props.get("eval_examples"),
+            "overall": ev_props.get("overall") or {},
+            "slices": ev_props.get("slice_metrics") or {},
+            "fairness_metric": ev_props.get("fairness_metric", ""),
+            "fairness_gaps": ev_props.get("fairness_gaps") or {},
+            "settings": {
+                k: v
+                for k, v in (execution.properties.get("inputs") or {}).items()
+                if not k.startswith("kubetfx_") and k not in ("baseline_model_uri", "baseline_model_id")
+            },
+        }
+        b = outputs["blessing"].properties
+        blessing = {
+            "blessed": b.get("blessed") in (1, True),
+            "reasons": _json(b.get("reasons")) or [],
+            "checks": _json(ev_props.get("checks")) or [],
+        }
+        base_id = int(b.get("baseline_model_id") or 0)
+        baseline = {
+            "model_id": base_id,
+            "uri": redact(str(b.get("baseline_model_uri") or "")),
+            "note": "" if base_id else "none: only absolute thresholds applied",
+        }
+    run_id = str((trainer.properties if trainer else {}).get("run_id", ""))
+    validators = [
+        n
+        for n in up.nodes.values()
+        if n.kind == "execution"
+        and n.label.endswith("example-validator")
+        and n.properties.get("run_id") == run_id
+    ]
+    validation: dict[str, Any] = {}
+    if validators:
+        outputs = validators[0].properties.get("outputs") or {}
+        validation = {"execution": validators[0].id, "state": validators[0].state, **outputs}
+    record = AuditRecord(
+        model_name=str(pushed.get("model_name", "")),
+        version=int(pushed.get("version") or 0),
+        destination=redact(str(pushed.get("destination", ""))),
+        pushed_at=str(pushed.get("pushed_at", "")),
+        push_kind=f"rollback to version {pushed.get('rolled_back_to')}" if rollback else "push",
+        model={
+            "artifact": model.id,
+            "uri": redact(model.label),
+            "framework": model.properties.get("framework", ""),
+            "source": model.properties.get("model_source", ""),
+            "metrics": model.properties.get("metrics") or {},
+        },
+        run={
+            "run_id": run_id,
+            "pipeline": _pipeline_of(trainer),
+            "started": _when(trainer.time) if trainer else "",
+        },
+        trainer={
+            "execution": trainer.id if trainer else None,
+            "state": trainer.state if trainer else "",
+            "code_version": (trainer.properties if trainer else {}).get("kubetfx_component_version", ""),
+            "hyperparameters": model.properties.get("hyperparameters") or {},
+            "params": {
+                k: redact(str(v)) if isinstance(v, str) else v
+                for k, v in ((trainer.properties if trainer else {}).get("inputs") or {}).items()
+                if not k.startswith("kubetfx_")
+            },
+            "device": model.properties.get("device", ""),
+            "strategy": model.properties.get("strategy", ""),
+            "wall_seconds": model.properties.get("wall_seconds"),
+        },
+        data={
+            "artifact": examples.id if examples else None,
+            "source": redact(str((examples.properties if examples else {}).get("input_uri", ""))),
+            "span": (examples.properties if examples else {}).get("span"),
+            "version": (examples.properties if examples else {}).get("version"),
+            "fingerprint": (examples.properties if examples else {}).get("fingerprint", ""),
+            "row_counts": _json((examples.properties if examples else {}).get("row_counts")) or {},
+        },
+        schema={
+            "artifact": schema.id if schema else None,
+            "uri": redact(schema.label) if schema else "",
+            "source": (schema.properties if schema else {}).get("source", ""),
+        },
+        validation=validation,
+        evaluation=evaluation,
+        blessing=blessing,
+        baseline=baseline,
+        serving_check={
+            "latency_p50_ms": pushed.get("latency_p50_ms"),
+            "latency_p95_ms": pushed.get("latency_p95_ms"),
+        },
+        gaps=gaps,
+    )
+    if examples is None:
+        record.gaps.append("the training data of this model is not in lineage")
+    return record
+
+
+def _pipeline_of(execution: Node | None) -> str:
+    if execution is None:
+        return ""
+    return str(execution.properties.get("pipeline_name", "") or "")
+
+
+# ---------------------------------------------------------------------- rendering
+
+
+def _fmt(value: Any) -> str:
+    if value is None or value == "":
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True, default=str)
+    return str(value)
+
+
+def _sections(r: AuditRecord) -> list[tuple[str, list[tuple[str, Any]] | str]]:
+    """(title, rows or preformatted text) in reading order; shared by md and html."""
+    verdict = "BLESSED" if r.blessing.get("blessed") else "NOT BLESSED" if r.blessing else "-"
+    sections: list[tuple[str, Any]] = [
+        (
+            "Model in production",
+            [
+                ("model name", r.model_name),
+                ("version", r.version),
+                ("how", r.push_kind),
+                ("destination", r.destination),
+                ("pushed at", r.pushed_at),
+                (
+                    "serving check p50 / p95 ms",
+                    f"{_fmt(r.serving_check.get('latency_p50_ms'))} / "
+                    f"{_fmt(r.serving_check.get('latency_p95_ms'))}",
+                ),
+            ],
+        ),
+        (
+            "Run",
+            [
+                ("pipeline", r.run.get("pipeline")),
+                ("run", r.run.get("run_id")),
+                ("started", r.run.get("started")),
+            ],
+        ),
+        (
+            "Training data",
+            [
+                ("source", r.data.get("source")),
+                ("span", r.data.get("span")),
+                ("version", r.data.get("version")),
+                ("fingerprint", r.data.get("fingerprint")),
+                ("rows per split", r.data.get("row_counts")),
+                ("examples artifact", r.data.get("artifact")),
+            ],
+        ),
+        (
+            "Schema",
+            [
+                ("artifact", r.schema.get("artifact")),
+                ("uri", r.schema.get("uri")),
+                ("source", r.schema.get("source")),
+            ],
+        ),
+        ("Data validation", [(k, v) for k, v in r.validation.items()] or [("record", "not in lineage")]),
+        (
+            "Model and training",
+            [
+                ("model artifact", r.model.get("artifact")),
+                ("model uri", r.model.get("uri")),
+                ("model code", r.model.get("source")),
+                ("component code version", r.trainer.get("code_version")),
+                ("hyper-parameters", r.trainer.get("hyperparameters")),
+                ("device / strategy", f"{_fmt(r.trainer.get('device'))} / {_fmt(r.trainer.get('strategy'))}"),
+                ("training metrics", r.model.get("metrics")),
+                ("training seconds", r.trainer.get("wall_seconds")),
+                ("trainer execution", r.trainer.get("execution")),
+            ],
+        ),
+        (
+            "Blessing",
+            [("decision", verdict), *[("reason", reason) for reason in r.blessing.get("reasons", [])]],
+        ),
+        (
+            "Baseline",
+            [
+                ("model artifact", r.baseline.get("model_id") or "-"),
+                ("uri", r.baseline.get("uri")),
+                ("note", r.baseline.get("note")),
+            ],
+        ),
+        (
+            "Evaluation",
+            [
+                ("execution", r.evaluation.get("execution")),
+                ("eval examples", r.evaluation.get("eval_examples")),
+                ("fairness metric", r.evaluation.get("fairness_metric")),
+                ("fairness gaps", r.evaluation.get("fairness_gaps")),
+                ("settings", r.evaluation.get("settings")),
+            ],
+        ),
+    ]
+    if r.gaps:
+        sections.append(("Missing from lineage", [("gap", g) for g in r.gaps]))
+    return sections
+
+
+def _slice_table(r: AuditRecord) -> tuple[list[str], list[list[Any]]]:
+    slices = r.evaluation.get("slices") or {}
+    metrics: list[str] = []
+    for values in slices.values():
+        for name in values:
+            if name != "examples" and name not in metrics:
+                metrics.append(name)
+    headers = ["slice", "examples", *metrics]
+    rows = [
+        [name, values.get("examples"), *[values.get(m) for m in metrics]] for name, values in slices.items()
+    ]
+    return headers, rows
+
+
+def to_markdown(r: AuditRecord) -> str:
+    """The audit as Markdown."""
+    lines = [f"# Audit: {r.model_name} version {r.version}", ""]
+    for title, rows in _sections(r):
+        lines += [f"## {title}", "", "| | |", "| --- | --- |"]
+        lines += [f"| {k} | {_fmt(v).replace('|', '/')} |" for k, v in rows]
+        lines.append("")
+    headers, rows = _slice_table(r)
+    lines += ["## Metrics per slice", ""]
+    if rows:
+        lines += ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
+        lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
+    else:
+        lines.append("Not in lineage.")
+    return "\n".join(lines) + "\n"
+
+
+def to_html(r: AuditRecord) -> str:
+    """The audit as one self-contained HTML page."""
+    from kubetfx.reports import page, table
+
+    parts = []
+    for title, rows in _sections(r):
+        parts.append(f"<h2>{html.escape(title)}</h2>" + table(["", ""], [[k, _fmt(v)] for k, v in rows]))
+    headers, rows = _slice_table(r)
+    parts.append(
+        "<h2>Metrics per slice</h2>"
+        + (
+            table(headers, [[_fmt(c) for c in row] for row in rows], numeric=range(1, len(headers)))
+            if rows
+            else "<p>Not in lineage.</p>"
+        )
+    )
+    return page(f"Audit: {r.model_name} version {r.version}", parts)
