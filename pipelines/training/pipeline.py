@@ -16,6 +16,8 @@ from kubetfx.components import (
     trainer,
 )
 
+from kubetfx.cluster import place_on_accelerator, use_cluster_settings
+
 PENGUINS = "pkg://palmerpenguins/data/penguins.csv"
 PENGUINS_SCHEMA = "pkg://kubetfx.schemas/penguins/schema.pbtxt"
 
@@ -89,6 +91,7 @@ def training(
         learning_rate=learning_rate,
         module_file=module_file,
     ).after(validated)
+    place_on_accelerator(trained)  # GPUs when compiled with --accelerator-profile
     # The baseline is read from lineage when the candidate is ready: never from a cache.
     baseline = model_resolver(model_name=model_name).after(trained)
     baseline.set_caching_options(False)
@@ -114,3 +117,5 @@ def training(
             model_name=model_name,
             push_destination=push_destination,
         )
+    # In a cluster every task reads kubetfx's settings and secret from the namespace.
+    use_cluster_settings()

@@ -49,3 +49,30 @@ def compile_all(check: bool = False) -> list[Path]:
             if not check:
                 path.write_text(text)
     return stale
+
+
+def compile_one(pipeline_name: str, out: str, profile_path: str | None = None) -> Path:
+    """Compile ``pipelines/<pipeline_name>/pipeline.py`` to ``out``, with GPU placement from
+    an accelerator profile when one is given (``kubetfx.cluster.place_on_accelerator``)."""
+    from kubetfx import cluster
+    from kubetfx.errors import KubetfxError
+
+    found = {path.parent.name: obj for obj, path, source in targets() if source == "pipeline.py"}
+    if pipeline_name not in found:
+        raise KubetfxError(f"no pipeline {pipeline_name!r}; there are: {', '.join(sorted(found))}")
+    if profile_path:
+        from kubetfx.accelerators import AcceleratorProfile
+
+        cluster.set_accelerator_profile(AcceleratorProfile.load(profile_path))
+    try:
+        # KFP builds a pipeline's graph when it is decorated: build it again, now that
+        # the profile is set, from the same function.
+        from kfp import dsl
+
+        built = found[pipeline_name]
+        rebuilt = dsl.pipeline(name=built.name, description=built.description)(built.pipeline_func)
+        text = render(rebuilt, "pipeline.py")
+    finally:
+        cluster.set_accelerator_profile(None)
+    Path(out).write_text(text)
+    return Path(out)
