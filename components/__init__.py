@@ -8,6 +8,7 @@ there: a task only imports executors (``kubetfx.components.<name>.executor``).
 import os
 
 if os.environ.get("_KFP_RUNTIME") != "true":
+    from kubetfx.components.data_change_check.component import data_change_check
     from kubetfx.components.evaluator.component import evaluator
     from kubetfx.components.example_gen.component import example_gen
     from kubetfx.components.example_validator.component import example_validator
@@ -18,6 +19,7 @@ if os.environ.get("_KFP_RUNTIME") != "true":
     from kubetfx.components.trainer.component import trainer
 
 __all__ = [
+    "data_change_check",
     "evaluator",
     "example_gen",
     "example_validator",

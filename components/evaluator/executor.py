@@ -546,8 +546,9 @@ def fairness_gate(
                 )
             )
             continue
-        low = min(values, key=values.__getitem__)
-        high = max(values, key=values.__getitem__)
+        # Ties are broken by name, so two different slices are named even when equal.
+        low = min(values, key=lambda name: (values[name], name))
+        high = max(values, key=lambda name: (values[name], name))
         gap = values[high] - values[low]
         entry.update(gap=gap, low=low, high=high)
         passed = gap <= settings.max_fairness_gap

@@ -42,4 +42,4 @@ def model_resolver(
         print(f"model_resolver: no model {model_name!r} served or blessed yet: no baseline")
         return outputs(False, "", 0, "none")
     print(f"model_resolver: baseline for {model_name!r} is model {baseline.model_id} ({baseline.detail})")
-    return outputs(True, baseline.model_uri, baseline.model_id, f"{baseline.source}: {baseline.detail}")
+    return outputs(True, baseline.model_uri, baseline.model_id, baseline.detail)

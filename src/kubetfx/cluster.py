@@ -39,7 +39,8 @@ def place_on_accelerator(task: Any) -> Any:
 
 
 def use_cluster_settings() -> None:
-    """Give every task of the pipeline being defined kubetfx's ConfigMap and Secret as env."""
+    """Give every task of the pipeline being defined kubetfx's ConfigMap and Secret as env,
+    and the pipeline's name (``KUBETFX_PIPELINE_NAME``)."""
     from kfp import kubernetes
     from kfp.dsl import pipeline_context
 
@@ -49,5 +50,8 @@ def use_cluster_settings() -> None:
     for task in pipeline.tasks.values():
         if task.container_spec is None:  # an importer or a nested pipeline: no pod of its own
             continue
+        # Lineage groups runs by the pipeline's name; no KFP placeholder carries it
+        # ({{$.pipeline_job_name}} is the run's display name), so it is compiled in.
+        task.set_env_variable("KUBETFX_PIPELINE_NAME", pipeline.name)
         kubernetes.use_config_map_as_env(task, SETTINGS_CONFIG_MAP, {k: k for k in SETTINGS_KEYS})
         kubernetes.use_secret_as_env(task, METADATA_CREDENTIALS, {k: k for k in SECRET_KEYS})

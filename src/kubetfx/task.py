@@ -76,7 +76,11 @@ def run(argv: Sequence[str]) -> int:
     executor_input = json.loads(args.executor_input)
     params = dict(executor_input.get("inputs", {}).get("parameterValues", {}))
     identity_args = {
-        "pipeline_name": _identity_value(params, PIPELINE_INPUT, ENV_PIPELINE, "unknown-pipeline"),
+        # The pipeline's own name comes from the environment where there is one (the local
+        # runner, and in a cluster the env that kubetfx.cluster compiles in): KFP's
+        # {{$.pipeline_job_name}} is the *run's* display name, different on every run.
+        "pipeline_name": os.environ.get(ENV_PIPELINE)
+        or _identity_value(params, PIPELINE_INPUT, ENV_PIPELINE, "unknown-pipeline"),
         "run_id": _identity_value(params, RUN_INPUT, ENV_RUN, "unknown-run"),
         "task_name": _identity_value(
             params, TASK_INPUT, ENV_TASK, args.function_to_execute.replace("_", "-")

@@ -86,14 +86,14 @@ def _baseline(examples_dir: str, model_dir: str, batch_size: int) -> tuple[float
     started = time.perf_counter()
     serve = tf.saved_model.load(os.path.join(model_dir, "Format-Serving")).signatures["serving_default"]
     records = [r for path in split_files(examples_dir, "eval") for r in read_tfrecord_gz(path)]
-    parsed = tf.io.parse_example(
-        tf.constant(records),
-        {
-            "species": tf.io.FixedLenFeature([], tf.string, default_value=""),
-            "sex": tf.io.FixedLenFeature([], tf.string, default_value=""),
-            "island": tf.io.FixedLenFeature([], tf.string, default_value=""),
-        },
+    # VarLen: a missing value is an empty list in these examples.
+    sparse = tf.io.parse_example(
+        tf.constant(records), {k: tf.io.VarLenFeature(tf.string) for k in ("species", "sex", "island")}
     )
+    parsed = {
+        k: tf.concat([tf.sparse.to_dense(v, default_value=""), tf.fill([len(records), 1], "")], axis=1)[:, 0]
+        for k, v in sparse.items()
+    }
     predicted = []
     for start in range(0, len(records), batch_size):
         out = serve(examples=tf.constant(records[start : start + batch_size]))

@@ -240,6 +240,9 @@ def _pipeline_of(execution: Node | None) -> str:
 
 
 def _fmt(value: Any) -> str:
+    from kubetfx.lineage.graph import _plain
+
+    value = _plain(value)  # lineage keeps every number in a struct as a double
     if value is None or value == "":
         return "-"
     if isinstance(value, float):

@@ -1,0 +1,132 @@
+"""The continuous-training pipeline for scheduled runs: wiring only (see README.md).
+
+ExampleGen (newest span) -> data_change_check -> only when the data changed since the last
+run that trained: StatisticsGen -> SchemaGen -> ExampleValidator (anomalies and drift stop
+the run) -> Trainer -> Evaluator (against the baseline model_resolver finds in lineage:
+the served model, else the latest blessed one) -> Pusher (only when blessed).
+"""
+
+from kfp import dsl
+from kubetfx.components import (
+    data_change_check,
+    evaluator,
+    example_gen,
+    example_validator,
+    model_resolver,
+    pusher,
+    schema_gen,
+    statistics_gen,
+    trainer,
+)
+
+from kubetfx.cluster import place_on_accelerator, use_cluster_settings
+
+PENGUINS = "pkg://palmerpenguins/data/penguins.csv"
+PENGUINS_SCHEMA = "pkg://kubetfx.schemas/penguins/schema.pbtxt"
+
+
+@dsl.pipeline(
+    name="kubetfx-continuous-training",
+    description="For scheduled runs: takes the newest data span, stops when it has not changed since"
+    " the last run that trained or when it fails validation (drift included), else trains, evaluates"
+    " against the served model and pushes when blessed.",
+)
+def continuous_training(
+    input_uri: str = PENGUINS,
+    splits: str = "train:2,eval:1",
+    partition_feature: str = "",
+    schema_file: str = PENGUINS_SCHEMA,
+    label_key: str = "species",
+    serving_data_uri: str = "",
+    force_training: bool = False,
+    epochs: int = 30,
+    learning_rate: float = 0.01,
+    module_file: str = "",
+    slice_features: list = ["sex", "island"],  # noqa: B006 - KFP reads the default from the signature
+    feature_crosses: list = [],  # noqa: B006
+    min_accuracy: float = 0.8,
+    max_accuracy_drop: float = 0.02,
+    max_fairness_gap: float = 0.2,
+    min_slice_size: int = 10,
+    model_name: str = "penguins",
+    push_destination: str = "",
+) -> None:
+    """The continuous-training pipeline.
+
+    Args:
+        input_uri: Where new data lands, as a ``{SPAN}`` pattern (the newest span is
+            taken), e.g. ``/data/span-{SPAN}/*.csv``; a file, folder or glob also works
+            (default: the penguins data shipped in the ``palmerpenguins`` package).
+        splits: Split names and hash buckets.
+        partition_feature: Column that decides the split; empty hashes the whole row.
+        schema_file: The curated schema to validate against, with the drift thresholds
+            (default: the penguins one shipped in ``kubetfx.schemas``); empty infers one.
+        label_key: The label column (required in training, absent at serving).
+        serving_data_uri: Optional serving-data sample for the skew check.
+        force_training: Train even when the data has not changed (new hyper-parameters).
+        epochs: Training epochs of the built-in model.
+        learning_rate: Adam's learning rate for the built-in model.
+        module_file: A Python file with ``run_fn(fn_args)`` to train your own model.
+        slice_features: Fairness features: the Evaluator slices by each and gates the gap.
+        feature_crosses: Extra slices by feature crosses, e.g. ``["sex,island"]``.
+        min_accuracy: The model must reach this overall accuracy to be blessed.
+        max_accuracy_drop: Largest allowed accuracy drop against the baseline model.
+        max_fairness_gap: Largest allowed gap of the fairness metric between slices.
+        min_slice_size: Smaller slices are reported, not gated.
+        model_name: Name the model is blessed and pushed under.
+        push_destination: Where to push (a path or object-store URI inside the allowed
+            push root from kubetfx's settings); empty: the allowed root itself.
+    """
+    gen = example_gen(input_uri=input_uri, splits=splits, partition_feature=partition_feature)
+    # Its answer depends on the lineage written since the last run: never from a cache.
+    check = data_change_check(examples=gen.outputs["examples"], force=force_training)
+    check.set_caching_options(False)
+    with dsl.If(check.outputs["changed"] == True, name="data-changed"):  # noqa: E712 - a KFP condition
+        stats = statistics_gen(examples=gen.outputs["examples"])
+        schema = schema_gen(
+            statistics=stats.outputs["statistics"], schema_file=schema_file, label_key=label_key
+        )
+        # Anomalies and drift against the previous span fail this task, and with it the run.
+        validated = example_validator(
+            statistics=stats.outputs["statistics"],
+            schema=schema.outputs["schema"],
+            fail_on_anomalies=True,
+            serving_data_uri=serving_data_uri,
+        )
+        trained = trainer(
+            examples=gen.outputs["examples"],
+            schema=schema.outputs["schema"],
+            statistics=stats.outputs["statistics"],
+            label_key=label_key,
+            epochs=epochs,
+            learning_rate=learning_rate,
+            module_file=module_file,
+        ).after(validated)
+        place_on_accelerator(trained)  # GPUs when compiled with --accelerator-profile
+        # The baseline is read from lineage when the candidate is ready: never from a cache.
+        baseline = model_resolver(model_name=model_name).after(trained)
+        baseline.set_caching_options(False)
+        evaluated = evaluator(
+            examples=gen.outputs["examples"],
+            model=trained.outputs["model"],
+            label_key=label_key,
+            model_name=model_name,
+            slice_features=slice_features,
+            feature_crosses=feature_crosses,
+            min_accuracy=min_accuracy,
+            max_accuracy_drop=max_accuracy_drop,
+            max_fairness_gap=max_fairness_gap,
+            min_slice_size=min_slice_size,
+            baseline_model_uri=baseline.outputs["model_uri"],
+            baseline_model_id=baseline.outputs["model_id"],
+        )
+        with dsl.If(evaluated.outputs["blessed"] == True, name="blessed"):  # noqa: E712 - a KFP condition
+            pusher(
+                model=trained.outputs["model"],
+                blessing=evaluated.outputs["blessing"],
+                examples=gen.outputs["examples"],
+                model_name=model_name,
+                push_destination=push_destination,
+            )
+    # In a cluster every task reads kubetfx's settings and secret from the namespace.
+    use_cluster_settings()
