@@ -110,6 +110,15 @@ def _report_versions(server: Server, checks: list[VersionCheck], strict: bool) -
     is_flag=True,
     help="Stop when the server's KFP version does not suit the pipeline's SDK.",
 )
+@click.option(
+    "--service-account",
+    envvar="KUBETFX_KFP_SERVICE_ACCOUNT",
+    show_envvar=True,
+    default="kubetfx-pipeline-runner",
+    show_default=True,
+    help="Kubernetes service account the run's pods use (kustomize/base creates this one); '' for "
+    "the namespace's default.",
+)
 @_server_options
 def submit(
     pipeline_file: str,
@@ -120,6 +129,7 @@ def submit(
     params: tuple[str, ...],
     no_run: bool,
     strict_version: bool,
+    service_account: str,
     host: str | None,
     namespace: str | None,
     token: str | None,
@@ -153,6 +163,7 @@ def submit(
         version_name=version_name,
         run_name=run_name,
         run=not no_run,
+        service_account=service_account or None,
     )
     click.echo(f"pipeline: {done.pipeline_name} (id {done.pipeline_id}, {done.pipeline_action})")
     click.echo(f"version: {done.version_name} (id {done.version_id}, {done.version_action})")
@@ -173,11 +184,21 @@ def schedule() -> None:
 @click.option(
     "--strict-version", is_flag=True, help="Stop when a pipeline version's SDK does not suit the server."
 )
+@click.option(
+    "--service-account",
+    envvar="KUBETFX_KFP_SERVICE_ACCOUNT",
+    show_envvar=True,
+    default="kubetfx-pipeline-runner",
+    show_default=True,
+    help="Kubernetes service account the run's pods use (kustomize/base creates this one); '' for "
+    "the namespace's default.",
+)
 @_server_options
 def schedule_apply(
     schedule_file: str,
     dry_run: bool,
     strict_version: bool,
+    service_account: str,
     host: str | None,
     namespace: str | None,
     token: str | None,
@@ -214,7 +235,7 @@ def schedule_apply(
     if dry_run:
         click.echo("dry run: nothing changed")
         return
-    for line in apply_plan(server, plan):
+    for line in apply_plan(server, plan, service_account=service_account or None):
         click.echo(line)
 
 

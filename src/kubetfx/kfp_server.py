@@ -643,6 +643,7 @@ def submit(
     version_name: str | None = None,
     run_name: str | None = None,
     run: bool = True,
+    service_account: str | None = None,
 ) -> Submitted:
     """Upload the pipeline (or a new version of it), then start a run in ``experiment``.
 
@@ -704,6 +705,7 @@ def submit(
             params=params,
             pipeline_id=pipeline_id,
             version_id=version.pipeline_version_id,
+            service_account=service_account,
         )
     return dataclasses.replace(
         result,
@@ -1047,7 +1049,7 @@ def describe(step: Step) -> str:
     return text
 
 
-def apply_plan(server: Server, plan: Plan) -> list[str]:
+def apply_plan(server: Server, plan: Plan, service_account: str | None = None) -> list[str]:
     """Make the server match the plan; returns what was done, one line per action.
 
     For a changed schedule: create the new recurring run first (so a failure leaves the old
@@ -1077,6 +1079,7 @@ def apply_plan(server: Server, plan: Plan) -> list[str]:
                     pipeline_id=d.pipeline_id,
                     version_id=d.version_id,
                     enabled=enabled,
+                    service_account=service_account,
                 )
             state = "enabled" if enabled else "paused"
             done.append(f"{step.name}: created recurring run {created.recurring_run_id} ({state})")

@@ -239,7 +239,8 @@ class KfpStandIn:
         parts = {part.get_param("name", header="content-disposition"): part for part in message.iter_parts()}
         if set(parts) != {"uploadfile"}:
             raise BadRequest(f"multipart fields {sorted(parts)}; expected only 'uploadfile'")
-        spec = yaml.safe_load(parts["uploadfile"].get_payload(decode=True))
+        # A compiled pipeline is the IR, then optionally the platform spec (kfp-kubernetes).
+        spec = next(iter(yaml.safe_load_all(parts["uploadfile"].get_payload(decode=True))), None)
         if not isinstance(spec, dict) or "pipelineInfo" not in spec or "root" not in spec:
             raise BadRequest("uploadfile is not a compiled KFP v2 pipeline")
         return {"uploadfile": spec}

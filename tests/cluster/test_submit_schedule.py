@@ -83,6 +83,7 @@ def test_submit_uploads_then_a_version_then_reuses_it_and_runs_with_typed_params
     run = kfp.calls("POST", r"/runs$")[-1].body
     assert run["runtime_config"]["parameters"] == {"epochs": 3, "fail_on_anomalies": False}
     assert run["pipeline_version_reference"]["pipeline_id"] == pipeline_id
+    assert run["service_account"] == "kubetfx-pipeline-runner"  # the one kustomize/base creates
     run_id = next(iter(kfp.runs))
     assert f"pipeline: kubetfx-training (id {pipeline_id}, uploaded)" in first.stdout
     assert f"run URL: {kfp.url}/#/runs/details/{run_id}" in first.stdout
@@ -313,6 +314,7 @@ def test_schedule_apply_creates_leaves_and_replaces_without_killing_runs(
     assert kfp.runs[in_flight["run_id"]]["state"] == "RUNNING"
     new = kfp.calls("POST", r"/recurringruns$")[-1].body
     assert new["display_name"] == "nightly" and new["trigger"]["cron_schedule"]["cron"] == "0 30 2 * * *"
+    assert new["service_account"] == "kubetfx-pipeline-runner"
     assert "weekly: unchanged" in applied.stdout
 
     listed = kubetfx("schedule", "list", "--host", kfp.url)
