@@ -66,7 +66,9 @@ def statistics_html(
     """One page per Examples artifact: per split, numeric and categorical features."""
     from tensorflow_metadata.proto.v0 import statistics_pb2
 
-    redacted = set(redact)
+    from kubetfx.settings import is_redacted
+
+    redacted = frozenset(redact)
     sections = []
     for split, stats_list in stats_by_split.items():
         dataset = stats_list.datasets[0]
@@ -96,8 +98,8 @@ def statistics_html(
             elif feature.HasField("string_stats"):
                 s = feature.string_stats
                 present, missing = _present_and_missing(s.common_stats, total)
-                if name in redacted:
-                    top = Markup("<span class='muted'>redacted</span>")
+                if is_redacted(name, redacted):
+                    top = Markup("<span class='muted'>redacted (KUBETFX_REDACT_FEATURES)</span>")
                 else:
                     top = Markup(
                         "<br>".join(f"{html.escape(v.value)} ({int(v.frequency)})" for v in s.top_values[:5])

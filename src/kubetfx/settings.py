@@ -139,3 +139,27 @@ _SECRET_IN_URL = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*
 def redact(text: str) -> str:
     """Hide passwords in any URL inside ``text`` (``user:secret@`` becomes ``user:***@``)."""
     return _SECRET_IN_URL.sub(lambda m: f"{m['scheme']}{m['user']}:***@", text)
+
+
+REDACT_ENV = "KUBETFX_REDACT_FEATURES"
+
+
+def redacted_features() -> frozenset[str]:
+    """Features whose raw values reports must not show (``KUBETFX_REDACT_FEATURES``:
+    comma-separated names, or ``*`` for every feature)."""
+    raw = os.environ.get(REDACT_ENV, "")
+    return frozenset(name.strip() for name in raw.split(",") if name.strip())
+
+
+def is_redacted(feature: str, redacted: frozenset[str] | None = None) -> bool:
+    """Whether ``feature``'s values are to be hidden."""
+    names = redacted_features() if redacted is None else redacted
+    return "*" in names or feature in names
+
+
+def redact_value(feature: str, value: str) -> str:
+    """A stand-in for a hidden value: stable across reports and runs (so slices can be
+    compared), not reversible in practice (a salted hash would not be stable)."""
+    import hashlib
+
+    return "#" + hashlib.sha256(f"{feature}\x00{value}".encode()).hexdigest()[:8]
