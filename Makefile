@@ -9,7 +9,7 @@ LOCK   := requirements/dev.txt
 STAMP  := $(VENV)/.installed
 PIPELINE ?= pipelines/training/pipeline.yaml
 
-.PHONY: run test venv system-deps lint format compile check-compiled lock clean help bench bench-install audit
+.PHONY: run test venv system-deps lint format compile check-compiled lock clean help bench bench-install audit image
 
 help:
 	@echo "make run     run the reference pipeline locally on the penguins data"
@@ -64,6 +64,12 @@ lock:
 	    --python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" \
 	    -o requirements/$$name.txt || exit 1; \
 	done
+
+# The component image: build it from Containerfile and run components in it (docs/image.md).
+# Needs root or sudo and takes minutes (16 min cold, under 2 min with its cache), so it is
+# not part of `make test`; CI builds it when KUBETFX_IMAGE_TESTS=1.
+image: venv
+	scripts/image.sh
 
 # Known vulnerabilities in the locks (pip-audit). Fails, saying so, when nothing could be
 # checked (no vulnerability database reachable): an unchecked lock is not a pass.

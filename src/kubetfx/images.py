@@ -1,7 +1,9 @@
 """The one place that names the component image.
 
 Every component.yaml is compiled from here; change the registry with the
-KUBETFX_IMAGE_REGISTRY environment variable at compile time.
+KUBETFX_IMAGE_REGISTRY environment variable at compile time. The image itself is
+built from the repository's Containerfile by scripts/image.sh, which tags it with
+exactly these references (docs/image.md).
 """
 
 from __future__ import annotations
