@@ -17,6 +17,23 @@ REPO = Path(__file__).resolve().parents[1]
 KUBETFX = str(Path(sys.executable).with_name("kubetfx"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def warm_workers(tmp_path_factory):
+    """The test session's own warm workers (kubetfx.local.warm), stopped when it ends:
+    never a developer's, and none left behind idling after CI."""
+    from kubetfx.local import warm
+
+    base = str(tmp_path_factory.mktemp("warm"))
+    previous = os.environ.get(warm.DIR_ENV)
+    os.environ[warm.DIR_ENV] = base
+    yield base
+    warm.stop(base, wait=10, now=True)
+    if previous is None:
+        os.environ.pop(warm.DIR_ENV, None)
+    else:
+        os.environ[warm.DIR_ENV] = previous
+
+
 @pytest.fixture
 def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A fresh working folder with its own metadata store and pipeline root."""

@@ -397,8 +397,10 @@ def metadata_upgrade(url: str | None) -> None:
 
 def _register_cluster_commands() -> None:
     from kubetfx.cli_kfp import register
+    from kubetfx.cli_warm import register as register_worker
 
     register(cli)
+    register_worker(cli)
 
 
 _register_cluster_commands()

@@ -19,11 +19,13 @@ def run_pipeline(
     cache: bool = True,
     max_parallel: int | None = None,
     echo: Callable[[str], None] | None = None,
+    warm: bool | None = None,
 ) -> RunResult:
     """Run a compiled pipeline YAML locally and return what happened.
 
     Everything that can be checked before a run starts (the file, unsupported
     constructs, parameter names and types) is checked before any task runs.
+    ``warm``: run kubetfx tasks through the warm worker (None: ``KUBETFX_WARM`` decides).
     """
     from kubetfx.local import spec
     from kubetfx.local.runner import LocalRunner
@@ -38,6 +40,7 @@ def run_pipeline(
         cache=cache,
         max_parallel=max_parallel,
         echo=echo,
+        warm=warm,
     )
     return runner.run(values)
 

@@ -1,0 +1,414 @@
+"""The warm worker runs the same task commands as plain processes, only faster.
+
+Runs here share one worker per test module (an isolated runtime folder, a short idle
+timeout, stopped at the end): starting one costs the heavy imports, once.
+"""
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from kfp import dsl
+from kfp.dsl import Artifact, Output
+from kubetfx.components import example_gen, statistics_gen
+from ml_metadata.proto import metadata_store_pb2 as pb
+
+from kubetfx.dsl import component
+from kubetfx.lineage.record import props
+from kubetfx.lineage.store import connect
+from kubetfx.local import warm
+
+KUBETFX = str(Path(sys.executable).with_name("kubetfx"))
+MARK = re.compile(r"^kubetfx: warm worker (\d+) runs this task in process (\d+)$", re.MULTILINE)
+
+
+@component
+def introspect(tag: str, probe: Output[Artifact]) -> str:
+    """What a task's process looks like from inside: compared between warm and plain runs."""
+    import json
+    import logging
+    import os
+    import random
+    import stat
+    import sys
+
+    import numpy
+
+    main = sys.modules["__main__"]
+    umask = os.umask(0)
+    os.umask(umask)
+    stdin = os.fstat(0)
+    seen = {
+        "argv0": sys.argv[0],
+        "main": [main.__name__, os.path.basename(getattr(main, "__file__", ""))],
+        "path0_is_cwd": sys.path[0] == os.getcwd(),
+        "cwd": os.path.basename(os.getcwd()),
+        "executable": sys.executable,
+        "flags": list(sys.flags),
+        "env": dict(os.environ),
+        "umask": umask,
+        "stdin": [stat.S_ISCHR(stdin.st_mode), stdin.st_rdev],
+        "stdout": os.readlink("/proc/self/fd/1"),
+        "stderr_same_as_stdout": os.path.samestat(os.fstat(1), os.fstat(2)),
+        "stdout_buffering": [sys.stdout.line_buffering, sys.stdout.write_through],
+        "logging": [logging.root.level, [type(h).__name__ for h in logging.root.handlers]],
+        "task_module_is_main": sys.modules.get("kubetfx.task") is main,
+        "random": [random.random(), float(numpy.random.random())],
+    }
+    with open(probe.path, "w") as f:
+        json.dump(seen, f)
+    return tag
+
+
+@component
+def die(how: str) -> str:
+    """Ends its own process the way ``how`` says."""
+    import ctypes
+    import os
+    import signal
+
+    if how == "SIGKILL":
+        os.kill(os.getpid(), signal.SIGKILL)
+    if how == "SIGSEGV":
+        ctypes.string_at(0)  # a real segmentation fault
+    return how
+
+
+@component
+def wait_for_gate(gate: str) -> str:
+    """Runs until the gate file exists (or two minutes pass)."""
+    import os
+    import time
+
+    deadline = time.time() + 120
+    while not os.path.exists(gate) and time.time() < deadline:
+        time.sleep(0.05)
+    return gate
+
+
+@dsl.pipeline(name="warm-data")
+def warm_data(input_uri: str = "pkg://palmerpenguins/data/penguins.csv"):
+    gen = example_gen(input_uri=input_uri)
+    statistics_gen(examples=gen.outputs["examples"])
+    introspect(tag="a")
+    introspect(tag="b")
+
+
+@dsl.pipeline(name="warm-dies")
+def warm_dies(how: str = ""):
+    die(how=how)
+
+
+@dsl.pipeline(name="warm-gated")
+def warm_gated(gate: str = ""):
+    wait_for_gate(gate=gate)
+
+
+@dsl.pipeline(name="warm-light")
+def warm_light():
+    introspect(tag="a")
+
+
+# ---------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="module")
+def module_warm_dir():
+    """One runtime folder (short path: socket names are limited) for this module's worker."""
+    base = tempfile.mkdtemp(prefix="ktw-", dir="/tmp")
+    yield base
+    warm.stop(base, now=True)
+    shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def warm_on(module_warm_dir: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv(warm.ENABLE_ENV, "1")
+    monkeypatch.setenv(warm.DIR_ENV, module_warm_dir)
+    monkeypatch.setenv(warm.IDLE_ENV, "120")
+    return module_warm_dir
+
+
+def _run_id(stdout: str) -> str:
+    return next(line.split()[1] for line in stdout.splitlines() if line.startswith("Run "))
+
+
+def _row(stdout: str, task: str) -> str:
+    match = re.search(rf"^{re.escape(task)}\s+([A-Z_]+)\s+(?:[\d.]+s\s+)?(.*)$", stdout, re.MULTILINE)
+    assert match, f"no row for {task} in:\n{stdout}"
+    return f"{match.group(1)} {match.group(2).strip()}"
+
+
+def _logs(workdir: Path, run_id: str) -> dict[str, str]:
+    base = next(workdir.glob(f"root/*/{run_id}"))
+    return {str(p.parent.parent.relative_to(base)): p.read_text() for p in base.glob("**/.kubetfx/log.txt")}
+
+
+def _worker_pids(logs: dict[str, str]) -> dict[str, int]:
+    found = {}
+    for task, text in logs.items():
+        match = MARK.search(text)
+        if match:
+            found[task] = int(match.group(1))
+    return found
+
+
+def _executions(store, run_id: str) -> dict[str, pb.Execution]:
+    ctx = store.mlmd.get_context_by_type_and_name("system.PipelineRun", run_id)
+    return {props(e)["task_name"]: e for e in store.mlmd.get_executions_by_context(ctx.id)}
+
+
+def _lineage(store, run_id: str) -> dict:
+    """What a run left in ML Metadata, without ids, times and run-specific paths."""
+    summary = {}
+    for task, execution in _executions(store, run_id).items():
+        p = props(execution)
+        events = store.mlmd.get_events_by_execution_ids([execution.id])
+        artifacts = {}
+        for event in events:
+            [artifact] = store.mlmd.get_artifacts_by_id([event.artifact_id])
+            kind = store.mlmd.get_artifact_types_by_id([artifact.type_id])[0].name
+            meta = props(artifact)
+            artifacts[f"{pb.Event.Type.Name(event.type)} {event.path.steps[0].key}"] = {
+                "type": kind,
+                "keys": sorted(meta),
+                "content": _content(kind, artifact.uri, meta),
+            }
+        summary[task] = {
+            "state": pb.Execution.State.Name(execution.last_known_state),
+            "keys": sorted(p),
+            "inputs": {k: v for k, v in p.get("inputs", {}).items()},
+            "outputs": p.get("outputs"),
+            "component_version": p.get("kubetfx_component_version"),
+            "artifacts": artifacts,
+        }
+    return summary
+
+
+def _content(kind: str, uri: str, meta: dict) -> object:
+    """What must be byte-identical between runs of the same inputs, in any mode."""
+    if kind == "system.Dataset":
+        # The TFRecords differ from run to run in any mode (tf.Example feature map order);
+        # their columnar copy does not.
+        return {
+            str(p.relative_to(uri)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in Path(uri).glob("**/*.parquet")
+        }
+    if kind.startswith("kubetfx."):
+        return meta.get("kubetfx_fingerprint")
+    return None  # reports name their run; the probes are compared on their own
+
+
+def _probes(workdir: Path, run_id: str) -> dict[str, dict]:
+    base = next(workdir.glob(f"root/*/{run_id}"))
+    return {p.parent.name: json.loads(p.read_text()) for p in base.glob("*/probe")}
+
+
+def _normalised(probe: dict, run_id: str, workdir: Path) -> dict:
+    text = json.dumps(probe).replace(run_id, "RUN").replace(str(workdir), "WORKDIR")
+    seen = json.loads(text)
+    for key in ("KUBETFX_RUNNER_PID", "KUBETFX_EXECUTION_ID"):
+        seen["env"].pop(key, None)
+    seen.pop("random")
+    return seen
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def _live_worker(base: str) -> dict:
+    [info] = [w for w in warm.status(base) if w.get("alive")]
+    return info
+
+
+# ---------------------------------------------------------------------- tests
+
+
+def test_worker_name_changes_with_installed_code_and_import_time_environment() -> None:
+    def key(**changed):
+        return warm.code_key(
+            **{"version": "0.1.0", "interpreter": "/venv/bin/python3", "site_state": "s", **changed}
+        )
+
+    names = {key(), key(site_state="t"), key(interpreter="/other/bin/python3"), key(version="0.2.0")}
+    assert len(names) == 4 and key() == key()
+    assert key().startswith("0.1.0-") and key(version="0.2.0").startswith("0.2.0-")
+    # A package installed or upgraded: another worker folder, hence another socket.
+    assert warm.socket_path(f"/run/{key()}", {}) != warm.socket_path(f"/run/{key(site_state='t')}", {})
+
+    env = {"_KFP_RUNTIME": "true", "HOME": "/home/u", "KUBETFX_TASK_NAME": "a", "PATH": "/bin"}
+    same = {**env, "KUBETFX_TASK_NAME": "b", "PATH": "/usr/bin", "KUBETFX_RUN_ID": "r2", "PWD": "/x"}
+    assert warm.socket_path("/w", env) == warm.socket_path("/w", same)  # per-task values: one worker
+    for changed in ({"TF_CPP_MIN_LOG_LEVEL": "0"}, {"CUDA_VISIBLE_DEVICES": ""}, {"_KFP_RUNTIME": "false"}):
+        assert warm.socket_path("/w", {**env, **changed}) != warm.socket_path("/w", env), changed
+
+
+def test_a_worker_notices_edits_to_the_sources_it_loaded(tmp_path: Path, monkeypatch) -> None:
+    """A stale worker would run old code: it checks its loaded sources before every task."""
+    source = tmp_path / "kubetfx_warm_probe_module.py"
+    source.write_text("VALUE = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import kubetfx_warm_probe_module  # noqa: F401 - loaded, as a worker loads kubetfx
+
+    try:
+        snapshot = warm.source_snapshot()
+        assert str(source) in snapshot
+        assert warm.changed_sources(snapshot) == []
+        # kubetfx itself is watched when installed from a checkout; in site-packages, the
+        # folder is (an install changes it), not each of its thousands of files.
+        assert (warm.__file__ in snapshot) == ("site-packages" not in warm.__file__)
+        assert [p for p in snapshot if "site-packages" in p] == [sysconfig.get_paths()["purelib"]]
+        time.sleep(0.01)
+        source.write_text("VALUE = 22\n")
+        assert warm.changed_sources(snapshot) == [str(source)]
+    finally:
+        sys.modules.pop("kubetfx_warm_probe_module", None)
+
+
+def test_runs_through_the_worker_match_a_plain_run(workdir: Path, cli, compile_to, warm_on: str) -> None:
+    path = str(compile_to(warm_data))
+    first = cli("run", path)
+    second = cli("run", path, "--no-cache")
+    plain = cli("run", path, "--no-cache", "--no-warm")
+    for result in (first, second, plain):
+        assert result.returncode == 0, result.stdout + result.stderr
+    runs = {name: _run_id(r.stdout) for name, r in (("first", first), ("second", second), ("plain", plain))}
+    for task in ("example-gen", "statistics-gen", "introspect", "introspect-2"):
+        assert _row(first.stdout, task).startswith("SUCCEEDED")
+        assert _row(second.stdout, task) == _row(plain.stdout, task)
+        assert _row(second.stdout, task).startswith("SUCCEEDED")
+
+    # Every task of both warm runs ran in a process forked by one and the same worker;
+    # the plain run's did not.
+    worker = _live_worker(warm_on)
+    pids = {name: _worker_pids(_logs(workdir, run_id)) for name, run_id in runs.items()}
+    assert len(pids["first"]) == len(pids["second"]) == 4
+    assert set(pids["first"].values()) == set(pids["second"].values()) == {worker["pid"]}
+    assert pids["plain"] == {}
+    assert worker["served"] >= 8
+    worker_log = Path(worker["log"]).read_text()
+    assert worker_log.count("task example-gen: process") >= 2
+
+    # The same lineage and the same outputs (content fingerprints) as plain processes.
+    store = connect(os.environ["KUBETFX_METADATA"])
+    assert _lineage(store, runs["second"]) == _lineage(store, runs["plain"])
+    assert _lineage(store, runs["first"]) == _lineage(store, runs["plain"])
+    assert {e.last_known_state for e in _executions(store, runs["second"]).values()} == {
+        pb.Execution.COMPLETE
+    }
+
+    # The task's process looks the same from inside: argv, sys.path, environment, stdio,
+    # logging, umask, flags...
+    warm_probes = _probes(workdir, runs["second"])
+    plain_probes = _probes(workdir, runs["plain"])
+    assert set(warm_probes) == {"introspect", "introspect-2"}
+    # One difference: variables the preloaded libraries set when imported (TensorFlow's
+    # TF2_BEHAVIOR...) are set for every task, as in a task that imports them itself.
+    import_env = set(worker["import_env"])
+    for task in warm_probes:
+        seen = _normalised(warm_probes[task], runs["second"], workdir)
+        expected = _normalised(plain_probes[task], runs["plain"], workdir)
+        assert set(seen["env"]) - set(expected["env"]) <= import_env
+        seen["env"] = {k: v for k, v in seen["env"].items() if k in expected["env"]}
+        assert seen == expected
+    # ...and forked siblings do not share random state.
+    assert warm_probes["introspect"]["random"][0] != warm_probes["introspect-2"]["random"][0]
+    assert warm_probes["introspect"]["random"][1] != warm_probes["introspect-2"]["random"][1]
+
+
+def test_a_task_killed_in_the_worker_fails_alone(workdir: Path, cli, compile_to, warm_on: str) -> None:
+    path = str(compile_to(warm_dies))
+    plain = {how: cli("run", path, "--param", f"how={how}", "--no-warm") for how in ("SIGKILL", "SIGSEGV")}
+    before = None
+    for how in ("SIGKILL", "SIGSEGV"):
+        result = cli("run", path, "--param", f"how={how}")
+        assert result.returncode == 1, result.stdout + result.stderr
+        # Reported as a plain process's death is.
+        assert _row(result.stdout, "die") == _row(plain[how].stdout, "die")
+        store = connect(os.environ["KUBETFX_METADATA"])
+        [execution] = _executions(store, _run_id(result.stdout)).values()
+        assert execution.last_known_state == pb.Execution.FAILED
+        [worker_pid] = _worker_pids(_logs(workdir, _run_id(result.stdout))).values()
+        worker = _live_worker(warm_on)
+        assert worker["pid"] == worker_pid and _alive(worker_pid)
+        assert before is None or before == worker_pid
+        before = worker_pid
+    assert "killed by signal SIGKILL" in _row(plain["SIGKILL"].stdout, "die")
+
+    good = cli("run", path, "--param", "how=nothing")
+    assert good.returncode == 0, good.stdout + good.stderr
+    assert set(_worker_pids(_logs(workdir, _run_id(good.stdout))).values()) == {before}
+
+
+def test_killing_the_runner_kills_the_task_in_the_worker(workdir: Path, compile_to, warm_on: str) -> None:
+    path = compile_to(warm_gated)
+    gate = workdir / "gate"
+    runner = subprocess.Popen(
+        [KUBETFX, "run", str(path), "--param", f"gate={gate}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
+    state = {}
+    deadline = time.time() + 300
+    while time.time() < deadline and state.get("status") != "running":
+        for state_file in (workdir / "root").glob("**/wait-for-gate/.kubetfx/state.json"):
+            try:
+                state = json.loads(state_file.read_text())
+            except (OSError, json.JSONDecodeError):
+                pass
+        time.sleep(0.1)
+    assert state.get("status") == "running", "the task never started"
+    task_pid = state["pid"]
+    worker = _live_worker(warm_on)
+    parent = re.search(r"^PPid:\s+(\d+)", Path(f"/proc/{task_pid}/status").read_text(), re.MULTILINE)
+    assert parent and int(parent.group(1)) == worker["pid"], "the task is not the worker's child"
+
+    runner.send_signal(signal.SIGKILL)
+    runner.wait(timeout=30)
+    deadline = time.time() + 20
+    while time.time() < deadline and _alive(task_pid):
+        time.sleep(0.1)
+    assert not _alive(task_pid), "the task outlived the runner"
+    assert _alive(worker["pid"]), "the worker must survive"
+    store = connect(os.environ["KUBETFX_METADATA"])
+    [killed] = store.mlmd.get_executions_by_id([state["execution_id"]])
+    assert killed.last_known_state == pb.Execution.RUNNING  # never COMPLETE
+    gate.write_text("open")
+    runner.stdout.close()
+
+
+def test_tasks_run_as_plain_processes_when_no_worker_can_start(
+    workdir: Path, cli, compile_to, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    base = tempfile.mkdtemp(prefix="ktw-", dir="/tmp")
+    monkeypatch.setenv(warm.ENABLE_ENV, "1")
+    monkeypatch.setenv(warm.DIR_ENV, base)
+    monkeypatch.setenv(warm.START_ENV, "0")  # nobody waits for the worker's imports
+    try:
+        result = cli("run", str(compile_to(warm_light)))
+        assert result.returncode == 0, result.stdout + result.stderr
+        [log] = _logs(workdir, _run_id(result.stdout)).values()
+        assert "kubetfx: warm worker not used (the worker did not start in time" in log
+        assert not MARK.search(log)
+        store = connect(os.environ["KUBETFX_METADATA"])
+        [execution] = _executions(store, _run_id(result.stdout)).values()
+        assert execution.last_known_state == pb.Execution.COMPLETE
+    finally:
+        warm.stop(base, now=True)  # the worker that started too late is still importing
+        shutil.rmtree(base, ignore_errors=True)
