@@ -96,3 +96,5 @@ bench-install:
 bench: venv
 	$(BIN)/python -m kubetfx.benchmarks.authoring
 	$(BIN)/python -m kubetfx.benchmarks.statistics --beam
+	$(BIN)/python -m kubetfx.benchmarks.warm
+	$(BIN)/python -m kubetfx.benchmarks.evaluator
