@@ -220,7 +220,9 @@ def model_classes(model_dir: str, sample: list[bytes]) -> list[str]:
         out = serve(examples=tf.constant(sample))
     except Exception as err:  # noqa: BLE001 - any load/call failure is the model's
         raise EvaluationError(
-            f"model {path}: cannot call its {SIGNATURE!r} signature on serialized tf.Examples: {_gist(err)}"
+            f"model {path}: cannot call its {SIGNATURE!r} signature on serialized tf.Examples: {_gist(err)};"
+            f" the model must be a SavedModel under {SERVING_DIR}/ (the Trainer writes one) whose"
+            f" {SIGNATURE!r} takes serialized tf.Example"
         ) from None
     if "probabilities" not in out:
         raise EvaluationError(f"model {path}: {SIGNATURE!r} returns {sorted(out)}, not 'probabilities'")
@@ -254,8 +256,10 @@ def _label_info(sample: list[bytes], label_key: str, classes: list[str], example
         )
 
 
-def check_features(examples_dir: str, sample: list[bytes], names: Sequence[str]) -> None:
-    """Every slicing feature must exist in the eval data."""
+def check_features(
+    examples_dir: str, sample: list[bytes], names: Sequence[str], parameter: str = "slice_features"
+) -> None:
+    """Every slicing feature must exist in the eval data (``parameter`` names where they came from)."""
     from tensorflow.core.example import example_pb2
 
     present: set[str] = set()
@@ -264,8 +268,8 @@ def check_features(examples_dir: str, sample: list[bytes], names: Sequence[str])
     missing = [n for n in names if n not in present]
     if missing:
         raise EvaluationError(
-            f"slice feature(s) {missing} not found in the eval examples of {examples_dir}"
-            f" (features: {sorted(present)})"
+            f"{parameter}: slice feature(s) {missing} not found in the eval examples of {examples_dir}"
+            f" (features: {sorted(present)}); fix {parameter} to name features of the data"
         )
 
 
@@ -586,8 +590,10 @@ def run(
     if len(classes) < 2:
         raise EvaluationError(f"model {model_dir}: answers with {len(classes)} class(es); need two or more")
     _label_info(sample, settings.label_key, classes, examples_dir)
-    slice_names = [*settings.slice_features, *(n for c in settings.feature_crosses for n in c)]
-    check_features(examples_dir, _sample_examples(examples_dir, 2000), slice_names)
+    slice_sample = _sample_examples(examples_dir, 2000)
+    check_features(examples_dir, slice_sample, settings.slice_features, "slice_features")
+    crossed = [n for c in settings.feature_crosses for n in c]
+    check_features(examples_dir, slice_sample, crossed, "feature_crosses")
     binary = len(classes) == 2
     if baseline_model_dir:
         if not Path(baseline_model_dir, SERVING_DIR).is_dir():

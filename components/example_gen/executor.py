@@ -13,6 +13,7 @@ Layout written under ``output_dir``::
 
 from __future__ import annotations
 
+import codecs
 import csv
 import glob
 import io
@@ -189,12 +190,36 @@ def _find_ragged(path: str, text: str, width: int) -> InputDataError | None:
     return None
 
 
+def _find_unclosed_quote(path: str, text: str, names: list[str]) -> InputDataError | None:
+    """A quoted field that is never closed: CSV readers take the rest of the file as its value."""
+    if text.count('"') % 2 == 0:  # quotes come in pairs in well-formed CSV ("" inside a field too)
+        return None
+    reader = csv.reader(io.StringIO(text))
+    start, last_start, last = 1, 1, None
+    for row in reader:
+        last_start, last = start, row
+        start = reader.line_num + 1
+    # Unclosed, the quote runs to the end of the file: the last row spans several lines.
+    multi_line = [i for i, cell in enumerate(last or []) if "\n" in cell]
+    if not multi_line:
+        return None
+    index = multi_line[0]
+    column = f" (column {names[index]!r})" if index < len(names) else ""
+    return InputDataError(
+        f"{path}:{last_start}: a quoted field{column} opens on this line and is never closed, so "
+        "the rest of the file would be read as one value; close the quote (a quote inside a "
+        'quoted field is written "")'
+    )
+
+
 def read_csv(path: str, expected_header: list[str] | None, header_source: str) -> Any:
     """Read one CSV file into a pyarrow Table, with errors that name file, line and column."""
     import pyarrow as pa
     from pyarrow import csv as pacsv
 
     data = Path(path).read_bytes()
+    # Excel's "CSV UTF-8" starts with a byte-order mark; it is not part of the first column's name.
+    data = data.removeprefix(codecs.BOM_UTF8)
     if not data.strip():
         raise InputDataError(f"{path}: file is empty; expected a header line and rows")
     try:
@@ -217,6 +242,9 @@ def read_csv(path: str, expected_header: list[str] | None, header_source: str) -
             f"{path}:1: header differs from {header_source}: "
             f"{detail or 'same columns in another order'}; all files of one input must share a header"
         )
+    unclosed = _find_unclosed_quote(path, text, names)
+    if unclosed is not None:
+        raise unclosed
     try:
         table = pacsv.read_csv(
             io.BytesIO(data),

@@ -29,6 +29,7 @@ from kubetfx.components.trainer.model import (
     build_model,
     encode_features,
     encode_labels,
+    label_text,
     train,
 )
 
@@ -153,9 +154,10 @@ def feature_spec(schema: Any, statistics: Any, label_key: str, train_table: Any)
     label = next(f for f in schema.feature if f.name == label_key)
     classes = domains.get(label.domain) or list(label.string_domain.value)
     if not classes:
-        seen = {v for v in train_table.column(label_key).to_pylist() if v not in (None, [], "")}
-        seen = {(v[0] if isinstance(v, list) else v) for v in seen}
-        classes = sorted(str(v.decode() if isinstance(v, bytes) else v) for v in seen)
+        # Class names as encode_labels spells them (1.0 -> "1"); missing and infinite labels
+        # are no class (encode_labels names the rows).
+        seen = {label_text(v) for v in train_table.column(label_key).to_pylist()}
+        classes = sorted(c for c in seen if c)
     if len(classes) < 2:
         raise InputDataError(
             f"label {label_key!r} has {len(classes)} class{'es' if len(classes) != 1 else ''} "
@@ -199,6 +201,11 @@ def load_run_fn(module_file: str) -> Any:
     if path is None or not path.is_file():
         raise InputDataError(f"{module_file}: module file not found; check module_file")
     spec = importlib.util.spec_from_file_location(f"kubetfx_user_module_{abs(hash(str(path)))}", path)
+    if spec is None or spec.loader is None:
+        raise InputDataError(
+            f"{module_file}: not a Python file; module_file names a .py file that defines run_fn(fn_args)"
+            " (from a notebook: export its code to a .py file)"
+        )
     module = importlib.util.module_from_spec(spec)
     try:
         spec.loader.exec_module(module)

@@ -99,19 +99,35 @@ def encode_features(spec: FeatureSpec, columns: dict[str, Any]) -> dict[str, np.
     return inputs
 
 
+def label_text(value: Any) -> str | None:
+    """A label value as a class name (None when missing or infinite); ``encode_labels`` agrees."""
+    first = _first(value, None)
+    if isinstance(first, float) and math.isinf(first):
+        return None
+    return _text(first)
+
+
 def encode_labels(spec: FeatureSpec, raw: Any, source: str = "data") -> np.ndarray:
     """Label column -> class ids; a missing or unknown label is an error naming it."""
     from kubetfx.errors import InputDataError
 
     index = {value: i for i, value in enumerate(spec.classes)}
-    ids = []
-    for row, value in enumerate(raw):
-        text = _text(_first(value, None))
-        if text not in index:
-            what = "missing" if text is None else f"{text!r}, not one of {spec.classes}"
-            raise InputDataError(f"{source}: row {row}: label {spec.label!r} is {what}")
-        ids.append(index[text])
-    return np.array(ids, dtype=np.int32)
+    values = list(raw)
+    texts = [label_text(value) for value in values]
+    bad = [row for row, text in enumerate(texts) if text not in index]
+    if bad:
+        text, first = texts[bad[0]], _first(values[bad[0]], None)
+        if isinstance(first, float) and math.isinf(first):
+            what, fix = f"{first} (not a class)", "fix those values in the input data: a label names a class"
+        elif text is None:
+            what, fix = "missing (empty or NaN)", "drop those rows or fill in their label in the input data"
+        else:
+            what, fix = f"{text!r}, not one of {spec.classes},", "fix those values or the label's domain"
+        raise InputDataError(
+            f"label {spec.label!r} is {what} in {len(bad)} row(s) of the {source} "
+            f"(first: row {bad[0]}); {fix}"
+        )
+    return np.array([index[text] for text in texts], dtype=np.int32)
 
 
 def _first(value: Any, default: Any) -> Any:

@@ -240,15 +240,32 @@ def lineage_model(ref: str, metadata: str | None) -> None:
 @click.argument("ref")
 @click.option("--metadata", help=METADATA_HELP)
 def lineage_dataset(ref: str, metadata: str | None) -> None:
-    """Impact: everything downstream of an artifact (id or URI), e.g. models trained on a dataset."""
+    """Impact: everything downstream of data (an Examples id or URI, a source URI, or span=N):
+    models trained on it, their evaluations, and which were pushed where."""
     from kubetfx.lineage.graph import MLMDLineage, render_tree
     from kubetfx.lineage.store import connect
 
     source = MLMDLineage(connect(resolve_metadata_url(metadata)))
-    graph = source.walk(ref, "down")
-    click.echo(render_tree(graph, "down"))
-    models = sorted({n.id for n in graph.nodes.values() if n.kind == "artifact" and n.type == "system.Model"})
-    click.echo(f"\nmodels trained on it: {', '.join(map(str, models)) or 'none'}")
+    # A data source or a span may have been read by many runs: follow every Examples
+    # artifact made from it (an artifact id or URI names exactly one).
+    roots = [] if ref.isdigit() else source.examples_from(ref)
+    roots = roots or [source.resolve(ref)]
+    models: set[int] = set()
+    pushed: list[str] = []
+    for root in roots:
+        graph = source.walk(str(root.id), "down")
+        click.echo(render_tree(graph, "down") + "\n")
+        for node in graph.nodes.values():
+            if node.kind == "artifact" and node.type == "system.Model":
+                models.add(node.id)
+            if node.kind == "artifact" and node.properties.get("pushed") in (1, True):
+                p = node.properties
+                pushed.append(
+                    f"{p.get('model_name')}:{p.get('version')} at {redact(str(p.get('destination')))}"
+                )
+    click.echo(f"examples artifacts followed: {', '.join(str(r.id) for r in roots)}")
+    click.echo(f"models trained on it: {', '.join(map(str, sorted(models))) or 'none'}")
+    click.echo(f"pushed: {'; '.join(sorted(set(pushed))) or 'none'}")
 
 
 @lineage.command("graph")

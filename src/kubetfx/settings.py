@@ -112,7 +112,8 @@ def parse_metadata_url(url: str) -> MetadataConfig:
         database = parts.path.lstrip("/")
         if not (parts.hostname and database and parts.username):
             raise ConfigError(
-                f"metadata URL {redact(url)!r} is incomplete; use mysql://USER:PASSWORD@HOST:PORT/DATABASE"
+                f"metadata URL {redact(url)!r} is incomplete; use mysql://USER@HOST:PORT/DATABASE "
+                f"(the password in {METADATA_PASSWORD_ENV}, or after USER and a colon)"
             )
         password = unquote(parts.password) if parts.password else os.environ.get(METADATA_PASSWORD_ENV, "")
         return MetadataConfig(
@@ -129,7 +130,7 @@ def parse_metadata_url(url: str) -> MetadataConfig:
         return MetadataConfig(kind="grpc", host=parts.hostname, port=port)
     raise ConfigError(
         f"unknown metadata store {redact(url)!r}; use sqlite:///PATH, "
-        "mysql://USER:PASSWORD@HOST:PORT/DATABASE or grpc://HOST:PORT"
+        f"mysql://USER@HOST:PORT/DATABASE (the password in {METADATA_PASSWORD_ENV}) or grpc://HOST:PORT"
     )
 
 

@@ -261,7 +261,8 @@ def add_input(key: str, artifact_id: int) -> bool:
 
     For inputs that reach a task by reference rather than as a KFP artifact (the
     Evaluator's baseline model, found by the resolver): the lineage then shows them
-    like any other input. Returns False when lineage is off.
+    like any other input. Returns False when lineage is off, or when the artifact is
+    already an input of the task (ML Metadata keeps one event per artifact and task).
     """
     store = lineage_store()
     execution_id = os.environ.get(ENV_EXECUTION_ID, "")
@@ -269,8 +270,7 @@ def add_input(key: str, artifact_id: int) -> bool:
         return False
     from kubetfx.lineage.record import add_input_event
 
-    add_input_event(store, int(execution_id), artifact_id, key)
-    return True
+    return add_input_event(store, int(execution_id), artifact_id, key)
 
 
 def pipeline_name() -> str:

@@ -138,3 +138,10 @@ def test_blessed_weakened_unfair_and_rollback(workdir: Path, cli) -> None:
     assert "penguins:3" in pushes and "rollback to 1" in pushes
     unknown = cli("audit", "penguins:9", env=env)
     assert unknown.returncode == 2 and "no push of model 'penguins' version 9" in unknown.stderr
+
+    # 6. Impact of the source data: every model trained on it and every push that came of it.
+    impact = cli("lineage", "dataset", "pkg://palmerpenguins/data/penguins.csv", env=env)
+    assert impact.returncode == 0, impact.stderr
+    assert str(model1.id) in impact.stdout.split("models trained on it:")[1].splitlines()[0]
+    pushed_line = impact.stdout.split("pushed:")[-1]
+    assert all(f"penguins:{version} at" in pushed_line for version in (1, 2, 3))

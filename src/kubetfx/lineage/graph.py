@@ -116,7 +116,8 @@ class MLMDLineage:
         )
 
     def resolve(self, ref: str) -> Node:
-        """An artifact by id, by URI (the newest live one there), or ``MODEL_NAME:VERSION``."""
+        """An artifact by id, by URI (the newest live one there), ``MODEL_NAME:VERSION``, or
+        a data source URI / ``span=N`` (the newest Examples read from it)."""
         from kubetfx.lineage.record import find_artifact
 
         if ref.isdigit():
@@ -129,6 +130,9 @@ class MLMDLineage:
             artifact = find_artifact(self.store, ref)
             if artifact is not None:
                 return self._artifact_node(artifact)
+            examples = self.examples_from(ref)
+            if examples:
+                return examples[0]
         if not self.store.call(self.store.mlmd.get_artifact_types):
             raise KubetfxError(
                 f"{self.store} holds no lineage yet; run a pipeline first (kubetfx run PIPELINE.yaml)"
@@ -137,6 +141,25 @@ class MLMDLineage:
             f"no artifact {ref!r} in {self.store}; give an artifact id or URI "
             "as `kubetfx runs show RUN` lists them"
         )
+
+    def examples_from(self, ref: str, limit: int = 50) -> list[Node]:
+        """Examples artifacts read from a data source URI (ExampleGen's ``input_uri``), or of
+        a span (``span=N``), newest first."""
+        from ml_metadata import metadata_store as ms
+
+        if ref.startswith("span=") and ref[5:].isdigit():
+            condition = f"custom_properties.span.int_value = {int(ref[5:])}"
+        else:
+            quoted = "'" + ref.replace("\\", "\\\\").replace("'", "\\'") + "'"
+            condition = f"custom_properties.input_uri.string_value = {quoted}"
+        options = ms.ListOptions(
+            filter_query=f"type = 'system.Dataset' AND {condition}",
+            order_by=ms.OrderByField.ID,
+            is_asc=False,
+            limit=limit,
+        )
+        found = self.store.call(self.store.mlmd.get_artifacts, list_options=options)
+        return [self._artifact_node(a) for a in found if a.state == pb.Artifact.LIVE]
 
     def _pushed(self, ref: str) -> pb.Artifact:
         """``MODEL_NAME:VERSION``: the push (or rollback) that published that version."""

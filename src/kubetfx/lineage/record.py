@@ -124,12 +124,21 @@ def _event(kind: int, key: str, index: int | None = None) -> pb.Event:
     return event
 
 
-def add_input_event(store: Store, execution_id: int, artifact_id: int, key: str) -> None:
-    """Add an INPUT event from an existing artifact to an existing execution."""
+def add_input_event(store: Store, execution_id: int, artifact_id: int, key: str) -> bool:
+    """Add an INPUT event from an existing artifact to an existing execution.
+
+    ML Metadata keeps one event per (artifact, execution, type): when the artifact is
+    already an input (a baseline that is the candidate model itself), nothing is added
+    and False is returned.
+    """
+    existing = store.call(store.mlmd.get_events_by_execution_ids, [execution_id])
+    if any(e.artifact_id == artifact_id and e.type == pb.Event.INPUT for e in existing):
+        return False
     event = _event(pb.Event.INPUT, key)
     event.artifact_id = artifact_id
     event.execution_id = execution_id
     store.call(store.mlmd.put_events, [event])
+    return True
 
 
 def find_artifact(store: Store, uri: str) -> pb.Artifact | None:

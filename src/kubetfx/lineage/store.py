@@ -164,25 +164,27 @@ def _first_line(err: BaseException) -> str:
     return str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
 
 
-def _reachable(host: str, port: int) -> bool:
+def _unreachable(host: str, port: int) -> str:
+    """Why a TCP connection to host:port fails ("" when it does not)."""
     try:
         with socket.create_connection((host, port), timeout=3):
-            return True
-    except OSError:
-        return False
+            return ""
+    except OSError as err:
+        return err.strerror or type(err).__name__
 
 
 def _explain(config: MetadataConfig, err: BaseException) -> str:
     detail = _first_line(err)
     if config.kind == "mysql":
-        if "access denied" in detail.lower() or _reachable(config.host, config.port):
+        why = "" if "access denied" in detail.lower() else _unreachable(config.host, config.port)
+        if not why:
             return (
                 f"metadata store {config} refused user {config.user!r} (wrong password?); "
                 f"check the user and the password (KUBETFX_METADATA_PASSWORD or the URL)"
             )
         return (
-            f"cannot reach metadata store {config}; check that the MySQL/MariaDB server "
-            f"is running and the host and port are right ({detail})"
+            f"cannot reach metadata store {config}: {config.host}:{config.port}: {why}; check that the "
+            "MySQL/MariaDB server is running and the host and port are right"
         )
     if config.kind == "grpc":
         return (

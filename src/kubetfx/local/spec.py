@@ -56,7 +56,8 @@ def load(path: str | Path) -> PipelineDoc:
     if not path.is_file():
         raise PipelineSpecError(f"{path}: no such pipeline file")
     try:
-        docs = [d for d in yaml.safe_load_all(path.read_text()) if d is not None]
+        text = path.read_text()
+        docs = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
@@ -69,7 +70,7 @@ def load(path: str | Path) -> PipelineDoc:
             "pipeline function with kfp.compiler.Compiler().compile(...) and run the YAML"
         )
     spec = docs[0]
-    _validate_proto(path, spec)
+    _validate_proto(path, spec, text)
     doc = PipelineDoc(path=str(path), spec=spec, platform=docs[1] if len(docs) > 1 else {})
     if doc.platform:
         doc.notes.append(
@@ -80,14 +81,66 @@ def load(path: str | Path) -> PipelineDoc:
     return doc
 
 
-def _validate_proto(path: Path, spec: dict[str, Any]) -> None:
+def _validate_proto(path: Path, spec: dict[str, Any], text: str) -> None:
     from google.protobuf import json_format
     from kfp.pipeline_spec import pipeline_spec_pb2
 
     try:
         json_format.ParseDict(spec, pipeline_spec_pb2.PipelineSpec())
     except json_format.ParseError as err:
-        raise PipelineSpecError(f"{path}: not a valid KFP pipeline spec: {err}") from None
+        raise _spec_error(path, text, str(err)) from None
+
+
+def _spec_error(path: Path, text: str, message: str) -> PipelineSpecError:
+    """protobuf's nested "Failed to parse X field: ..." as ``FILE:LINE:COL: FIELD: reason``."""
+    first = message.strip().splitlines()[0] if message.strip() else message
+    chain = re.findall(r"Failed to parse (\w+) field: ", first)
+    reason = re.sub(r"^(Failed to parse \w+ field: )+", "", first).rstrip(". ")
+    steps = chain
+    at = re.search(r' at "?PipelineSpec\.?([^"\s]*)"?$', reason)
+    if at:
+        reason = reason[: at.start()]
+        steps = re.findall(r"[^.\[\]]+", at.group(1)) or steps
+    unknown = re.search(r'has no field named "([^"]+)"', reason)
+    if unknown:
+        steps = [*(steps if at and at.group(1) else []), unknown.group(1)]
+    keys, where = _locate(text, steps)
+    field_name = f" {'.'.join(keys or steps)}:" if steps else ""
+    return PipelineSpecError(
+        f"{path}{where}:{field_name} {reason}; not a valid KFP pipeline spec: compile the pipeline "
+        "function with kfp's compiler instead of editing the YAML"
+    )
+
+
+def _locate(text: str, steps: list[str]) -> tuple[list[str], str]:
+    """The keys walked to ``steps`` in the first YAML document (empty unless all were found), and
+    the ``:LINE:COL`` of the deepest one found."""
+    try:
+        node = next(yaml.compose_all(text), None)
+    except yaml.YAMLError:
+        return [], ""
+    keys: list[str] = []
+    mark = None
+    for step in steps:
+        if not isinstance(node, yaml.MappingNode):
+            break
+        found, walked = _child(node, step), [step]
+        if found is None:  # a map key protobuf does not name (a task's name): one level down
+            for key, value in node.value:
+                inner = _child(value, step) if isinstance(value, yaml.MappingNode) else None
+                if inner is not None:
+                    found, walked = inner, [key.value, step]
+                    break
+        if found is None:
+            break
+        node, mark = found, found.start_mark
+        keys += walked
+    complete = len(keys) >= len(steps) and keys[-1:] == steps[-1:]
+    return (keys if complete else []), f":{mark.line + 1}:{mark.column + 1}" if mark else ""
+
+
+def _child(node: Any, key: str) -> Any:
+    return next((value for k, value in node.value if getattr(k, "value", None) == key), None)
 
 
 def _check_component(doc: PipelineDoc, component: dict[str, Any], name: str) -> None:
