@@ -7,19 +7,10 @@ the served model, else the latest blessed one) -> Pusher (only when blessed).
 """
 
 from kfp import dsl
-from kubetfx.components import (
-    data_change_check,
-    evaluator,
-    example_gen,
-    example_validator,
-    model_resolver,
-    pusher,
-    schema_gen,
-    statistics_gen,
-    trainer,
-)
+from kubetfx.components import data_change_check, example_gen
+from kubetfx.pipelines.steps import validate_train_evaluate_push
 
-from kubetfx.cluster import place_on_accelerator, use_cluster_settings
+from kubetfx.cluster import use_cluster_settings
 
 PENGUINS = "pkg://palmerpenguins/data/penguins.csv"
 PENGUINS_SCHEMA = "pkg://kubetfx.schemas/penguins/schema.pbtxt"
@@ -82,51 +73,24 @@ def continuous_training(
     check = data_change_check(examples=gen.outputs["examples"], force=force_training)
     check.set_caching_options(False)
     with dsl.If(check.outputs["changed"] == True, name="data-changed"):  # noqa: E712 - a KFP condition
-        stats = statistics_gen(examples=gen.outputs["examples"])
-        schema = schema_gen(
-            statistics=stats.outputs["statistics"], schema_file=schema_file, label_key=label_key
-        )
-        # Anomalies and drift against the previous span fail this task, and with it the run.
-        validated = example_validator(
-            statistics=stats.outputs["statistics"],
-            schema=schema.outputs["schema"],
+        # Anomalies and drift against the previous span fail the validator, and with it the run.
+        validate_train_evaluate_push(
+            gen.outputs["examples"],
+            schema_file=schema_file,
+            label_key=label_key,
             fail_on_anomalies=True,
             serving_data_uri=serving_data_uri,
-        )
-        trained = trainer(
-            examples=gen.outputs["examples"],
-            schema=schema.outputs["schema"],
-            statistics=stats.outputs["statistics"],
-            label_key=label_key,
             epochs=epochs,
             learning_rate=learning_rate,
             module_file=module_file,
-        ).after(validated)
-        place_on_accelerator(trained)  # GPUs when compiled with --accelerator-profile
-        # The baseline is read from lineage when the candidate is ready: never from a cache.
-        baseline = model_resolver(model_name=model_name).after(trained)
-        baseline.set_caching_options(False)
-        evaluated = evaluator(
-            examples=gen.outputs["examples"],
-            model=trained.outputs["model"],
-            label_key=label_key,
-            model_name=model_name,
             slice_features=slice_features,
             feature_crosses=feature_crosses,
             min_accuracy=min_accuracy,
             max_accuracy_drop=max_accuracy_drop,
             max_fairness_gap=max_fairness_gap,
             min_slice_size=min_slice_size,
-            baseline_model_uri=baseline.outputs["model_uri"],
-            baseline_model_id=baseline.outputs["model_id"],
+            model_name=model_name,
+            push_destination=push_destination,
         )
-        with dsl.If(evaluated.outputs["blessed"] == True, name="blessed"):  # noqa: E712 - a KFP condition
-            pusher(
-                model=trained.outputs["model"],
-                blessing=evaluated.outputs["blessing"],
-                examples=gen.outputs["examples"],
-                model_name=model_name,
-                push_destination=push_destination,
-            )
     # In a cluster every task reads kubetfx's settings and secret from the namespace.
     use_cluster_settings()

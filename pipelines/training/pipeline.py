@@ -5,18 +5,10 @@ ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> Trainer -> Evalu
 """
 
 from kfp import dsl
-from kubetfx.components import (
-    evaluator,
-    example_gen,
-    example_validator,
-    model_resolver,
-    pusher,
-    schema_gen,
-    statistics_gen,
-    trainer,
-)
+from kubetfx.components import example_gen
+from kubetfx.pipelines.steps import validate_train_evaluate_push
 
-from kubetfx.cluster import place_on_accelerator, use_cluster_settings
+from kubetfx.cluster import use_cluster_settings
 
 PENGUINS = "pkg://palmerpenguins/data/penguins.csv"
 PENGUINS_SCHEMA = "pkg://kubetfx.schemas/penguins/schema.pbtxt"
@@ -73,49 +65,23 @@ def training(
             push root from kubetfx's settings); empty: the allowed root itself.
     """
     gen = example_gen(input_uri=input_uri, splits=splits, partition_feature=partition_feature)
-    stats = statistics_gen(examples=gen.outputs["examples"])
-    schema = schema_gen(statistics=stats.outputs["statistics"], schema_file=schema_file, label_key=label_key)
-    validated = example_validator(
-        statistics=stats.outputs["statistics"],
-        schema=schema.outputs["schema"],
+    validate_train_evaluate_push(
+        gen.outputs["examples"],
+        schema_file=schema_file,
+        label_key=label_key,
         fail_on_anomalies=fail_on_anomalies,
         serving_data_uri=serving_data_uri,
-    )
-    # Never train on data that failed validation: the trainer waits for the validator.
-    trained = trainer(
-        examples=gen.outputs["examples"],
-        schema=schema.outputs["schema"],
-        statistics=stats.outputs["statistics"],
-        label_key=label_key,
         epochs=epochs,
         learning_rate=learning_rate,
         module_file=module_file,
-    ).after(validated)
-    place_on_accelerator(trained)  # GPUs when compiled with --accelerator-profile
-    # The baseline is read from lineage when the candidate is ready: never from a cache.
-    baseline = model_resolver(model_name=model_name).after(trained)
-    baseline.set_caching_options(False)
-    evaluated = evaluator(
-        examples=gen.outputs["examples"],
-        model=trained.outputs["model"],
-        label_key=label_key,
-        model_name=model_name,
         slice_features=slice_features,
         feature_crosses=feature_crosses,
         min_accuracy=min_accuracy,
         max_accuracy_drop=max_accuracy_drop,
         max_fairness_gap=max_fairness_gap,
         min_slice_size=min_slice_size,
-        baseline_model_uri=baseline.outputs["model_uri"],
-        baseline_model_id=baseline.outputs["model_id"],
+        model_name=model_name,
+        push_destination=push_destination,
     )
-    with dsl.If(evaluated.outputs["blessed"] == True, name="blessed"):  # noqa: E712 - a KFP condition
-        pusher(
-            model=trained.outputs["model"],
-            blessing=evaluated.outputs["blessing"],
-            examples=gen.outputs["examples"],
-            model_name=model_name,
-            push_destination=push_destination,
-        )
     # In a cluster every task reads kubetfx's settings and secret from the namespace.
     use_cluster_settings()

@@ -1,0 +1,87 @@
+"""The steps both reference pipelines share, from statistics to push: one place to read.
+
+A plain function called inside a ``@dsl.pipeline`` body: it adds the tasks to the pipeline
+being defined, exactly as if they were written there (the compiled YAML is the same).
+"""
+
+from typing import Any
+
+from kfp import dsl
+from kubetfx.components import (
+    evaluator,
+    example_validator,
+    model_resolver,
+    pusher,
+    schema_gen,
+    statistics_gen,
+    trainer,
+)
+
+from kubetfx.cluster import place_on_accelerator
+
+
+def validate_train_evaluate_push(
+    examples: Any,
+    *,
+    schema_file: Any,
+    label_key: Any,
+    fail_on_anomalies: Any,
+    serving_data_uri: Any,
+    epochs: Any,
+    learning_rate: Any,
+    module_file: Any,
+    slice_features: Any,
+    feature_crosses: Any,
+    min_accuracy: Any,
+    max_accuracy_drop: Any,
+    max_fairness_gap: Any,
+    min_slice_size: Any,
+    model_name: Any,
+    push_destination: Any,
+) -> None:
+    """StatisticsGen -> SchemaGen -> ExampleValidator -> Trainer -> model_resolver ->
+    Evaluator -> Pusher (inside ``dsl.If(blessed)``), on ExampleGen's ``examples``."""
+    stats = statistics_gen(examples=examples)
+    schema = schema_gen(statistics=stats.outputs["statistics"], schema_file=schema_file, label_key=label_key)
+    validated = example_validator(
+        statistics=stats.outputs["statistics"],
+        schema=schema.outputs["schema"],
+        fail_on_anomalies=fail_on_anomalies,
+        serving_data_uri=serving_data_uri,
+    )
+    # Never train on data that failed validation: the trainer waits for the validator.
+    trained = trainer(
+        examples=examples,
+        schema=schema.outputs["schema"],
+        statistics=stats.outputs["statistics"],
+        label_key=label_key,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        module_file=module_file,
+    ).after(validated)
+    place_on_accelerator(trained)  # GPUs when compiled with --accelerator-profile
+    # The baseline is read from lineage when the candidate is ready: never from a cache.
+    baseline = model_resolver(model_name=model_name).after(trained)
+    baseline.set_caching_options(False)
+    evaluated = evaluator(
+        examples=examples,
+        model=trained.outputs["model"],
+        label_key=label_key,
+        model_name=model_name,
+        slice_features=slice_features,
+        feature_crosses=feature_crosses,
+        min_accuracy=min_accuracy,
+        max_accuracy_drop=max_accuracy_drop,
+        max_fairness_gap=max_fairness_gap,
+        min_slice_size=min_slice_size,
+        baseline_model_uri=baseline.outputs["model_uri"],
+        baseline_model_id=baseline.outputs["model_id"],
+    )
+    with dsl.If(evaluated.outputs["blessed"] == True, name="blessed"):  # noqa: E712 - a KFP condition
+        pusher(
+            model=trained.outputs["model"],
+            blessing=evaluated.outputs["blessing"],
+            examples=examples,
+            model_name=model_name,
+            push_destination=push_destination,
+        )
