@@ -14,6 +14,7 @@ from kubetfx.lineage.store import connect
 
 KUBETFX = str(Path(sys.executable).with_name("kubetfx"))
 FAN_OUT = 4
+RUNS = 8  # issue 9: eight runs at once on one store
 
 
 @component
@@ -68,12 +69,13 @@ def assert_complete_lineage(store, run_ids: list[str]) -> None:
 
 def test_concurrent_runs_on_one_sqlite_store(workdir: Path, compile_to) -> None:
     path = compile_to(fan_out)
-    run_ids = run_concurrently(path, 3, dict(os.environ))
-    assert len(set(run_ids)) == 3
+    run_ids = run_concurrently(path, RUNS, dict(os.environ))
+    assert len(set(run_ids)) == RUNS
     assert_complete_lineage(connect(os.environ["KUBETFX_METADATA"]), run_ids)
 
 
 def test_concurrent_runs_on_one_mariadb_store(workdir: Path, compile_to, mysql_url: str) -> None:
     path = compile_to(fan_out)
-    run_ids = run_concurrently(path, 3, {**os.environ, "KUBETFX_METADATA": mysql_url})
+    run_ids = run_concurrently(path, RUNS, {**os.environ, "KUBETFX_METADATA": mysql_url})
+    assert len(set(run_ids)) == RUNS
     assert_complete_lineage(connect(mysql_url), run_ids)
