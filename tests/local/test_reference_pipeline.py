@@ -66,7 +66,7 @@ def test_cli_run_summary_cache_and_lineage(workdir: Path, cli) -> None:
     assert run_ctx is not None and props(run_ctx)["state"] == "SUCCEEDED"
     assert store.mlmd.get_context_by_type_and_name("system.Pipeline", "kubetfx-training") is not None
     executions = _by_task(store, run_id)
-    assert set(executions) == set(TASKS)
+    assert set(executions) == {*TASKS, "model-resolver", "evaluator", "pusher"}
     execution = executions["example-gen"]
     assert store.mlmd.get_execution_types_by_id([execution.type_id])[0].name == "system.ContainerExecution"
     p = props(execution)
@@ -132,8 +132,11 @@ def test_cli_run_summary_cache_and_lineage(workdir: Path, cli) -> None:
         and len(unknown.stderr.strip().splitlines()) == 1
         and "no artifact" in unknown.stderr
     )
-    pushed = cli("lineage", "model", "penguins:3")
-    assert pushed.returncode == 2 and "no pushed models" in pushed.stderr
+    pushed = cli("lineage", "model", "penguins:3")  # only version 1 was pushed
+    assert pushed.returncode == 2 and "no push of model 'penguins' version 3" in pushed.stderr
+    assert len(pushed.stderr.strip().splitlines()) == 1
+    served = cli("lineage", "model", "penguins:1")
+    assert served.returncode == 0 and "trainer (execution" in served.stdout
 
     # The cached run's executions point at the first ones and reuse their artifacts.
     cached = _by_task(store, _run_id(second.stdout))["example-gen"]
