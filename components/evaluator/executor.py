@@ -444,8 +444,11 @@ def read_slices(output_dir: str, classes: list[str], binary: bool, first_thresho
         if not binary and per_class:
             # Classes absent from a slice have no positives (recall is NaN): leave them out.
             present = [v for v in per_class.values() if not math.isnan(v.get("recall", math.nan))]
+            # AUC needs negatives too: a class that is the whole slice has none (its FPR is NaN).
+            both = [v for v in present if not math.isnan(v.get(f"fpr@{first_threshold}", math.nan))]
             for metric in ("auc", "precision", "recall"):
-                values = [v[metric] for v in present if metric in v and not math.isnan(v[metric])]
+                pool = both if metric == "auc" else present
+                values = [v[metric] for v in pool if metric in v and not math.isnan(v[metric])]
                 if values:
                     metrics[f"macro_{metric}"] = sum(values) / len(values)
         for rate in FAIRNESS_RATES:  # "fnr" means the rate at the first threshold
