@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from kubetfx.errors import KubetfxError
-from kubetfx.tfrecord import read_tfrecord_gz, split_files
+from kubetfx.tfrecord import first_records
 from kubetfx.types import EVALUATION, TYPE_KEY
 
 SERVING_DIR = "Format-Serving"
@@ -194,16 +194,8 @@ class EvalResult:
 # ---------------------------------------------------------------------- model probe
 
 
-def _sample_examples(examples_dir: str, n: int = 8) -> list[bytes]:
-    files = split_files(examples_dir, "eval")
-    if not files:
-        raise EvaluationError(f"{examples_dir}: no eval split (Split-eval/data_tfrecord-*.gz) to evaluate on")
-    sample: list[bytes] = []
-    for path in files:
-        for record in read_tfrecord_gz(path):
-            sample.append(record)
-            if len(sample) >= n:
-                return sample
+def _sample_examples(examples_dir: str, n: int) -> list[bytes]:
+    sample = first_records(examples_dir, "eval", n)
     if not sample:
         raise EvaluationError(f"{examples_dir}: the eval split is empty")
     return sample
@@ -588,12 +580,14 @@ def run(
     from apache_beam.options.pipeline_options import PipelineOptions
 
     started = time.perf_counter()
-    sample = _sample_examples(examples_dir)
+    # One read of the eval split's head: a few examples probe the model, more find the
+    # slicing features.
+    slice_sample = _sample_examples(examples_dir, 2000)
+    sample = slice_sample[:8]
     classes = model_classes(model_dir, sample)
     if len(classes) < 2:
         raise EvaluationError(f"model {model_dir}: answers with {len(classes)} class(es); need two or more")
     _label_info(sample, settings.label_key, classes, examples_dir)
-    slice_sample = _sample_examples(examples_dir, 2000)
     check_features(examples_dir, slice_sample, settings.slice_features, "slice_features")
     crossed = [n for c in settings.feature_crosses for n in c]
     check_features(examples_dir, slice_sample, crossed, "feature_crosses")

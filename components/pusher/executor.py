@@ -110,14 +110,9 @@ def serving_dir(model_dir: str) -> str:
 
 def sample_examples(examples_dir: str, sample_size: int) -> list[bytes]:
     """The first ``sample_size`` serialized tf.Example of the eval split."""
-    from kubetfx.tfrecord import read_tfrecord_gz, split_files
+    from kubetfx.tfrecord import first_records
 
-    sample: list[bytes] = []
-    for path in split_files(examples_dir, EVAL_SPLIT):
-        for record in read_tfrecord_gz(path):
-            sample.append(record)
-            if len(sample) >= sample_size:
-                return sample
+    sample = first_records(examples_dir, EVAL_SPLIT, sample_size)
     if not sample:
         raise InputDataError(f"{examples_dir}: the eval split has no examples to check the model with")
     return sample

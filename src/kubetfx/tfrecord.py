@@ -80,3 +80,15 @@ def split_files(examples_dir: str, split: str) -> list[str]:
     if not files:
         raise InputDataError(f"{examples_dir}: split {split!r} has no data_tfrecord-*.gz files")
     return files
+
+
+def first_records(examples_dir: str, split: str, n: int) -> list[bytes]:
+    """The first ``n`` serialized records of a split (fewer if it has fewer; an error if
+    it has no files)."""
+    sample: list[bytes] = []
+    for path in split_files(examples_dir, split):
+        for record in read_tfrecord_gz(path):
+            sample.append(record)
+            if len(sample) >= n:
+                return sample
+    return sample
