@@ -54,6 +54,7 @@ GATEABLE = {
     "recall": "recall",
     **{rate: rate for rate in FAIRNESS_RATES},
 }
+ENGINES = ("auto", "tfma", "in-process")
 HIGHER_IS_BETTER = {"accuracy", "auc", "precision", "recall", "tpr", "tnr"}
 
 
@@ -155,6 +156,8 @@ class EvalResult:
     baseline_uri: str
     eval_examples: int
     wall_seconds: float
+    engine: str = "tfma"  # what computed the metrics: "in-process" or "tfma"
+    engine_note: str = ""  # why TFMA ran when the in-process path was asked for
 
     @property
     def reasons(self) -> list[str]:
@@ -188,6 +191,7 @@ class EvalResult:
             },
             "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in self.checks],
             "wall_seconds": round(self.wall_seconds, 3),
+            "engine": self.engine,
         }
 
 
@@ -203,6 +207,11 @@ def _sample_examples(examples_dir: str, n: int) -> list[bytes]:
 
 def model_classes(model_dir: str, sample: list[bytes]) -> list[str]:
     """Load the serving signature and read the class names it answers with."""
+    return _probe(model_dir, sample)[0]
+
+
+def _probe(model_dir: str, sample: list[bytes]) -> tuple[list[str], Any]:
+    """(class names, the loaded serving signature) of a model."""
     import tensorflow as tf
 
     path = os.path.join(model_dir, SERVING_DIR)
@@ -219,9 +228,14 @@ def model_classes(model_dir: str, sample: list[bytes]) -> list[str]:
     if "probabilities" not in out:
         raise EvaluationError(f"model {path}: {SIGNATURE!r} returns {sorted(out)}, not 'probabilities'")
     n = int(out["probabilities"].shape[-1])
+
+    def call(examples: Any) -> Any:
+        return serve(examples=examples)
+
+    call.model = loaded  # type: ignore[attr-defined]  # a signature does not keep its SavedModel alive
     if "all_classes" in out:
-        return [c.decode() for c in out["all_classes"].numpy()[0]]
-    return [str(i) for i in range(n)]
+        return [c.decode() for c in out["all_classes"].numpy()[0]], call
+    return [str(i) for i in range(n)], call
 
 
 def _gist(err: BaseException) -> str:
@@ -385,7 +399,13 @@ def build_eval_config(settings: EvalSettings, n_classes: int, with_baseline: boo
 
 
 def _slice_name(slice_key: Any) -> tuple[str, str]:
-    """(display name, feature) of a TFMA SliceKey proto."""
+    """(display name, feature) of a TFMA SliceKey proto.
+
+    The value of a feature named in ``KUBETFX_REDACT_FEATURES`` is replaced by a stable
+    stand-in here, where every report, reason and lineage record takes its slice names.
+    """
+    from kubetfx.settings import is_redacted, redact_value
+
     parts = []
     features = []
     for single in slice_key.single_slice_keys:
@@ -393,6 +413,8 @@ def _slice_name(slice_key: Any) -> tuple[str, str]:
         value = getattr(single, kind)
         if isinstance(value, bytes):
             value = value.decode(errors="replace")
+        if is_redacted(single.column):
+            value = redact_value(single.column, str(value))
         parts.append(f"{single.column}={value}")
         features.append(single.column)
     return (" & ".join(parts) or "Overall"), " & ".join(features)
@@ -574,17 +596,24 @@ def run(
     *,
     baseline_model_dir: str = "",
     pipeline_options: Sequence[str] = (),
+    engine: str = "auto",
 ) -> EvalResult:
-    """Evaluate ``model_dir`` on the eval split; write the evaluation and the blessing."""
-    import tensorflow_model_analysis as tfma
-    from apache_beam.options.pipeline_options import PipelineOptions
+    """Evaluate ``model_dir`` on the eval split; write the evaluation and the blessing.
 
+    ``engine``: ``"auto"`` computes the metrics in-process (:mod:`.fast`) when that path
+    supports the configuration and data, else with TFMA's ``run_model_analysis``;
+    ``"tfma"`` always runs TFMA; ``"in-process"`` refuses to fall back.
+    """
+    from kubetfx.components.evaluator import fast
+
+    if engine not in ENGINES:
+        raise EvaluationError(f"engine {engine!r} is not one of {ENGINES}")
     started = time.perf_counter()
     # One read of the eval split's head: a few examples probe the model, more find the
     # slicing features.
     slice_sample = _sample_examples(examples_dir, 2000)
     sample = slice_sample[:8]
-    classes = model_classes(model_dir, sample)
+    classes, serve = _probe(model_dir, sample)
     if len(classes) < 2:
         raise EvaluationError(f"model {model_dir}: answers with {len(classes)} class(es); need two or more")
     _label_info(sample, settings.label_key, classes, examples_dir)
@@ -595,42 +624,33 @@ def run(
     if baseline_model_dir:
         if not Path(baseline_model_dir, SERVING_DIR).is_dir():
             raise EvaluationError(f"baseline model {baseline_model_dir}: no {SERVING_DIR}/ SavedModel")
-        baseline_classes = model_classes(baseline_model_dir, sample)
+        baseline_classes, baseline_serve = _probe(baseline_model_dir, sample)
         if baseline_classes != classes:
             raise EvaluationError(
                 f"baseline model {baseline_model_dir} answers with classes {baseline_classes},"
                 f" the candidate with {classes}: they cannot be compared"
             )
     config = build_eval_config(settings, len(classes), bool(baseline_model_dir))
-    models = [
-        tfma.default_eval_shared_model(
-            eval_saved_model_path=os.path.join(model_dir, SERVING_DIR),
-            eval_config=config,
-            model_name=CANDIDATE,
-        )
-    ]
-    if baseline_model_dir:
-        models.append(
-            tfma.default_eval_shared_model(
-                eval_saved_model_path=os.path.join(baseline_model_dir, SERVING_DIR),
-                eval_config=config,
-                model_name=BASELINE,
-            )
-        )
     os.makedirs(evaluation_dir, exist_ok=True)
-    pattern = os.path.join(examples_dir, "Split-eval", "data_tfrecord-*")
-    with warnings.catch_warnings():
-        # A rate with an empty denominator (no positives in a slice) is NaN, by design;
-        # numpy warns once per slice and class, thousands of lines.
-        warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
-        tfma.run_model_analysis(
-            eval_shared_model=models if len(models) > 1 else models[0],
-            eval_config=config,
-            data_location=pattern,
-            file_format="tfrecords",
-            output_path=evaluation_dir,
-            pipeline_options=PipelineOptions(list(pipeline_options)),
-        )
+    used, fallback = "tfma", ""
+    if engine != "tfma":
+        signatures = {CANDIDATE: serve}
+        locations = {CANDIDATE: os.path.join(model_dir, SERVING_DIR)}
+        if baseline_model_dir:
+            signatures[BASELINE] = baseline_serve
+            locations[BASELINE] = os.path.join(baseline_model_dir, SERVING_DIR)
+        try:
+            fast.analyze(
+                config, signatures, examples_dir, evaluation_dir, classes, settings.label_key, locations
+            )
+            used = "in-process"
+        except fast.Unsupported as err:
+            if engine == "in-process":
+                raise EvaluationError(f"the in-process metrics cannot evaluate this: {err}") from None
+            fallback = str(err)
+            print(f"evaluator: computing with TFMA: the in-process path does not support {err}", flush=True)
+    if used == "tfma":
+        _run_tfma(config, model_dir, baseline_model_dir, examples_dir, evaluation_dir, pipeline_options)
     first = settings.fairness_thresholds[0]
     rows = read_slices(evaluation_dir, classes, binary, first)
     if not rows or rows[0].feature:
@@ -678,6 +698,8 @@ def run(
         baseline_uri=baseline_model_dir,
         eval_examples=overall.example_count,
         wall_seconds=time.perf_counter() - started,
+        engine=used,
+        engine_note=fallback,
     )
     summary = asdict(result)
     summary["reasons"] = result.reasons
@@ -685,6 +707,48 @@ def run(
     Path(evaluation_dir, "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     write_blessing(blessing_dir, blessed, result.reasons)
     return result
+
+
+def _run_tfma(
+    config: Any,
+    model_dir: str,
+    baseline_model_dir: str,
+    examples_dir: str,
+    evaluation_dir: str,
+    pipeline_options: Sequence[str],
+) -> None:
+    """TFMA's own run (the reference; also what the in-process path falls back to)."""
+    import tensorflow_model_analysis as tfma
+    from apache_beam.options.pipeline_options import PipelineOptions
+
+    models = [
+        tfma.default_eval_shared_model(
+            eval_saved_model_path=os.path.join(model_dir, SERVING_DIR),
+            eval_config=config,
+            model_name=CANDIDATE,
+        )
+    ]
+    if baseline_model_dir:
+        models.append(
+            tfma.default_eval_shared_model(
+                eval_saved_model_path=os.path.join(baseline_model_dir, SERVING_DIR),
+                eval_config=config,
+                model_name=BASELINE,
+            )
+        )
+    pattern = os.path.join(examples_dir, "Split-eval", "data_tfrecord-*")
+    with warnings.catch_warnings():
+        # A rate with an empty denominator (no positives in a slice) is NaN, by design;
+        # numpy warns once per slice and class, thousands of lines.
+        warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
+        tfma.run_model_analysis(
+            eval_shared_model=models if len(models) > 1 else models[0],
+            eval_config=config,
+            data_location=pattern,
+            file_format="tfrecords",
+            output_path=evaluation_dir,
+            pipeline_options=PipelineOptions(list(pipeline_options)),
+        )
 
 
 def write_blessing(blessing_dir: str, blessed: bool, reasons: list[str]) -> None:

@@ -3,55 +3,13 @@ the fairness gate, a binary label, and clear errors for bad settings."""
 
 from __future__ import annotations
 
-import csv
 import json
 from pathlib import Path
 
 import pytest
+
 from kubetfx.components.evaluator import executor as evaluator
-from kubetfx.components.example_gen import executor as example_gen
-from kubetfx.components.schema_gen import executor as schema_gen
-from kubetfx.components.statistics_gen import executor as statistics_gen
-from kubetfx.components.trainer import executor as trainer
-
-from kubetfx.fingerprint import local_path
 from kubetfx.reports import evaluation_html
-
-CURATED = "pkg://kubetfx.schemas/penguins/schema.pbtxt"
-RULE_MODULE = str(Path(__file__).with_name("rule_model.py"))
-
-
-def _prepare(root: Path, source: str, label: str, schema_file: str = "") -> dict[str, str]:
-    example_gen.run(source, str(root / "examples"))
-    statistics_gen.run(str(root / "examples"), str(root / "statistics"))
-    schema_gen.run(str(root / "statistics"), str(root / "schema"), schema_file=schema_file, label_key=label)
-    return {k: str(root / k) for k in ("examples", "statistics", "schema")}
-
-
-def _train(data: dict[str, str], model_dir: Path, label: str, **kwargs) -> str:
-    trainer.run(
-        data["examples"], data["schema"], data["statistics"], str(model_dir), label_key=label, **kwargs
-    )
-    return str(model_dir)
-
-
-@pytest.fixture(scope="module")
-def penguins(tmp_path_factory) -> dict[str, str]:
-    root = tmp_path_factory.mktemp("penguins")
-    data = _prepare(root, "pkg://palmerpenguins/data/penguins.csv", "species", CURATED)
-    hp = {
-        "epochs": 15,
-        "batch_size": 32,
-        "learning_rate": 0.01,
-        "hidden_units": [16],
-        "dropout": 0.0,
-        "seed": 1,
-    }
-    data["good"] = _train(data, root / "good", "species", hyperparameters=hp)
-    weak = {**hp, "epochs": 1, "learning_rate": 1e-5}
-    data["weak"] = _train(data, root / "weak", "species", hyperparameters=weak)
-    data["unfair"] = _train(data, root / "unfair", "species", module_file=RULE_MODULE)
-    return data
 
 
 def _settings(**kwargs) -> evaluator.EvalSettings:
@@ -144,28 +102,8 @@ def test_small_slices_are_reported_not_gated(penguins, tmp_path: Path) -> None:
     assert "island=Dream" in result.fairness["island"]["not_gated"]
 
 
-def test_binary_label_gates_false_negative_rate(tmp_path: Path) -> None:
-    source = tmp_path / "adelie.csv"
-    with (
-        open(local_path("pkg://palmerpenguins/data/penguins.csv")) as f,
-        open(source, "w", newline="") as out,
-    ):
-        rows = list(csv.DictReader(f))
-        writer = csv.DictWriter(out, [k for k in rows[0] if k != "species"] + ["adelie"])
-        writer.writeheader()
-        for row in rows:
-            row["adelie"] = "yes" if row.pop("species") == "Adelie" else "no"
-            writer.writerow(row)
-    data = _prepare(tmp_path / "data", str(source), "adelie")
-    hp = {
-        "epochs": 10,
-        "batch_size": 32,
-        "learning_rate": 0.01,
-        "hidden_units": [8],
-        "dropout": 0.0,
-        "seed": 1,
-    }
-    model = _train(data, tmp_path / "model", "adelie", hyperparameters=hp)
+def test_binary_label_gates_false_negative_rate(adelie, tmp_path: Path) -> None:
+    data, model = adelie, adelie["model"]
     settings = _settings(
         label_key="adelie",
         slice_features=["sex"],
@@ -189,3 +127,24 @@ def test_bad_settings_are_named(penguins, tmp_path: Path) -> None:
     with pytest.raises(evaluator.EvaluationError, match="cannot call its 'serving_default' signature"):
         (tmp_path / "broken/Format-Serving").mkdir(parents=True)
         _evaluate(penguins, str(tmp_path / "broken"), tmp_path, _settings())
+
+
+def test_redacted_slice_values_stay_out_of_reports_reasons_and_lineage(
+    penguins, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBETFX_REDACT_FEATURES", "island")
+    settings = _settings(slice_features=["island"], feature_crosses=[["sex", "island"]], max_fairness_gap=0.0)
+    result = _evaluate(penguins, penguins["unfair"], tmp_path, settings)
+    islands = [r.slice for r in result.slices if r.feature == "island"]
+    assert len(islands) == 3 and all(s.startswith("island=#") for s in islands)
+    html = evaluation_html(result, "Evaluation", "")
+    shown = json.dumps(result.metadata()) + json.dumps(result.reasons) + html
+    shown += (tmp_path / "evaluation/summary.json").read_text()
+    for raw in ("Biscoe", "Dream", "Torgersen"):
+        assert raw not in shown
+    # the gate still names the slices it compared, by their stand-ins
+    assert any("island=#" in reason for reason in result.reasons if "exceeds" in reason)
+    # other features are shown as they are
+    crossed = [r.slice for r in result.slices if "&" in r.feature]
+    assert crossed and all("island=#" in s and "sex=" in s for s in crossed)
+    assert any("sex=female" in s for s in crossed)

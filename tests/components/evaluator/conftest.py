@@ -1,0 +1,73 @@
+"""Data and models the Evaluator's tests share: trained once per session, on real
+TensorFlow, from the penguins data (three classes) and a binary relabelling of it."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from kubetfx.components.example_gen import executor as example_gen
+from kubetfx.components.schema_gen import executor as schema_gen
+from kubetfx.components.statistics_gen import executor as statistics_gen
+from kubetfx.components.trainer import executor as trainer
+from kubetfx.fingerprint import local_path
+
+CURATED = "pkg://kubetfx.schemas/penguins/schema.pbtxt"
+RULE_MODULE = str(Path(__file__).with_name("rule_model.py"))
+HP = {
+    "epochs": 15,
+    "batch_size": 32,
+    "learning_rate": 0.01,
+    "hidden_units": [16],
+    "dropout": 0.0,
+    "seed": 1,
+}
+
+
+def _prepare(root: Path, source: str, label: str, schema_file: str = "") -> dict[str, str]:
+    example_gen.run(source, str(root / "examples"))
+    statistics_gen.run(str(root / "examples"), str(root / "statistics"))
+    schema_gen.run(str(root / "statistics"), str(root / "schema"), schema_file=schema_file, label_key=label)
+    return {k: str(root / k) for k in ("examples", "statistics", "schema")}
+
+
+def _train(data: dict[str, str], model_dir: Path, label: str, **kwargs) -> str:
+    trainer.run(
+        data["examples"], data["schema"], data["statistics"], str(model_dir), label_key=label, **kwargs
+    )
+    return str(model_dir)
+
+
+@pytest.fixture(scope="session")
+def penguins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Penguins examples and three models: good, weak (barely trained), unfair (a rule)."""
+    root = tmp_path_factory.mktemp("penguins")
+    data = _prepare(root, "pkg://palmerpenguins/data/penguins.csv", "species", CURATED)
+    data["good"] = _train(data, root / "good", "species", hyperparameters=HP)
+    weak = {**HP, "epochs": 1, "learning_rate": 1e-5}
+    data["weak"] = _train(data, root / "weak", "species", hyperparameters=weak)
+    data["unfair"] = _train(data, root / "unfair", "species", module_file=RULE_MODULE)
+    return data
+
+
+@pytest.fixture(scope="session")
+def adelie(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """A binary label (``adelie``: yes/no) and a model trained on it."""
+    root = tmp_path_factory.mktemp("adelie")
+    source = root / "adelie.csv"
+    with (
+        open(local_path("pkg://palmerpenguins/data/penguins.csv")) as f,
+        open(source, "w", newline="") as out,
+    ):
+        rows = list(csv.DictReader(f))
+        writer = csv.DictWriter(out, [k for k in rows[0] if k != "species"] + ["adelie"])
+        writer.writeheader()
+        for row in rows:
+            row["adelie"] = "yes" if row.pop("species") == "Adelie" else "no"
+            writer.writerow(row)
+    data = _prepare(root / "data", str(source), "adelie")
+    hp = {**HP, "epochs": 10, "hidden_units": [8]}
+    data["model"] = _train(data, root / "model", "adelie", hyperparameters=hp)
+    return data
