@@ -7,11 +7,11 @@ import csv
 from pathlib import Path
 
 import pytest
-
 from kubetfx.components.example_gen import executor as example_gen
 from kubetfx.components.schema_gen import executor as schema_gen
 from kubetfx.components.statistics_gen import executor as statistics_gen
 from kubetfx.components.trainer import executor as trainer
+
 from kubetfx.fingerprint import local_path
 
 CURATED = "pkg://kubetfx.schemas/penguins/schema.pbtxt"

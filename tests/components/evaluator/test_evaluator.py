@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 
 import pytest
-
 from kubetfx.components.evaluator import executor as evaluator
+
 from kubetfx.reports import evaluation_html
 
 
