@@ -145,12 +145,26 @@ def run(argv: Sequence[str]) -> int:
         _write_json(output_file, document)
     output_params = document.get("parameterValues", {})
     artifact_ids = recorder.finish(execution_id, outputs, output_params) if recorder and execution_id else {}
+    peak = _peak_rss_mb()
     _write_state(
         state_file,
-        {"execution_id": execution_id, "status": "complete", "artifact_ids": artifact_ids},
+        {
+            "execution_id": execution_id,
+            "status": "complete",
+            "artifact_ids": artifact_ids,
+            "peak_rss_mb": peak,
+        },
     )
-    print(f"kubetfx: task {identity_args['task_name']} done", flush=True)
+    print(f"kubetfx: task {identity_args['task_name']} done (peak memory {peak:,.0f} MB RSS)", flush=True)
     return 0
+
+
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory. Forked from a warm worker, it counts the
+    worker's pages the task mapped too (as a container's memory use would)."""
+    import resource
+
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _describe(err: BaseException) -> str:
