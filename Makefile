@@ -92,9 +92,8 @@ bench-install:
 	  echo "$$profile: $$($(PYTHON) -c "print(round($$end - $$start, 1))") s, $$(du -sm /tmp/kubetfx-bench/$$profile | cut -f1) MB, $$(/tmp/kubetfx-bench/$$profile/bin/pip list 2>/dev/null | tail -n +3 | wc -l) packages"; \
 	done
 
-# Every benchmark that needs no extra setup; figures side by side with their baselines.
+# Every benchmark, each side by side with its baseline, then one table: figure, baseline,
+# ratio, target, pass / falls short (docs/benchmarks.md). Full output in bench.log.
+# BENCH_ARGS=--quick for a smoke run; the TFX comparison needs scripts/tfx-bench-env.sh.
 bench: venv
-	$(BIN)/python -m kubetfx.benchmarks.authoring
-	$(BIN)/python -m kubetfx.benchmarks.statistics --beam
-	$(BIN)/python -m kubetfx.benchmarks.warm
-	$(BIN)/python -m kubetfx.benchmarks.evaluator
+	$(BIN)/python -m kubetfx.benchmarks.all $(BENCH_ARGS)

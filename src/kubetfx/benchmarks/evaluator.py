@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from kubetfx.benchmarks import verdict
+
 PENGUINS = "pkg://palmerpenguins/data/penguins.csv"
 SCHEMA = "pkg://kubetfx.schemas/penguins/schema.pbtxt"
 
@@ -159,6 +161,15 @@ def main() -> None:
         f"{1.0:>8.3f}"
     )
     ratio = baseline_seconds / timed[0][1]
+    verdict(
+        f"evaluator throughput, {rows:,} examples ({timed[0][0]})",
+        rows / timed[0][1],
+        rows / baseline_seconds,
+        ratio,
+        ">= 0.3x",
+        ratio >= 0.3,
+        "examples/s",
+    )
     print(
         f"ratio evaluator/baseline throughput: {ratio:.3f}"
         f" (target >= 0.3: {'pass' if ratio >= 0.3 else 'falls short'})"

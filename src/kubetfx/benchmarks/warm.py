@@ -40,6 +40,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from kubetfx.benchmarks import verdict
+
 KUBETFX = str(Path(sys.executable).with_name("kubetfx"))
 PENGUINS = "pkg://palmerpenguins/data/penguins.csv"
 PIPELINE_NAME = "kubetfx-training"
@@ -441,6 +443,23 @@ def main() -> None:
     print(f"  best warm runner / best bare work   {runs[fastest]['runner_seconds'] / bare_total:.2f}")
     speedup = runs["no worker"]["runner_seconds"] / runs[fastest]["runner_seconds"]
     print(f"  no worker / best warm (runner)      {speedup:.2f}")
+    best = runs[fastest]["runner_seconds"]
+    verdict(
+        "warm run vs bare work (same calls, one process)",
+        best,
+        bare_total,
+        best / bare_total,
+        "<= 1.5x",
+        best / bare_total <= 1.5,
+    )
+    overheads = [
+        front + back
+        for label in labels
+        if label.startswith("warm worker")
+        for front, back in zip(*_overheads(runs[label]["tasks"], skip_first=True), strict=True)
+    ]
+    worst = max(overheads, default=0.0)
+    verdict("warm: per-task overhead after the first task (max)", worst, None, None, "< 1 s", worst < 1.0)
     for info in workers:
         if info.get("alive"):
             print(
