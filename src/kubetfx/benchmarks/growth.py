@@ -37,7 +37,8 @@ LIMIT_MB = 8 * 1024
 
 
 def make_csv(path: Path, rows: int, seed: int = 0) -> None:
-    """``rows`` penguins rows resampled, numeric measurements jittered by about 2%."""
+    """``rows`` penguins rows resampled, numeric measurements jittered by about 2%
+    (kept within each column's observed range)."""
     import numpy as np
 
     from kubetfx.fingerprint import local_path
@@ -45,6 +46,13 @@ def make_csv(path: Path, rows: int, seed: int = 0) -> None:
     with open(local_path(PENGUINS), newline="") as f:
         source = list(csv.DictReader(f))
     header = list(source[0])
+    # Jittered values stay within each column's observed range: the curated schema bounds
+    # it, and the pipeline would (rightly) stop on an out-of-range value.
+    bounds = {
+        name: (min(values), max(values))
+        for name in JITTERED
+        if (values := [float(r[name]) for r in source if r[name] not in ("NA", "")])
+    }
     rng = np.random.default_rng(seed)
     picks = rng.integers(0, len(source), size=rows)
     noise = rng.normal(1.0, 0.02, size=(rows, len(JITTERED)))
@@ -55,7 +63,8 @@ def make_csv(path: Path, rows: int, seed: int = 0) -> None:
             row = dict(source[index])
             for j, name in enumerate(JITTERED):
                 if row[name] not in ("NA", ""):
-                    value = float(row[name]) * noise[i, j]
+                    low, high = bounds[name]
+                    value = min(max(float(row[name]) * noise[i, j], low), high)
                     row[name] = f"{value:.1f}" if "." in row[name] else str(round(value))
             writer.writerow([row[k] for k in header])
 
