@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from kubetfx.errors import InputDataError
+from kubetfx.faults import failpoint
 from kubetfx.fingerprint import fingerprint_files, local_path
 from kubetfx.tfrecord import write_tfrecord_gz
 from kubetfx.types import EXAMPLES, TYPE_KEY
@@ -437,6 +438,7 @@ def run(
         # this ~0.7 us, so StatisticsGen and the Evaluator read it when it is there. TFX
         # tools read only the TFRecords and ignore it.
         pq.write_table(table.filter(mask), split_dir / COLUMNAR_FILE)
+        failpoint("example_gen.write")  # a test hook (kubetfx.faults): a split written, not all
     return ExampleGenResult(
         input_uri=input_uri,
         files=files,

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from kubetfx.faults import failpoint
+
 ONE_HOT_MAX = 16  # vocabularies up to this size are one-hot encoded, larger ones embedded
 
 
@@ -211,5 +213,7 @@ def train(
         batch_size=params.batch_size,
         shuffle=True,
         verbose=0,
+        # A test hook (kubetfx.faults), a no-op unless a fault test arms it: stop mid-training.
+        callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: failpoint("trainer.fit"))],
     )
     return {name: round(float(values[-1]), 6) for name, values in history.history.items()}

@@ -41,6 +41,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from kubetfx.errors import ConfigError, KubetfxError, ParameterError, missing_runtime
+from kubetfx.faults import failpoint
 from kubetfx.settings import PUSH_ROOT_ENV, resolve_push_roots
 
 SAVED_MODEL_FILE = "saved_model.pb"
@@ -360,6 +361,7 @@ def _publish_local(tree: _Tree, model_dir: str, progress: Progress | None) -> in
             _copy_local(tree, rel, dst)
             if progress:
                 progress(rel)
+            failpoint("pusher.copy")  # a test hook (kubetfx.faults): part of the version copied
         for folder, _, _ in os.walk(partial):
             _fsync(folder)
         while True:
@@ -412,6 +414,7 @@ def _publish_remote(tree: _Tree, fs: Any, model_path: str, progress: Progress | 
         _copy_remote(tree, rel, fs, f"{model_path}/{version}/{rel}")
         if progress:
             progress(rel)
+        failpoint("pusher.copy")
     return version
 
 
