@@ -189,6 +189,10 @@ def build_model(spec: FeatureSpec, params: HyperParameters, mixed_precision: boo
         optimizer=keras.optimizers.Adam(learning_rate=params.learning_rate),
         loss=loss,
         metrics=["accuracy"],
+        # 32 batches per tf.function call instead of one: the same steps and the same
+        # weights, a third of the time on small models, where the per-call cost dominates
+        # (docs/profile.md).
+        steps_per_execution=32,
     )
     return model
 
@@ -211,6 +215,8 @@ def train(
         validation_data=(eval_inputs, eval_labels),
         epochs=params.epochs,
         batch_size=params.batch_size,
+        # Validation computes the same metrics over the same rows in any batch size.
+        validation_batch_size=max(params.batch_size, 1024),
         shuffle=True,
         verbose=0,
         # A test hook (kubetfx.faults), a no-op unless a fault test arms it: stop mid-training.
