@@ -9,7 +9,7 @@ LOCK   := requirements/dev.txt
 STAMP  := $(VENV)/.installed
 PIPELINE ?= pipelines/training/pipeline.yaml
 
-.PHONY: run test venv system-deps lint format compile check-compiled lock clean help bench bench-install audit image
+.PHONY: run test venv system-deps lint format compile check-compiled lock clean help bench bench-install bench-tfx audit image
 
 help:
 	@echo "make run     run the reference pipeline locally on the penguins data"
@@ -94,6 +94,12 @@ bench-install:
 
 # Every benchmark, each side by side with its baseline, then one table: figure, baseline,
 # ratio, target, pass / falls short (docs/benchmarks.md). Full output in bench.log.
-# BENCH_ARGS=--quick for a smoke run; the TFX comparison needs scripts/tfx-bench-env.sh.
+# BENCH_ARGS=--quick for a smoke run. The TFX comparison's environment is built first.
 bench: venv
+	scripts/tfx-bench-env.sh
 	$(BIN)/python -m kubetfx.benchmarks.all $(BENCH_ARGS)
+
+# The TFX 1.16 comparison alone (15-25 min): a benchmark-only TFX environment, never ours.
+bench-tfx: venv
+	scripts/tfx-bench-env.sh
+	$(BIN)/python -m kubetfx.benchmarks.tfx_cold --repeat 3

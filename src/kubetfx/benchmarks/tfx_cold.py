@@ -49,6 +49,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from kubetfx.benchmarks import verdict
+
 KUBETFX = str(Path(sys.executable).with_name("kubetfx"))
 PENGUINS = "pkg://palmerpenguins/data/penguins.csv"
 HERE = Path(__file__).resolve().parent
@@ -313,6 +315,22 @@ def report(tfx: list[dict], cold: list[dict], warm: list[dict], context: str) ->
     widths = [max(len(str(row[i])) for row in [headers, *rows]) for i in range(len(headers))]
     for row in [headers, *rows]:
         print("  " + "  ".join(f"{str(cell):{w}}" for cell, w in zip(row, widths, strict=True)).rstrip())
+    verdict(
+        "end to end cold: kubetfx vs TFX 1.16 total",
+        _med(cold_total),
+        _med(tfx_total),
+        cold_ratio,
+        f"<= {COLD_TARGET:.2f}x",
+        cold_ok,
+    )
+    verdict(
+        "end to end warm: kubetfx vs TFX 1.16 run phase",
+        _med(warm_total),
+        _med(tfx_run),
+        warm_ratio,
+        f"<= {WARM_TARGET:.2f}x",
+        warm_ok,
+    )
     marked = [r["restarted"] for r in (*cold, *warm) if r.get("restarted")]
     if marked:
         print(
