@@ -116,7 +116,19 @@ def run_tfx(python: str, data_dir: Path, root: Path, epochs: int, beam_mode: str
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2")}
     for name in ("PYTHONPATH", "VIRTUAL_ENV"):
         env.pop(name, None)
-    cmd = [python, str(TFX_SCRIPT), "--data", str(data_dir), "--root", str(root), "--epochs", str(epochs)]
+    # -P: the script's folder (this package's) stays off sys.path, where its statistics.py
+    # would hide the standard library's module from TFX's imports.
+    cmd = [
+        python,
+        "-P",
+        str(TFX_SCRIPT),
+        "--data",
+        str(data_dir),
+        "--root",
+        str(root),
+        "--epochs",
+        str(epochs),
+    ]
     cmd += ["--beam-mode", beam_mode]
     with open(out, "w") as stdout, open(err, "w") as stderr:
         began = time.time()
