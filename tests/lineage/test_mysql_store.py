@@ -3,6 +3,7 @@
 import re
 from pathlib import Path
 
+import pytest
 from ml_metadata.proto import metadata_store_pb2 as pb
 
 from kubetfx.lineage.record import props
@@ -59,3 +60,44 @@ def test_wrong_password_and_unreachable_server_are_one_line_errors(workdir: Path
     assert result.returncode == 2
     assert "cannot reach metadata store" in result.stderr and mariadb["password"] not in result.stderr
     assert not (workdir / "root").exists()
+
+
+def test_a_connection_the_server_would_accept_is_tried_again(mysql_url: str, monkeypatch) -> None:
+    """ML Metadata reports any failed MySQL connection the same way ("mysql_real_connect
+    failed", no reason). One the server itself accepts a moment later (a handshake lost on
+    a starved machine, too many connections) is tried again, not called a wrong password."""
+    from kubetfx.lineage import store
+
+    real = store.metadata_store.MetadataStore
+    calls = []
+
+    def fails_twice(*args, **kwargs):
+        calls.append(1)
+        if len(calls) <= 2:
+            raise RuntimeError("mysql_real_connect failed: errno: , error: ")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store.metadata_store, "MetadataStore", fails_twice)
+    opened = store.Store(store.parse_metadata_url(mysql_url))
+    assert len(calls) == 3
+    assert opened.mlmd.get_artifact_types() == []
+
+
+def test_a_refusal_is_not_tried_again(mariadb: dict, monkeypatch) -> None:
+    from kubetfx.errors import MetadataStoreError
+    from kubetfx.lineage import store
+
+    real = store.metadata_store.MetadataStore
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(store.metadata_store, "MetadataStore", counted)
+    wrong = f"mysql://{mariadb['user']}:not-the-password@127.0.0.1:{mariadb['port']}/mlmd_refused"
+    with pytest.raises(MetadataStoreError) as refused:
+        store.Store(store.parse_metadata_url(wrong))
+    assert len(calls) == 1
+    assert f"refused user '{mariadb['user']}' (wrong password?)" in str(refused.value)
+    assert "not-the-password" not in str(refused.value)

@@ -143,7 +143,10 @@ def _open(config: MetadataConfig, *, upgrade: bool) -> Any:
     else:
         cfg = pb.MetadataStoreClientConfig(host=config.host, port=config.port)
     try:
-        store = _retry_open(metadata_store.MetadataStore)(cfg, enable_upgrade_migration=upgrade)
+        if config.kind == "mysql":
+            store = _open_mysql(config, cfg, upgrade)
+        else:
+            store = _retry_open(metadata_store.MetadataStore)(cfg, enable_upgrade_migration=upgrade)
         if config.kind == "grpc":
             # A gRPC client connects lazily: ask once now, so a wrong address fails here,
             # in seconds, instead of in the middle of a run.
@@ -158,6 +161,61 @@ def _open(config: MetadataConfig, *, upgrade: bool) -> Any:
     except (mlmd_errors.StatusError, RuntimeError) as err:
         # ML Metadata's MySQL client says only "mysql_real_connect failed": find out more.
         raise MetadataStoreError(_explain(config, err)) from None
+
+
+# What a plain client's try can show after ML Metadata's failed: the server accepts now
+# (0), too many connections (1040, 1203), a handshake lost or timed out (2006, 2013).
+# Anything else (access denied, unknown database, host blocked, unreachable) is final.
+_MYSQL_TRANSIENT = frozenset({0, 1040, 1203, 2006, 2013})
+# How long to keep trying a MySQL server that accepts the connection but refused ML
+# Metadata's (on a starved machine a handshake can run past the server's connect_timeout).
+MYSQL_CONNECT_RETRY_SECONDS = 30.0
+
+
+def _open_mysql(config: MetadataConfig, cfg: Any, upgrade: bool) -> Any:
+    """ML Metadata's MySQL store, tried again while the server itself accepts the user.
+
+    ML Metadata's client says only "mysql_real_connect failed" (no code, no message),
+    whatever went wrong. After such a failure a plain client (PyMySQL) asks the server the
+    same: a refusal (wrong password, unknown host...) or an unreachable server ends it at
+    once, with the server's reason; an answer that can change (it accepts now, too many
+    connections, a lost handshake) makes ML Metadata try again, up to
+    ``MYSQL_CONNECT_RETRY_SECONDS``.
+    """
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(
+            lambda e: _is_bare_mysql_failure(e) and _mysql_answer(config)[0] in _MYSQL_TRANSIENT
+        ),
+        wait=tenacity.wait_random_exponential(multiplier=0.2, max=2.0),
+        stop=tenacity.stop_after_delay(MYSQL_CONNECT_RETRY_SECONDS),
+        reraise=True,
+    )
+    return retrying(_retry_open(metadata_store.MetadataStore), cfg, enable_upgrade_migration=upgrade)
+
+
+def _is_bare_mysql_failure(err: BaseException) -> bool:
+    return isinstance(err, RuntimeError) and "mysql_real_connect failed" in str(err)
+
+
+def _mysql_answer(config: MetadataConfig) -> tuple[int, str]:
+    """What the server answers a plain client with the same user and password: (0, "")
+    when it accepts, else the MySQL error (code, message); (-1, why) if it cannot ask."""
+    try:
+        import pymysql
+    except ImportError:  # pragma: no cover - pymysql comes with the runtime install
+        return -1, "PyMySQL is not installed"
+    try:
+        pymysql.connect(
+            host=config.host,
+            port=config.port,
+            user=config.user,
+            password=config.password,
+            connect_timeout=10,
+        ).close()
+    except pymysql.err.MySQLError as err:
+        code = err.args[0] if err.args and isinstance(err.args[0], int) else -1
+        return code, str(err.args[1]) if len(err.args) > 1 else str(err)
+    return 0, ""
 
 
 def _first_line(err: BaseException) -> str:
@@ -176,16 +234,27 @@ def _unreachable(host: str, port: int) -> str:
 def _explain(config: MetadataConfig, err: BaseException) -> str:
     detail = _first_line(err)
     if config.kind == "mysql":
-        why = "" if "access denied" in detail.lower() else _unreachable(config.host, config.port)
-        if not why:
+        why = _unreachable(config.host, config.port)
+        if why:
+            return (
+                f"cannot reach metadata store {config}: {config.host}:{config.port}: {why}; check that the "
+                "MySQL/MariaDB server is running and the host and port are right"
+            )
+        code, message = _mysql_answer(config)
+        if code in (1045, 1698):
             return (
                 f"metadata store {config} refused user {config.user!r} (wrong password?); "
                 f"check the user and the password (KUBETFX_METADATA_PASSWORD or the URL)"
             )
-        return (
-            f"cannot reach metadata store {config}: {config.host}:{config.port}: {why}; check that the "
-            "MySQL/MariaDB server is running and the host and port are right"
-        )
+        if code > 0:
+            return f"metadata store {config} refused the connection: MySQL error {code}: {message}"
+        if code == 0:
+            return (
+                f"cannot open metadata store {config}: ML Metadata's connection kept failing "
+                f"({detail}) while the server accepted user {config.user!r} from another client; "
+                "MySQL 8 users need mysql_native_password (ML Metadata cannot use caching_sha2_password)"
+            )
+        return f"cannot open metadata store {config}: {detail} ({message})"
     if config.kind == "grpc":
         return (
             f"cannot reach metadata service {config}; is it running (in a cluster: "
