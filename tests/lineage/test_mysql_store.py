@@ -101,3 +101,29 @@ def test_a_refusal_is_not_tried_again(mariadb: dict, monkeypatch) -> None:
     assert len(calls) == 1
     assert f"refused user '{mariadb['user']}' (wrong password?)" in str(refused.value)
     assert "not-the-password" not in str(refused.value)
+
+
+def test_a_failure_the_server_does_not_explain_is_reported_as_it_is(mysql_url: str, monkeypatch) -> None:
+    from kubetfx.errors import MetadataStoreError
+    from kubetfx.lineage import store
+
+    failures = {
+        "bare": "mysql_real_connect failed: errno: , error: ",
+        "query": "mysql_query failed: errno: 1142",
+    }
+    calls = []
+
+    def fails(*args, **kwargs):
+        calls.append(1)
+        raise RuntimeError(failures[kind])
+
+    monkeypatch.setattr(store.metadata_store, "MetadataStore", fails)
+    monkeypatch.setattr(store, "MYSQL_CONNECT_RETRY_SECONDS", 1.0)
+    kind = "bare"
+    with pytest.raises(MetadataStoreError, match="kept failing .* while the server accepted user"):
+        store.Store(store.parse_metadata_url(mysql_url))
+    assert len(calls) > 1  # tried again for MYSQL_CONNECT_RETRY_SECONDS
+    kind, calls[:] = "query", []
+    with pytest.raises(MetadataStoreError, match="cannot open metadata store .*: mysql_query failed") as err:
+        store.Store(store.parse_metadata_url(mysql_url))
+    assert len(calls) == 1 and "wrong password" not in str(err.value)

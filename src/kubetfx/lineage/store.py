@@ -248,7 +248,7 @@ def _explain(config: MetadataConfig, err: BaseException) -> str:
             )
         if code > 0:
             return f"metadata store {config} refused the connection: MySQL error {code}: {message}"
-        if code == 0:
+        if code == 0 and _is_bare_mysql_failure(err):
             return (
                 f"cannot open metadata store {config}: ML Metadata's connection kept failing "
                 f"({detail}) while the server accepted user {config.user!r} from another client; "
