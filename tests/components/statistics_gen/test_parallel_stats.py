@@ -174,19 +174,28 @@ def test_top_k_from_counts_gives_tfdvs_bytes() -> None:
     assert counted == [True, False, True, False, False]  # long values, 1,024 distinct, numbers
 
 
+def _in_children(monkeypatch: pytest.MonkeyPatch, misbehave) -> None:
+    """Make every forked statistics worker call ``misbehave()`` before its work."""
+    parent = os.getpid()
+    tfdv_statistics = statistics_gen._tfdv_statistics
+
+    def statistics(batch):
+        if os.getpid() != parent:
+            misbehave()
+        return tfdv_statistics(batch)
+
+    monkeypatch.setattr(statistics_gen, "_tfdv_statistics", statistics)
+
+
 def test_a_failed_worker_changes_nothing_but_the_time(
     examples: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
 ) -> None:
     parquet = examples / "Split-train" / statistics_gen.COLUMNAR_FILE
-    parent = os.getpid()
-    tfdv_statistics = statistics_gen._tfdv_statistics
 
-    def fails_in_a_child(batch):
-        if os.getpid() != parent:
-            raise MemoryError("a worker ran out of memory")
-        return tfdv_statistics(batch)
+    def out_of_memory() -> None:
+        raise MemoryError("a worker ran out of memory")
 
-    monkeypatch.setattr(statistics_gen, "_tfdv_statistics", fails_in_a_child)
+    _in_children(monkeypatch, out_of_memory)
     stats = statistics_gen.statistics_of_columnar(str(parquet), "train", workers=3)
     assert stats.SerializeToString() == _single_pass(parquet, "train")
     err = capfd.readouterr().err
@@ -198,15 +207,7 @@ def test_a_hung_worker_is_killed_and_its_columns_computed_here(
     examples: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
 ) -> None:
     parquet = examples / "Split-train" / statistics_gen.COLUMNAR_FILE
-    parent = os.getpid()
-    tfdv_statistics = statistics_gen._tfdv_statistics
-
-    def hangs_in_a_child(batch):
-        if os.getpid() != parent:
-            time.sleep(600)
-        return tfdv_statistics(batch)
-
-    monkeypatch.setattr(statistics_gen, "_tfdv_statistics", hangs_in_a_child)
+    _in_children(monkeypatch, lambda: time.sleep(600))
     monkeypatch.setattr(statistics_gen, "HANG_SECONDS", 1.0)
     monkeypatch.setattr(statistics_gen, "HANG_FACTOR", 0.0)
     started = time.monotonic()
