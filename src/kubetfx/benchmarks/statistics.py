@@ -101,6 +101,7 @@ def main() -> None:
 
     workers = statistics_gen.workers_from_env()
     processes = statistics_gen.processes_for(workers, args.rows, args.columns)
+    plural = "es" if processes > 1 else ""
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp, "synthetic.csv")
         generate(csv, args.rows, args.columns)
@@ -132,7 +133,7 @@ def main() -> None:
         rows = [
             ("pyarrow + numpy baseline", base, statistics.median(cpu["base"])),
             (
-                f"StatisticsGen ({paths[0]}, {processes} process{'es' if processes > 1 else ''})",
+                f"StatisticsGen ({paths[0]}, {processes} process{plural})",
                 memory,
                 statistics.median(cpu["auto"]),
             ),
@@ -163,7 +164,6 @@ def main() -> None:
     for target, issue in ((0.25, "issue 4"), (0.5, "issue 8")):
         verdict = "pass" if ratio >= target else "falls short"
         print(f"target ({issue}): StatisticsGen >= {target}x baseline rows/s -> {ratio:.3f}x ({verdict})")
-    plural = "es" if processes > 1 else ""
     bench_verdict(
         f"StatisticsGen throughput, {n:,} x {args.columns} ({processes} process{plural})",
         n / memory,
