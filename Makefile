@@ -55,10 +55,14 @@ compile: venv
 check-compiled: venv
 	$(BIN)/kubetfx compile --check
 
-# Re-resolve the three locked sets (authoring, runtime, dev) with hashes.
+# Re-resolve the locked sets (authoring, runtime, runtime-gpu, dev) with hashes. runtime-gpu
+# is the GPU image's lock: the runtime set plus TensorFlow's CUDA wheels, constrained to
+# runtime.txt (resolved just before it), so both images run the very same versions.
 lock:
 	uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --require-hashes -r requirements/bootstrap.txt
-	for set in "authoring:" "runtime:--extra runtime" "dev:--extra runtime --extra dev"; do \
+	for set in "authoring:" "runtime:--extra runtime" \
+	    "runtime-gpu:--extra runtime --extra gpu -c requirements/runtime.txt" \
+	    "dev:--extra runtime --extra dev"; do \
 	  name=$${set%%:*}; extras=$${set#*:}; \
 	  uv pip compile -q pyproject.toml $$extras --generate-hashes --no-strip-extras --python-version 3.11 \
 	    --python-platform x86_64-manylinux_2_28 --custom-compile-command "make lock" \
