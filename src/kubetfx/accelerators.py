@@ -3,7 +3,8 @@
 A profile says what a platform team knows about its GPU nodes: how many GPUs, which type,
 the node-pool labels and the taint to tolerate. :meth:`AcceleratorProfile.apply` turns it
 into what a self-hosted Kubeflow needs: the GPU resource limit (KFP's accelerator type and
-count) plus, through kfp-kubernetes, a node selector per label and a toleration. With
+count) plus, through kfp-kubernetes, a node selector per label and a toleration; and the
+GPU variant of kubetfx's image (``kubetfx.images.GPU_IMAGE``: TensorFlow with CUDA). With
 ``target: vertex`` the same file names the accelerator the way Vertex AI Pipelines does
 (``NVIDIA_L4``) and sets no Kubernetes fields, so user code does not change.
 
@@ -136,7 +137,12 @@ class AcceleratorProfile:
         return cls.from_dict(data or {}, source=str(path))
 
     def apply(self, task: Any) -> Any:
-        """Set the task's GPU limit and placement; returns the task."""
+        """Set the task's GPU limit, placement and image; returns the task.
+
+        A task that runs kubetfx's CPU image gets its GPU variant (``kubetfx.images``), whose
+        TensorFlow has the CUDA libraries: the CPU image on a GPU node would train on the CPU.
+        """
+        use_gpu_image(task)
         if self.target == "vertex":
             return task.set_accelerator_type(self.gpu_type).set_accelerator_limit(self.count)
         from kfp import kubernetes
@@ -148,3 +154,20 @@ class AcceleratorProfile:
             t = self.toleration
             kubernetes.add_toleration(task, key=t.key, operator=t.operator, value=t.value, effect=t.effect)
         return task
+
+
+def use_gpu_image(task: Any) -> Any:
+    """Switch a task that runs kubetfx's CPU image to the GPU image (same registry and tag).
+
+    A task with any other image keeps it: a user's own component image has a GPU variant
+    only its owner knows. Returns the task.
+    """
+    from kubetfx.images import gpu_variant
+
+    container = getattr(task, "container_spec", None)
+    if container is None:  # an importer or a nested pipeline: no container of its own
+        return task
+    gpu_image = gpu_variant(container.image)
+    if gpu_image is not None:
+        container.image = gpu_image
+    return task
