@@ -5,7 +5,11 @@ compiled YAML:
 
 * the container runs ``python3 -m kubetfx.task`` instead of ``kfp.dsl.executor_main``.
   ``kubetfx.task`` takes the very same arguments, runs KFP's own executor, and records
-  the task's lineage in ML Metadata around it, in the container as well as locally;
+  the task's lineage in ML Metadata around it, in the container as well as locally.
+  The command names the KFP entry point it stands in for (``--kfp_executor
+  kfp.dsl.executor_main``): ``kubetfx.task`` checks it, and the KFP SDK's own local
+  runner (``kfp.local.SubprocessRunner``) looks for that module name in a command before
+  it runs a task, so kubetfx components run there too (docs/local-runner.md);
 * three identity inputs (pipeline name, run id, task name) that a pipeline fills with
   KFP's placeholders, so a task knows which run it belongs to in any cluster.
 
@@ -33,8 +37,16 @@ IDENTITY_PLACEHOLDERS = {
     RUN_INPUT: dsl.PIPELINE_JOB_ID_PLACEHOLDER,
     TASK_INPUT: dsl.PIPELINE_TASK_NAME_PLACEHOLDER,
 }
-KFP_EXECUTOR = "python3 -m kfp.dsl.executor_main"
+KFP_EXECUTOR_MODULE = "kfp.dsl.executor_main"
+KFP_EXECUTOR = f"python3 -m {KFP_EXECUTOR_MODULE}"
 TASK_MODULE = "kubetfx.task"
+
+
+def task_command(version: str) -> str:
+    """What replaces ``python3 -m kfp.dsl.executor_main`` in a component's command."""
+    return (
+        f"KUBETFX_COMPONENT_VERSION={version} python3 -m {TASK_MODULE} --kfp_executor {KFP_EXECUTOR_MODULE}"
+    )
 
 
 def component_version(func: Callable[..., Any]) -> str:
@@ -65,9 +77,7 @@ def component(func: Callable[..., Any] | None = None, *, base_image: str = RUNTI
     version = component_version(func)
     container = spec.implementation.container
     replaced = [
-        part.replace(KFP_EXECUTOR, f"KUBETFX_COMPONENT_VERSION={version} python3 -m {TASK_MODULE}")
-        if isinstance(part, str)
-        else part
+        part.replace(KFP_EXECUTOR, task_command(version)) if isinstance(part, str) else part
         for part in container.command
     ]
     if replaced == list(container.command):

@@ -38,6 +38,7 @@ ENV_STATE_FILE = "KUBETFX_TASK_STATE"
 ENV_PIPELINE_ROOT = "KUBETFX_PIPELINE_ROOT"
 ENV_COMPONENT_VERSION = "KUBETFX_COMPONENT_VERSION"
 ENV_EXECUTION_ID = "KUBETFX_EXECUTION_ID"  # set for the executor, see add_input()
+KFP_EXECUTOR_MODULE = "kfp.dsl.executor_main"
 
 
 def _identity_value(params: dict[str, Any], key: str, env: str, default: str) -> str:
@@ -65,6 +66,9 @@ def run(argv: Sequence[str]) -> int:
     parser.add_argument("--component_module_path")
     parser.add_argument("--function_to_execute", required=True)
     parser.add_argument("--executor_input", required=True)
+    # The KFP entry point this wrapper stands in for (its executor is what runs inside);
+    # compiled commands name it, which is also what the KFP SDK's local runner looks for.
+    parser.add_argument("--kfp_executor", default=KFP_EXECUTOR_MODULE, choices=[KFP_EXECUTOR_MODULE])
     args, _ = parser.parse_known_args(argv)
     if os.environ.get("KUBETFX_DIE_WITH_RUNNER") == "1":
         from kubetfx.process import ENV_RUNNER_PID, die_with, die_with_parent
