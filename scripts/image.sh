@@ -3,7 +3,7 @@
 # does (tests/image). Every step is timed. docs/image.md has the measurements and the why.
 #
 #   scripts/image.sh              build the CPU image (kubetfx.images.RUNTIME_IMAGE), smoke-test it
-#   scripts/image.sh --gpu        build the GPU variant (GPU_IMAGE); needs requirements/runtime-gpu.txt
+#   scripts/image.sh --gpu        build the GPU variant (GPU_IMAGE) from requirements/runtime-gpu.txt
 #   scripts/image.sh --no-test    build only
 #   scripts/image.sh --test-only  smoke-test the image already built
 #   scripts/image.sh --clean      delete the cache: images, wheelhouse, base stand-ins
@@ -132,7 +132,7 @@ echo "   image: $IMAGE"
 if [ "$BUILD" = 1 ]; then
   LOCK=requirements/runtime.txt
   [ "$VARIANT" = gpu ] && LOCK=requirements/runtime-gpu.txt
-  [ -f "$LOCK" ] || { echo "$LOCK is missing: the GPU variant needs its own lock (docs/image.md)" >&2; exit 2; }
+  [ -f "$LOCK" ] || { echo "$LOCK is missing: make lock writes it (docs/image.md)" >&2; exit 2; }
 
   # -------------------------------------------------------------- wheelhouse
   # Every file of the lock, as published on PyPI, checked against the lock's hashes, plus the

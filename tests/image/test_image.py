@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kubetfx.images import RUNTIME_IMAGE
+from kubetfx.images import GPU_IMAGE, RUNTIME_IMAGE
 
 REPO = Path(__file__).resolve().parents[2]
 ENABLED = os.environ.get("KUBETFX_IMAGE_TESTS") == "1"
@@ -189,6 +189,34 @@ def example_gen(out: Path, run_id: str) -> dict[str, Any]:
     )
     check_ran(process, "example_gen")
     return {"input": executor_input, "output": executor_output(out, executor_input), "log": process.stdout}
+
+
+def test_the_gpu_image_carries_cuda_and_cudnn_for_tensorflow() -> None:
+    """Only for the GPU variant (scripts/image.sh --gpu): the libraries TensorFlow loads from
+    the nvidia-* wheels of requirements/runtime-gpu.txt are in the image; the CPU image has none."""
+    labels = json.loads(
+        subprocess.run(
+            [*podman(), "image", "inspect", "--format", "{{json .Labels}}", image()],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
+    gpu = image() == GPU_IMAGE
+    assert labels["io.kubetfx.variant"] == ("gpu" if gpu else "cpu")
+    root = subprocess.run(
+        [*podman(), "image", "mount", image()], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    try:
+        nvidia = Path(root, "opt/kubetfx/lib/python3.11/site-packages/nvidia")
+        found = {lib.name for lib in nvidia.glob("*/lib/lib*.so*")}
+        if gpu:
+            assert any(name.startswith("libcudnn.so") for name in found), sorted(found)
+            assert any(name.startswith("libcublas.so") for name in found), sorted(found)
+        else:
+            assert not found, f"CUDA libraries in the CPU image: {sorted(found)[:5]}"
+    finally:
+        subprocess.run([*podman(), "image", "unmount", image()], capture_output=True, check=False)
 
 
 def test_image_is_non_root_and_has_no_build_tools() -> None:
