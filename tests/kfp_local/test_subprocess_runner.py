@@ -64,9 +64,10 @@ def penguins(input_uri: str = PENGUINS) -> dsl.Artifact:
 @pytest.fixture(scope="module")
 def pipeline_run(session: dict[str, Any]) -> dict[str, Any]:
     """ExampleGen -> StatisticsGen -> SchemaGen, run once by kfp.local's pipeline orchestrator."""
+    before = {run.run_id for run in list_runs(session["store"], pipeline=PIPELINE_NAME)}
     task = penguins()
-    (run,) = list_runs(session["store"], pipeline=PIPELINE_NAME)
-    return {"schema": task.output, "run_id": run.run_id, "tasks": run_tasks(session["store"], run.run_id)}
+    (run_id,) = {run.run_id for run in list_runs(session["store"], pipeline=PIPELINE_NAME)} - before
+    return {"schema": task.output, "run_id": run_id, "tasks": run_tasks(session["store"], run_id)}
 
 
 def test_the_sdk_accepts_every_compiled_kubetfx_component() -> None:
