@@ -18,7 +18,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-LOCKS = ("requirements/authoring.txt", "requirements/runtime.txt", "requirements/dev.txt")
+LOCKS = (
+    "requirements/authoring.txt",
+    "requirements/runtime.txt",
+    "requirements/runtime-gpu.txt",
+    "requirements/dev.txt",
+)
 
 
 def audit(lock: str) -> tuple[int, list[str], list[str]]:
