@@ -148,18 +148,46 @@ def test_lineage_is_recorded_in_the_store_kubetfx_metadata_names(pipeline_run: d
         assert artifact_id in {e.artifact_id for e in events if e.type == e.INPUT}, downstream
 
 
-def test_a_single_task_runs_and_records_its_execution(session: dict[str, Any]) -> None:
+@pytest.fixture(scope="module")
+def single_task(session: dict[str, Any]) -> Any:
+    """ExampleGen called on its own, outside a pipeline: kfp.local runs it at once."""
     session["env"].setenv("KUBETFX_RUN_ID", "single-task-run")
     try:
-        task = example_gen(input_uri=PENGUINS, splits="train:1,eval:1")
+        return example_gen(input_uri=PENGUINS, splits="train:1,eval:1")
     finally:
         session["env"].delenv("KUBETFX_RUN_ID")
-    assert task.outputs["row_count"] == 344
-    examples = task.outputs["examples"]
+
+
+def test_a_single_task_runs_and_records_its_execution(session: dict[str, Any], single_task: Any) -> None:
+    assert single_task.outputs["row_count"] == 344
+    examples = single_task.outputs["examples"]
     assert glob.glob(f"{examples.uri}/Split-train/data_tfrecord-*.gz")
     (recorded,) = run_tasks(session["store"], "single-task-run")
     assert recorded.state == "COMPLETE"
     assert [uri for _, _, uri in recorded.outputs["examples"]] == [examples.uri]
+
+
+def test_an_imported_artifact_joins_the_lineage_of_the_task_that_wrote_it(
+    session: dict[str, Any], single_task: Any
+) -> None:
+    """dsl.importer (run by kfp.local itself, no kubetfx wrapper) feeding a kubetfx task: the
+    task's input is the very artifact ExampleGen's execution produced, found by its URI."""
+    examples = single_task.outputs["examples"]
+
+    @dsl.pipeline(name="kfp-local-imported")
+    def imported(uri: str) -> dsl.Artifact:
+        data = dsl.importer(artifact_uri=uri, artifact_class=dsl.Dataset, metadata=examples.metadata)
+        return statistics_gen(examples=data.output).outputs["statistics"]
+
+    statistics = imported(uri=examples.uri).output
+    assert Path(statistics.uri, "Split-eval", "FeatureStats.pb").stat().st_size > 0
+    (produced,) = run_tasks(session["store"], "single-task-run")
+    ((examples_id, _, _),) = produced.outputs["examples"]
+    mlmd = session["store"].mlmd
+    (written,) = mlmd.get_artifacts_by_uri(statistics.uri)
+    (wrote,) = [e for e in mlmd.get_events_by_artifact_ids([written.id]) if e.type == e.OUTPUT]
+    events = mlmd.get_events_by_execution_ids([wrote.execution_id])
+    assert {e.artifact_id for e in events if e.type == e.INPUT} == {examples_id}
 
 
 def test_a_failing_task_fails_the_sdk_call_and_is_recorded_failed(session: dict[str, Any]) -> None:
