@@ -185,6 +185,7 @@ class EvalResult:
     engine_note: str = ""  # why TFMA ran when the in-process path was asked for
     label_key: str = ""
     positive_class: str = ""  # the label value the rates count as positive (binary labels)
+    fairness_threshold: float = 0.5  # the rates' decision threshold (the first fairness threshold)
 
     @property
     def reasons(self) -> list[str]:
@@ -878,6 +879,7 @@ def run(
         engine_note=fallback,
         label_key=settings.label_key,
         positive_class=classes[1] if binary else "",
+        fairness_threshold=first,
     )
     summary = asdict(result)
     summary["reasons"] = result.reasons

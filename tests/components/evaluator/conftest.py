@@ -78,7 +78,7 @@ def adelie(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 CAUGHT, MISSED, NEGATIVE = 90, 30, 10  # scores: over, under, under the 0.5 threshold
 
 
-def write_groups(examples_dir: Path, groups: dict[str, tuple[int, int, int]]) -> str:
+def _write_groups(examples_dir: Path, groups: dict[str, tuple[int, int, int]]) -> str:
     """An eval split (TFX's layout) with, per ``group`` value, (caught positives, missed
     positives, negatives): positives have ``label`` yes and score 90 or 30, negatives no
     and score 10, so at threshold 0.5 a group's FNR is missed / (caught + missed)."""
@@ -128,3 +128,24 @@ def score_model(tmp_path_factory: pytest.TempPathFactory) -> str:
     module = Score()
     tf.saved_model.save(module, str(root / "Format-Serving"), signatures={"serving_default": module.serve})
     return str(root)
+
+
+@pytest.fixture
+def write_groups(tmp_path: Path):
+    """Writes an eval split of the given groups (see ``_write_groups``); returns its folder."""
+    made = []
+
+    def write(groups: dict[str, tuple[int, int, int]]) -> str:
+        made.append(1)
+        return _write_groups(tmp_path / f"groups{len(made)}", groups)
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def groups_gap(tmp_path_factory: pytest.TempPathFactory, score_model: str) -> dict[str, str]:
+    """Hundreds of positives in groups a (none missed) and b (half missed), two in c."""
+    examples = _write_groups(
+        tmp_path_factory.mktemp("groups_gap"), {"a": (300, 0, 100), "b": (150, 150, 100), "c": (0, 2, 300)}
+    )
+    return {"examples": examples, "model": score_model}
