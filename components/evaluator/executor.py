@@ -10,7 +10,9 @@ What it builds from the component's parameters:
 * value thresholds and, when a baseline model is given, change thresholds against it:
   TFMA evaluates both models in one pass and validates the thresholds itself;
 * a fairness gate: for each fairness feature, the gap of one per-slice metric between
-  its slices (slices under ``min_slice_size`` examples are reported, not gated).
+  its slices, from TFMA's confusion counts: slices with fewer than ``min_slice_size`` of
+  the metric's own denominator (positives for FNR, ...) are reported, not gated, and a
+  gap blocks only when its exact interval lies wholly above ``max_fairness_gap``.
 
 The model is blessed when TFMA's validation passes and no feature's gap is too wide;
 every check that ran is written down with its numbers, failed or not.
