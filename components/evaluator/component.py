@@ -48,7 +48,7 @@ def evaluator(
         slice_features: Fairness features: one slice per value of each, gated on the gap.
         feature_crosses: Extra slices by crosses, e.g. ``["sex,island"]`` (reported only).
         fairness_thresholds: Decision thresholds of the Fairness Indicators rates;
-            the first one is the one gated and shown.
+            the smallest one is the one gated and shown.
         min_accuracy: The overall accuracy a model must reach (0: no floor).
         max_accuracy_drop: How much overall accuracy may drop against the baseline.
         value_thresholds: More absolute bounds, e.g. ``{"auc": 0.9}``: a floor for

@@ -61,7 +61,7 @@ CASES = {
         "groups_gap",
         "model",
         "",
-        {"label_key": "label", "slice_features": ["group"], "fairness_thresholds": [0.5, 0.2]},
+        {"label_key": "label", "slice_features": ["group"], "fairness_thresholds": [0.5, 0.7]},
     ),
 }
 
@@ -179,6 +179,9 @@ def test_in_process_metrics_equal_tfma(case: str, request: pytest.FixtureRequest
         assert mine.estimates == theirs.estimates, mine.slice
         assert mine.estimates and all(e.denominator > 0 for e in mine.estimates.values())
     assert ours.fairness == tfma_result.fairness
+    if case == "binary_fairness_counts":  # the gate acted on the counts, in both engines
+        assert not tfma_result.blessed and tfma_result.fairness["group"]["significant"]
+        assert tfma_result.fairness["group"]["not_gated_counts"] == {"group=c": 2}
 
 
 def test_what_the_in_process_path_cannot_do_falls_back_to_tfma(penguins, tmp_path: Path) -> None:
