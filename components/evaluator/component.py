@@ -48,7 +48,7 @@ def evaluator(
         slice_features: Fairness features: one slice per value of each, gated on the gap.
         feature_crosses: Extra slices by crosses, e.g. ``["sex,island"]`` (reported only).
         fairness_thresholds: Decision thresholds of the Fairness Indicators rates;
-            the first one is the one gated and shown.
+            the smallest one is the one gated and shown.
         min_accuracy: The overall accuracy a model must reach (0: no floor).
         max_accuracy_drop: How much overall accuracy may drop against the baseline.
         value_thresholds: More absolute bounds, e.g. ``{"auc": 0.9}``: a floor for
@@ -58,8 +58,11 @@ def evaluator(
             ``{"auc": 0.01}``: auc may drop by at most 0.01 (rates may rise by at most).
         fairness_metric: Per-slice metric gated between slices; default ``fnr`` for a
             binary label, ``accuracy`` for a multi-class one.
-        max_fairness_gap: Largest allowed gap of that metric between slices of a feature.
-        min_slice_size: Slices with fewer examples are reported but not gated.
+        max_fairness_gap: Largest allowed gap of that metric between slices of a feature;
+            a gap blocks only when its 95% interval (exact, from the counts) lies above it.
+        min_slice_size: Slices with fewer of the metric's own denominator (positives for
+            FNR and TPR, negatives for FPR and TNR, predicted positives for precision,
+            examples for accuracy) are reported but not gated.
         baseline_model_uri: The model to compare against (from ``model_resolver``);
             empty: only the absolute thresholds apply.
         baseline_model_id: Its ML Metadata artifact id, recorded as an input.

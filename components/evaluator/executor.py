@@ -10,7 +10,9 @@ What it builds from the component's parameters:
 * value thresholds and, when a baseline model is given, change thresholds against it:
   TFMA evaluates both models in one pass and validates the thresholds itself;
 * a fairness gate: for each fairness feature, the gap of one per-slice metric between
-  its slices (slices under ``min_slice_size`` examples are reported, not gated).
+  its slices, from TFMA's confusion counts: slices with fewer than ``min_slice_size`` of
+  the metric's own denominator (positives for FNR, ...) are reported, not gated, and a
+  gap blocks only when its exact interval lies wholly above ``max_fairness_gap``.
 
 The model is blessed when TFMA's validation passes and no feature's gap is too wide;
 every check that ran is written down with its numbers, failed or not.
@@ -28,6 +30,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+from kubetfx.components.evaluator import intervals
+from kubetfx.components.evaluator.intervals import Estimate
 
 from kubetfx.errors import KubetfxError
 from kubetfx.tfrecord import first_records
@@ -53,6 +58,26 @@ GATEABLE = {
     "precision": "precision",
     "recall": "recall",
     **{rate: rate for rate in FAIRNESS_RATES},
+}
+# Confusion counts per class and threshold (TFMA's own metrics), named "tp@0.5".
+COUNT_METRICS = {"tp": "TruePositives", "fp": "FalsePositives", "tn": "TrueNegatives", "fn": "FalseNegatives"}
+PRECISION_THRESHOLD = 0.5  # TFMA's Precision and Recall without thresholds
+# What each rate counts: (numerator, the cells of its denominator, what they are).
+RATE_COUNTS = {
+    "fnr": ("fn", ("tp", "fn"), "positives"),
+    "tpr": ("tp", ("tp", "fn"), "positives"),
+    "recall": ("tp", ("tp", "fn"), "positives"),
+    "fpr": ("fp", ("fp", "tn"), "negatives"),
+    "tnr": ("tn", ("fp", "tn"), "negatives"),
+    "precision": ("tp", ("tp", "fp"), "predicted positives"),
+    "false_discovery_rate": ("fp", ("tp", "fp"), "predicted positives"),
+    "false_omission_rate": ("fn", ("fn", "tn"), "predicted negatives"),
+}
+# What the denominator of each gateable metric counts (min_slice_size applies to it).
+_DENOMINATORS = {
+    **{metric: of for metric, (_, _, of) in RATE_COUNTS.items()},
+    "accuracy": "examples",
+    "auc": "positives or negatives",
 }
 ENGINES = ("auto", "tfma", "in-process")
 HIGHER_IS_BETTER = {"accuracy", "auc", "precision", "recall", "tpr", "tnr"}
@@ -130,6 +155,8 @@ class SliceRow:
     metrics: dict[str, float]
     per_class: dict[str, dict[str, float]] = field(default_factory=dict)
     baseline: dict[str, float] = field(default_factory=dict)
+    # The gateable metrics with their counts and 95% intervals (see ``slice_estimates``).
+    estimates: dict[str, Estimate] = field(default_factory=dict)
 
 
 @dataclass
@@ -158,6 +185,9 @@ class EvalResult:
     wall_seconds: float
     engine: str = "tfma"  # what computed the metrics: "in-process" or "tfma"
     engine_note: str = ""  # why TFMA ran when the in-process path was asked for
+    label_key: str = ""
+    positive_class: str = ""  # the label value the rates count as positive (binary labels)
+    fairness_threshold: float = 0.5  # the rates' decision threshold (the first fairness threshold)
 
     @property
     def reasons(self) -> list[str]:
@@ -179,6 +209,22 @@ class EvalResult:
             "overall": {k: _finite(v) for k, v in self.overall.metrics.items()},
             "fairness_metric": self.fairness_metric,
             "fairness_gaps": {f: v["gap"] for f, v in self.fairness.items() if v.get("gap") is not None},
+            # The gated metric of each fairness slice: value, its counts and 95% interval.
+            "fairness_estimates": {
+                f: {
+                    name: {
+                        "value": _finite(e["value"]),
+                        "numerator": e["numerator"],
+                        "denominator": e["denominator"],
+                        "of": e["of"],
+                        "low": _finite(e["low"]),
+                        "high": _finite(e["high"]),
+                    }
+                    for name, e in v.get("estimates", {}).items()
+                }
+                for f, v in self.fairness.items()
+            },
+            "positive_class": self.positive_class,
             "baseline_model_uri": self.baseline_uri,
             "slices": len(self.slices),
             # Per-slice metrics in lineage too, so an audit needs no access to the files.
@@ -366,6 +412,15 @@ def build_eval_config(settings: EvalSettings, n_classes: int, with_baseline: boo
         for r in FAIRNESS_RATES
         for at in settings.fairness_thresholds
     ]
+    # The confusion counts behind every rate (and behind precision and recall, which
+    # TFMA takes at 0.5): the fairness gate's denominators and intervals come from them.
+    per_class += [
+        tfma.MetricConfig(
+            class_name=class_name, config=json.dumps({"thresholds": [at], "name": f"{name}@{at}"})
+        )
+        for name, class_name in COUNT_METRICS.items()
+        for at in sorted({*settings.fairness_thresholds, PRECISION_THRESHOLD})
+    ]
     # Thresholds on binarized metrics apply to the positive class (binary labels only).
     if binary:
         for ours in ("auc", "precision", "recall"):
@@ -470,9 +525,48 @@ def read_slices(output_dir: str, classes: list[str], binary: bool, first_thresho
                 metrics[rate] = metrics[f"{rate}@{first_threshold}"]
         count = int(metrics.pop("example_count", 0))
         baseline.pop("example_count", None)
-        rows.append(SliceRow(name, feature, count, metrics, per_class, baseline))
+        counts = {k: metrics.pop(k) for k in list(metrics) if _metric_name(k) in COUNT_METRICS}
+        for k in [k for k in baseline if _metric_name(k) in COUNT_METRICS]:
+            del baseline[k]
+        row = SliceRow(name, feature, count, metrics, per_class, baseline)
+        row.estimates = slice_estimates(row, counts, binary, first_threshold)
+        rows.append(row)
     rows.sort(key=lambda r: (r.feature != "", r.feature.count("&"), r.feature, r.slice))
     return rows
+
+
+def slice_estimates(
+    row: SliceRow, counts: Mapping[str, float], binary: bool, first_threshold: float
+) -> dict[str, Estimate]:
+    """Each gateable metric of a slice with its counts and Clopper-Pearson (for AUC,
+    Hoeffding) interval: accuracy always; for a binary label the positive class's
+    rates at the first fairness threshold, precision and recall at 0.5, and AUC."""
+    out: dict[str, Estimate] = {}
+    accuracy = row.metrics.get("accuracy", math.nan)
+    if row.example_count and not math.isnan(accuracy):
+        # TFMA's accuracy is a float32 ratio of two counts: exact below 2**23 examples.
+        matches = round(accuracy * row.example_count)
+        estimate = intervals.proportion(matches, row.example_count, "examples")
+        if estimate is not None:
+            out["accuracy"] = estimate
+    if not binary:
+        return out
+    for metric, (top, cells, of) in RATE_COUNTS.items():
+        at = PRECISION_THRESHOLD if metric in ("precision", "recall") else first_threshold
+        values = {c: counts.get(f"{c}@{at}") for c in {top, *cells}}
+        if any(v is None or math.isnan(v) for v in values.values()):
+            continue
+        estimate = intervals.proportion(round(values[top]), round(sum(values[c] for c in cells)), of)
+        if estimate is not None:
+            out[metric] = estimate
+    cells = {c: counts.get(f"{c}@{first_threshold}", math.nan) for c in COUNT_METRICS}
+    if "auc" in row.metrics and not any(math.isnan(v) for v in cells.values()):
+        estimate = intervals.auc_estimate(
+            row.metrics["auc"], round(cells["tp"] + cells["fn"]), round(cells["fp"] + cells["tn"])
+        )
+        if estimate is not None:
+            out["auc"] = estimate
+    return out
 
 
 def read_confusion(output_dir: str, n_classes: int) -> list[list[int]]:
@@ -544,47 +638,136 @@ def _bound_text(threshold: Any) -> str:
 # ---------------------------------------------------------------------- gates
 
 
+def _num(value: float) -> str:
+    """Three decimals: what a gate on rates can tell apart."""
+    return f"{value:.3f}"
+
+
+def _pct(confidence: float) -> str:
+    return f"{confidence * 100:.3g}%"
+
+
+def _described(name: str, e: Estimate) -> str:
+    """``group=b (0.500, 125/250 positives, 95% CI 0.438 to 0.562)``."""
+    interval = f"{_pct(intervals.CONFIDENCE)} CI {_num(e.low)} to {_num(e.high)}"
+    return f"{name} ({_num(e.value)}, {e.counts()}, {interval})"
+
+
 def fairness_gate(
     rows: list[SliceRow], settings: EvalSettings, metric: str
 ) -> tuple[dict[str, dict[str, Any]], list[Check]]:
-    """The gap of ``metric`` between the slices of each fairness feature."""
+    """The gap of ``metric`` between the slices of each fairness feature, with its interval.
+
+    A slice is compared when the metric's own denominator (positives for FNR and TPR,
+    negatives for FPR and TNR, predicted positives for precision and FDR, predicted
+    negatives for FOR, examples for accuracy, the fewer of positives and negatives for
+    AUC) reaches ``min_slice_size``. With ``k`` slices compared there are
+    ``m = k(k-1)/2`` pairs; each pair's difference gets a square-and-add interval at the
+    Bonferroni level ``1 - 0.05/m``. The gate blocks when some pair's interval lies wholly
+    above ``max_fairness_gap``: the chance of blocking a model whose true gaps are all
+    within ``max_fairness_gap`` is then at most 5% over the whole feature (Bonferroni),
+    as far as the intervals hold their level. A point gap over ``max_fairness_gap`` whose
+    interval reaches down to it is reported, not blocked.
+    """
     report: dict[str, dict[str, Any]] = {}
     checks = []
+    floor = max(settings.min_slice_size, 1)
     for feature in settings.slice_features:
         slices = [r for r in rows if r.feature == feature]
-        gated = [r for r in slices if r.example_count >= settings.min_slice_size and metric in r.metrics]
-        small = [r.slice for r in slices if r.example_count < settings.min_slice_size]
-        values = {r.slice: r.metrics[metric] for r in gated if not math.isnan(r.metrics[metric])}
-        entry: dict[str, Any] = {"metric": metric, "values": values, "not_gated": small, "gap": None}
+        estimates = {r.slice: r.estimates[metric] for r in slices if metric in r.estimates}
+        of = _DENOMINATORS.get(metric, "examples")
+        gated = {name: e for name, e in estimates.items() if e.denominator >= floor}
+        # Slices with nothing to count (no positives at all for FNR) have no estimate.
+        small = {r.slice: (estimates[r.slice].denominator if r.slice in estimates else 0) for r in slices}
+        small = {name: n for name, n in small.items() if name not in gated}
+        entry: dict[str, Any] = {
+            "metric": metric,
+            "of": of,
+            "min_slice_size": settings.min_slice_size,
+            "confidence": intervals.CONFIDENCE,
+            "values": {name: e.value for name, e in gated.items()},
+            "estimates": {name: asdict(e) for name, e in estimates.items()},
+            "not_gated": list(small),
+            "not_gated_counts": small,
+            "gap": None,
+        }
         report[feature] = entry
-        if len(values) < 2:
-            checks.append(
-                Check(
-                    f"fairness:{feature}",
-                    True,
-                    f"fairness on {feature}: fewer than two slices with >= {settings.min_slice_size}"
-                    " examples; not gated",
-                )
-            )
-            continue
-        # Ties are broken by name, so two different slices are named even when equal.
-        low = min(values, key=lambda name: (values[name], name))
-        high = max(values, key=lambda name: (values[name], name))
-        gap = values[high] - values[low]
-        entry.update(gap=gap, low=low, high=high)
-        passed = gap <= settings.max_fairness_gap
-        detail = (
-            f"fairness on {feature}: {metric} gap {gap:.3f} between {low} ({values[low]:.3f})"
-            f" and {high} ({values[high]:.3f})"
-            f" {'within' if passed else 'exceeds'} {settings.max_fairness_gap:g}"
+        too_small = (
+            f"not gated (fewer than {settings.min_slice_size} {of}): "
+            + ", ".join(f"{name} ({n} {of})" for name, n in small.items())
+            if small
+            else ""
         )
+        if len(gated) < 2:
+            have = ", ".join(f"{name} ({e.denominator} {of})" for name, e in gated.items())
+            detail = (
+                f"fairness on {feature}: {metric} compares slices with >= {settings.min_slice_size} {of};"
+                f" {'only ' + have if have else 'none'} has that many, so there is no gap to gate"
+            )
+            checks.append(Check(f"fairness:{feature}", True, detail + (f"; {too_small}" if small else "")))
+            continue
+        pairs = len(gated) * (len(gated) - 1) // 2
+        level = 1 - (1 - intervals.CONFIDENCE) / pairs
+        # Ties are broken by name, so two different slices are named even when equal.
+        ordered = sorted(gated, key=lambda name: (gated[name].value, name))
+        differences = {
+            (low, high): intervals.difference(gated[high], gated[low], level)
+            for i, low in enumerate(ordered)
+            for high in ordered[i + 1 :]
+        }
+        widest = (ordered[0], ordered[-1])
+        strongest = max(differences, key=lambda pair: (differences[pair][1], pair == widest))
+        blocked = differences[strongest][1] > settings.max_fairness_gap
+        low, high = strongest if blocked else widest
+        gap, gap_low, gap_high = differences[(low, high)]
+        entry.update(
+            gap=gap,
+            low=low,
+            high=high,
+            gap_interval=[gap_low, gap_high],
+            gap_confidence=level,
+            pairs=pairs,
+            significant=blocked,
+        )
+        level_text = _pct(level) + (
+            f" ({_pct(intervals.CONFIDENCE)} over {pairs} pairs of slices)" if pairs > 1 else ""
+        )
+        compared = (
+            f"fairness on {feature}: {metric} gap {_num(gap)} between {_described(low, gated[low])}"
+            f" and {_described(high, gated[high])}"
+        )
+        interval = f"the gap's {level_text} interval is {_num(gap_low)} to {_num(gap_high)}"
+        limit = f"{settings.max_fairness_gap:g}"
+        if blocked:
+            detail = f"{compared} exceeds {limit}: {interval}, wholly above {limit}"
+        elif gap > settings.max_fairness_gap:
+            detail = (
+                f"{compared} is over {limit} but not shown to be: {interval}, which reaches {limit}"
+                f" (too few {of} to tell); not blocked"
+            )
+        else:
+            detail = f"{compared} within {limit} ({interval})"
         if small:
-            detail += f"; not gated (under {settings.min_slice_size} examples): {', '.join(small)}"
-        checks.append(Check(f"fairness:{feature}", passed, detail))
+            detail += f"; {too_small}"
+        checks.append(Check(f"fairness:{feature}", not blocked, detail))
     return report, checks
 
 
 # ---------------------------------------------------------------------- run
+
+
+def gated_metric(settings: EvalSettings, binary: bool, classes: Sequence[str]) -> str:
+    """The fairness gate's metric: ``fairness_metric``, else FNR (binary) or accuracy."""
+    if not settings.fairness_metric:
+        return "fnr" if binary else "accuracy"
+    metric = _metric_name(settings.fairness_metric)
+    if not binary and metric != "accuracy":
+        # A multi-class model has one such rate per class: there is no one positive class.
+        raise EvaluationError(
+            f"fairness_metric {metric!r} needs a binary label (its rates count one positive class);"
+            f" the model answers with {len(classes)} classes {list(classes)}: gate it on accuracy"
+        )
+    return metric
 
 
 def run(
@@ -630,6 +813,7 @@ def run(
                 f"baseline model {baseline_model_dir} answers with classes {baseline_classes},"
                 f" the candidate with {classes}: they cannot be compared"
             )
+    metric = gated_metric(settings, binary, classes)
     config = build_eval_config(settings, len(classes), bool(baseline_model_dir))
     os.makedirs(evaluation_dir, exist_ok=True)
     used, fallback = "tfma", ""
@@ -678,11 +862,6 @@ def run(
         checks.append(Check("baseline", True, "no baseline model: only the absolute thresholds apply"))
     if not validation_ok and not any(not c.passed for c in checks):
         checks.append(Check("tfma", False, "TFMA's validation failed (see validations in the evaluation)"))
-    metric = (
-        _metric_name(settings.fairness_metric)
-        if settings.fairness_metric
-        else ("fnr" if binary else "accuracy")
-    )
     fairness, fairness_checks = fairness_gate(rows, settings, metric)
     checks += fairness_checks
     blessed = all(c.passed for c in checks)
@@ -700,6 +879,9 @@ def run(
         wall_seconds=time.perf_counter() - started,
         engine=used,
         engine_note=fallback,
+        label_key=settings.label_key,
+        positive_class=classes[1] if binary else "",
+        fairness_threshold=first,
     )
     summary = asdict(result)
     summary["reasons"] = result.reasons

@@ -71,3 +71,81 @@ def adelie(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     hp = {**HP, "epochs": 10, "hidden_units": [8]}
     data["model"] = _train(data, root / "model", "adelie", hyperparameters=hp)
     return data
+
+
+# A binary label whose fairness gaps the test sets exactly: an eval split written example
+# by example and a rule model that predicts P(yes) = score / 100.
+CAUGHT, MISSED, NEGATIVE = 90, 30, 10  # scores: over, under, under the 0.5 threshold
+
+
+def _write_groups(examples_dir: Path, groups: dict[str, tuple[int, int, int]]) -> str:
+    """An eval split (TFX's layout) with, per ``group`` value, (caught positives, missed
+    positives, negatives): positives have ``label`` yes and score 90 or 30, negatives no
+    and score 10, so at threshold 0.5 a group's FNR is missed / (caught + missed)."""
+    import tensorflow as tf
+
+    def example(group: str, label: str, score: int) -> bytes:
+        feature = {
+            "group": tf.train.Feature(bytes_list=tf.train.BytesList(value=[group.encode()])),
+            "label": tf.train.Feature(bytes_list=tf.train.BytesList(value=[label.encode()])),
+            "score": tf.train.Feature(int64_list=tf.train.Int64List(value=[score])),
+        }
+        return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+
+    split = examples_dir / "Split-eval"
+    split.mkdir(parents=True)
+    with tf.io.TFRecordWriter(str(split / "data_tfrecord-00000-of-00001.gz"), options="GZIP") as out:
+        for group, (caught, missed, negatives) in groups.items():
+            for label, score, count in (
+                ("yes", CAUGHT, caught),
+                ("yes", MISSED, missed),
+                ("no", NEGATIVE, negatives),
+            ):
+                for _ in range(count):
+                    out.write(example(group, label, score))
+    return str(examples_dir)
+
+
+@pytest.fixture(scope="session")
+def score_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A binary rule model (classes no, yes): P(yes) = score / 100."""
+    import tensorflow as tf
+
+    class Score(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+        def serve(self, examples):
+            parsed = tf.io.parse_example(
+                examples, {"score": tf.io.FixedLenFeature([1], tf.int64, default_value=[0])}
+            )
+            yes = tf.cast(tf.reshape(parsed["score"], [-1]), tf.float32) / 100.0
+            batch = tf.shape(examples)[0]
+            return {
+                "probabilities": tf.stack([1.0 - yes, yes], axis=1),
+                "all_classes": tf.tile(tf.constant([["no", "yes"]]), [batch, 1]),
+            }
+
+    root = tmp_path_factory.mktemp("score_model")
+    module = Score()
+    tf.saved_model.save(module, str(root / "Format-Serving"), signatures={"serving_default": module.serve})
+    return str(root)
+
+
+@pytest.fixture
+def write_groups(tmp_path: Path):
+    """Writes an eval split of the given groups (see ``_write_groups``); returns its folder."""
+    made = []
+
+    def write(groups: dict[str, tuple[int, int, int]]) -> str:
+        made.append(1)
+        return _write_groups(tmp_path / f"groups{len(made)}", groups)
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def groups_gap(tmp_path_factory: pytest.TempPathFactory, score_model: str) -> dict[str, str]:
+    """Hundreds of positives in groups a (none missed) and b (half missed), two in c."""
+    examples = _write_groups(
+        tmp_path_factory.mktemp("groups_gap"), {"a": (300, 0, 100), "b": (150, 150, 100), "c": (0, 2, 300)}
+    )
+    return {"examples": examples, "model": score_model}

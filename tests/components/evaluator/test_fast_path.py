@@ -55,6 +55,14 @@ CASES = {
             "value_thresholds": {"auc": 0.9, "fnr": 0.5},
         },
     ),
+    # a binary rule model: a real FNR gap on hundreds of positives, a slice with two
+    # positives (not gated), counts and intervals from TFMA's confusion counts
+    "binary_fairness_counts": (
+        "groups_gap",
+        "model",
+        "",
+        {"label_key": "label", "slice_features": ["group"], "fairness_thresholds": [0.5, 0.7]},
+    ),
 }
 
 
@@ -126,9 +134,9 @@ def _compare(reference: Path, ours: Path, kind: str) -> int:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_in_process_metrics_equal_tfma(case: str, penguins, adelie, tmp_path: Path) -> None:
+def test_in_process_metrics_equal_tfma(case: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     data_name, model, baseline, kwargs = CASES[case]
-    data = {"penguins": penguins, "adelie": adelie}[data_name]
+    data = request.getfixturevalue(data_name)
     settings = evaluator.EvalSettings(**kwargs)
     results = {}
     for engine in ("tfma", "in-process"):
@@ -167,6 +175,13 @@ def test_in_process_metrics_equal_tfma(case: str, penguins, adelie, tmp_path: Pa
             assert math.isclose(mine.metrics[name], value, abs_tol=1e-6) or (
                 math.isnan(value) and math.isnan(mine.metrics[name])
             ), (mine.slice, name)
+        # The gated metrics' counts are TFMA's confusion counts: equal, so the intervals are.
+        assert mine.estimates == theirs.estimates, mine.slice
+        assert mine.estimates and all(e.denominator > 0 for e in mine.estimates.values())
+    assert ours.fairness == tfma_result.fairness
+    if case == "binary_fairness_counts":  # the gate acted on the counts, in both engines
+        assert not tfma_result.blessed and tfma_result.fairness["group"]["significant"]
+        assert tfma_result.fairness["group"]["not_gated_counts"] == {"group=c": 2}
 
 
 def test_what_the_in_process_path_cannot_do_falls_back_to_tfma(penguins, tmp_path: Path) -> None:
