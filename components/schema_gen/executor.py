@@ -49,6 +49,10 @@ DATE_SHARE = 0.9  # of the distinct values that must read as dates or times
 ID_DISTINCT_SHARE = 0.5  # distinct values / values, for an ID
 ID_CODE_SHARE = 0.5  # of the distinct values that must look like codes (one token: digits or capitals)
 FREE_TEXT_WORDS = 2.0  # mean words per distinct value, for free text
+# A string feature with a value in at least this share of the rows must have one in every
+# split validated: a split of 10 rows misses them all by chance with odds under 1 in 1,000.
+REQUIRED_FILL = 0.5
+NO_UPPER_BOUND = 2**63 - 1
 
 DATE, ID, FREE_TEXT, HIGH_CARDINALITY, CATEGORY = "date", "id", "free text", "high-cardinality", "category"
 
@@ -72,6 +76,7 @@ class StringProfile:
 
     name: str
     values: int  # non-missing values over the splits
+    rows: int  # examples over the splits
     distinct: int  # distinct values (a lower bound when ``exact`` is False)
     seen_once: int  # values that occur exactly once
     exact: bool  # every split's histogram holds all its distinct values
@@ -80,6 +85,11 @@ class StringProfile:
     code_share: float  # share of the distinct values that are one token with digits or only capitals
     kind: str = CATEGORY
     closed: bool = True
+
+    @property
+    def values_required(self) -> bool:
+        """Filled in most rows: a split where it has no value at all is an anomaly."""
+        return self.rows > 0 and self.values >= REQUIRED_FILL * self.rows
 
     @property
     def unseen_mass(self) -> float:
@@ -102,6 +112,7 @@ class StringProfile:
             "seen_once": self.seen_once,
             "unseen_mass": round(self.unseen_mass, 4),
             "closed_domain": self.closed,
+            "values_required": self.values_required,
         }
 
 
@@ -175,8 +186,10 @@ def profile_strings(
     values: Counter[str] = Counter()
     exact: dict[str, bool] = {}
     unique: Counter[str] = Counter()
+    rows = 0
     for stats in statistics:
         for dataset in stats.datasets:
+            rows += int(dataset.num_examples)
             for feature in dataset.features:
                 if not feature.HasField("string_stats"):
                     continue
@@ -197,6 +210,7 @@ def profile_strings(
         profile = StringProfile(
             name=name,
             values=values[name],
+            rows=rows,
             distinct=len(labels) if exact[name] else max(len(labels), unique[name]),
             seen_once=sum(1 for c in per_value.values() if c == 1),
             exact=exact[name],
@@ -232,6 +246,23 @@ def _decide(profile: StringProfile, max_string_domain_size: int) -> None:
         profile.kind = FREE_TEXT
     else:
         profile.kind = HIGH_CARDINALITY
+
+
+def require_values(schema: Any, profiles: dict[str, StringProfile]) -> list[str]:
+    """``unique_constraints.min: 1`` on the string features filled in most rows (in place).
+
+    An empty CSV cell reaches tf.Example as a present feature with no value, so TFDV's
+    presence check passes on a column whose every cell was emptied; this one does not.
+    Returns the features constrained.
+    """
+    required = {n for n, p in profiles.items() if p.values_required}
+    constrained = []
+    for feature in schema.feature:
+        if feature.name in required and not feature.HasField("unique_constraints"):
+            feature.unique_constraints.min = 1
+            feature.unique_constraints.max = NO_UPPER_BOUND  # TFDV reads an unset max as 0
+            constrained.append(feature.name)
+    return constrained
 
 
 def open_domains(schema: Any, profiles: dict[str, StringProfile]) -> None:
@@ -349,6 +380,7 @@ def infer(
         schema = tfdv.update_schema(schema, more, max_string_domain_size=max_string_domain_size)
     profiles = profile_strings(loaded, max_string_domain_size)
     open_domains(schema, profiles)
+    require_values(schema, profiles)
     return schema, used, profiles
 
 

@@ -57,7 +57,7 @@ DATASETS = [
         label="Species",
         shift="Body Mass (g)",
         category="Island",
-        empty="Delta 13 C (o/oo)",
+        empty="Sex",  # a string column with 11 missing values: its type cannot change
         open_features={"Comments": "free text", "Date Egg": "date", "Individual ID": "id"},
     ),
     RealDataset(

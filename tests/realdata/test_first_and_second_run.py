@@ -74,6 +74,11 @@ def test_first_run_schema_leaves_ids_text_and_dates_open(dataset, first_run) -> 
     assert metadata["inferred_from_splits"] == ["train", "eval"]
     assert metadata["open_features"] == dataset.open_features
     assert metadata["string_features"][dataset.category]["closed_domain"] is True
+    # Filled string columns must keep a value in every split (an emptied one is flagged);
+    # sparse ones (comments) need not.
+    for name, profile in schema_result.strings.items():
+        constrained = by_name[name].HasField("unique_constraints")
+        assert constrained == (profile.values >= 0.5 * profile.rows), name
 
 
 def test_second_run_flags_exactly_the_changed_features(dataset, first_run, tmp_path: Path) -> None:
