@@ -8,7 +8,8 @@ system (never by a checkout or venv path), with the columns the tests change.
 * ``airports``: the US airports table from ``vega_datasets``: IATA codes, airport names,
   thousands of cities, and four countries seen once each next to 3,372 "USA".
 
-Any test that takes a ``dataset`` argument runs once per dataset. While these tests run,
+Any test that takes a ``dataset`` argument runs once per dataset (``labelled_dataset``:
+once per dataset with a label to train on). While these tests run,
 no connection leaves the machine: a dataset that tried to download would fail here.
 """
 
@@ -86,6 +87,9 @@ DATASETS = [
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "dataset" in metafunc.fixturenames:
         metafunc.parametrize("dataset", DATASETS, ids=[d.name for d in DATASETS], scope="module")
+    if "labelled_dataset" in metafunc.fixturenames:
+        labelled = [d for d in DATASETS if d.label]
+        metafunc.parametrize("labelled_dataset", labelled, ids=[d.name for d in labelled])
 
 
 @pytest.fixture(autouse=True)
