@@ -461,11 +461,15 @@ def report_html(result: SchemaResult, schema: Any, title: str) -> str:
         + ".</p>"
     )
     notes = [f"<li>{_escape(line)}</li>" for line in result.summary()[1:]]
+    if not result.splits:
+        decided = "<p>Imported: types, presence and domains as the file states them.</p>"
+    elif notes:
+        decided = "<h2>Features without a closed domain</h2><ul>" + "".join(notes) + "</ul>"
+    else:
+        decided = "<p>Every string feature has a closed domain.</p>"
     sections = [
         intro,
-        "<h2>Features without a closed domain</h2><ul>" + "".join(notes) + "</ul>"
-        if notes
-        else "<p>Every string feature has a closed domain.</p>",
+        decided,
         "<h2>Features</h2>",
         table(["feature", "type", "looks like", "distinct values", "domain", "drift"], rows, numeric=[3]),
     ]

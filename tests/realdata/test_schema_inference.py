@@ -101,3 +101,6 @@ def test_a_curated_schema_is_imported_unchanged_but_for_environments(tmp_path: P
     result = schema_gen.run(str(airports / "statistics"), str(tmp_path / "s"), schema_file=str(curated))
     assert result.splits == [] and result.strings == {} and result.open_features == {}
     assert result.source == str(curated)
+    page = schema_gen.report_html(result, schema_gen.load(str(tmp_path / "s")), "Schema")
+    assert "Imported: types, presence and domains as the file states them." in page
+    assert "closed domain" not in page
