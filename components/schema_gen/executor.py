@@ -453,11 +453,12 @@ def report_html(result: SchemaResult, schema: Any, title: str) -> str:
         for kind in ("jensen_shannon_divergence", "infinity_norm"):
             if feature.drift_comparator.HasField(kind):
                 drift = f"{kind.replace('_', ' ')} > {getattr(feature.drift_comparator, kind).threshold:g}"
-        rows.append([feature.name, type_names.get(feature.type, "?"), looks, distinct, domain, drift])
-    splits = ", ".join(result.splits) if result.splits else "(imported)"
+        required = "yes" if feature.unique_constraints.min > 0 else ""
+        kind_name = type_names.get(feature.type, "?")
+        rows.append([feature.name, kind_name, looks, distinct, domain, required, drift])
     intro = (
-        f"<p>Source: {_escape(result.source)}. Splits inferred from: {_escape(splits)}"
-        + (f"; excluded: {_escape(', '.join(result.excluded_splits))}" if result.excluded_splits else "")
+        f"<p>Source: {_escape(result.source)}"
+        + (f" (excluded: {_escape(', '.join(result.excluded_splits))})" if result.excluded_splits else "")
         + ".</p>"
     )
     notes = [f"<li>{_escape(line)}</li>" for line in result.summary()[1:]]
@@ -471,7 +472,11 @@ def report_html(result: SchemaResult, schema: Any, title: str) -> str:
         intro,
         decided,
         "<h2>Features</h2>",
-        table(["feature", "type", "looks like", "distinct values", "domain", "drift"], rows, numeric=[3]),
+        table(
+            ["feature", "type", "looks like", "distinct values", "domain", "values required", "drift"],
+            rows,
+            numeric=[3],
+        ),
     ]
     return page(title, sections)
 
