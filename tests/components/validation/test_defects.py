@@ -121,7 +121,7 @@ def test_failure_message_names_every_feature(tmp_path: Path, penguins) -> None:
 def test_inferred_schema_and_environments(tmp_path: Path, penguins) -> None:
     stats = _stats(tmp_path, penguins, "s")
     result = schema_gen.run(stats, str(tmp_path / "inferred"), label_key="species")
-    assert result.source == "inferred from split train"
+    assert result.source == "inferred from splits train, eval"
     schema = schema_gen.load(str(tmp_path / "inferred"))
     assert list(schema.default_environment) == ["TRAINING", "SERVING"]
     label = next(f for f in schema.feature if f.name == "species")
