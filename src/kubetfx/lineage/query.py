@@ -205,14 +205,15 @@ def previous_statistics(
     current = find_artifact(store, current_uri)
     if ctx is None or current is None:
         return None
-    try:
-        type_id = store.type_id("artifact", STATISTICS)
-    except Exception:  # noqa: BLE001 - no statistics type yet means no baseline
-        return None
+    from ml_metadata import metadata_store as ms
+
+    # Only this pipeline's statistics, filtered by the store (not every artifact of the pipeline).
+    quoted = "'" + pipeline_name.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    query = f"type = '{STATISTICS}' AND contexts_p.type = '{PIPELINE_CONTEXT}' AND contexts_p.name = {quoted}"
     candidates = [
         a
-        for a in store.call(store.mlmd.get_artifacts_by_context, ctx.id)
-        if a.type_id == type_id and a.state == pb.Artifact.LIVE
+        for a in store.call(store.mlmd.get_artifacts, list_options=ms.ListOptions(filter_query=query))
+        if a.state == pb.Artifact.LIVE
     ]
     if all(a.id != current.id for a in candidates):
         candidates.append(current)
