@@ -257,7 +257,9 @@ def _run_id(stdout: str) -> str:
     return next(line for line in stdout.splitlines() if line.startswith("Run ")).split()[1]
 
 
-def test_failed_validation_publishes_its_report_and_the_audit_finds_the_validator(workdir: Path, cli) -> None:
+def test_pipeline_report_lineage_and_audit_of_passed_failed_and_other_source_validations(
+    workdir: Path, cli
+) -> None:
     pipeline = str(REPO / "pipelines/training/pipeline.yaml")
     env = {"KUBETFX_PUSH_ROOT": str(workdir / "serving")}
     data = workdir / "penguins.csv"
@@ -298,3 +300,24 @@ def test_failed_validation_publishes_its_report_and_the_audit_finds_the_validato
     assert anomalies["anomalous_features"] == '["body_mass_g"]'
     assert anomalies["baseline_run"] == _run_id(first.stdout)
     assert anomalies[TYPE_KEY] == ANOMALIES
+
+    # Another CSV (a renamed, quoted-name column; schema inferred): no baseline, so none of
+    # the false "previous data missing" anomalies that used to stop the run here.
+    other = workdir / "renamed.csv"
+    _penguins().rename(columns={"year": "Year (yyyy)"}).to_csv(other, index=False)
+    third = cli(
+        "run",
+        pipeline,
+        "--param",
+        f"input_uri={other}",
+        "--param",
+        "schema_file=",
+        "--param",
+        "epochs=1",
+        env=env,
+    )
+    assert re.search(
+        r"^example-validator\s+SUCCEEDED.*anomaly_count=0, valid=True", third.stdout, re.MULTILINE
+    ), third.stdout + third.stderr
+    [page] = workdir.glob(f"root/*/{_run_id(third.stdout)}/example-validator/report")
+    assert "No baseline: no earlier run of this pipeline read this data source" in page.read_text()
