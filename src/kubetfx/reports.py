@@ -176,7 +176,8 @@ def anomalies_html(result: Any, title: str = "Data validation") -> str:
             sections.append(f"<h2>Split {html.escape(split)}: <span class='ok'>no anomalies</span></h2>")
             continue
         sections.append(
-            f"<h2>Split {html.escape(split)}: <span class='warn'>{len(found)} anomalies</span></h2>"
+            f"<h2>Split {html.escape(split)}: <span class='warn'>{len(found)} "
+            f"anomal{'y' if len(found) == 1 else 'ies'}</span></h2>"
         )
         sections.append(table(["feature", "anomaly"], [[f, t] for f, t in found]))
     sections.append("<h2>Drift</h2>")
@@ -199,7 +200,8 @@ def anomalies_html(result: Any, title: str = "Data validation") -> str:
             sections.append("<p class='muted'>No schema feature is in both the data and the baseline.</p>")
         if result.new_features:
             sections.append(
-                "<p>New since the baseline (nothing to compare with; not an anomaly): "
+                "<p>New since the baseline (no drift measured, nothing to compare with; only the"
+                " schema's checks above can make them anomalies): "
                 + html.escape(", ".join(result.new_features))
                 + "</p>"
             )
