@@ -19,7 +19,7 @@ from ml_metadata.proto import metadata_store_pb2 as pb
 
 from kubetfx.fingerprint import local_path
 from kubetfx.lineage import record
-from kubetfx.lineage.query import StatisticsBaseline, previous_statistics
+from kubetfx.lineage.query import StatisticsBaseline, drift_series, previous_statistics
 from kubetfx.lineage.record import ArtifactRecord, Identity, props
 from kubetfx.lineage.store import Store, connect
 from kubetfx.reports import anomalies_html
@@ -300,6 +300,10 @@ def test_pipeline_report_lineage_and_audit_of_passed_failed_and_other_source_val
     assert anomalies["anomalous_features"] == '["body_mass_g"]'
     assert anomalies["baseline_run"] == _run_id(first.stdout)
     assert anomalies[TYPE_KEY] == ANOMALIES
+    # The failed run's distances are part of the drift series, with their baseline run.
+    [point] = drift_series(store, "kubetfx-training")
+    assert (point.run_id, point.baseline_run) == (run_id, _run_id(first.stdout))
+    assert point.distances["body_mass_g"] > point.thresholds["body_mass_g"]
 
     # Another CSV (a renamed, quoted-name column; schema inferred): no baseline, so none of
     # the false "previous data missing" anomalies that used to stop the run here.

@@ -280,6 +280,7 @@ class DriftPoint:
     distances: dict[str, float]
     thresholds: dict[str, float]
     run_id: str
+    baseline_run: str = ""  # the earlier run whose statistics were the baseline
 
 
 def drift_series(store: Store, pipeline_name: str) -> list[DriftPoint]:
@@ -322,6 +323,7 @@ def drift_series(store: Store, pipeline_name: str) -> list[DriftPoint]:
                 distances={k: float(v) for k, v in p["drift_distances"].items()},
                 thresholds={k: float(v) for k, v in (p.get("drift_thresholds") or {}).items()},
                 run_id=run_id,
+                baseline_run=str(p.get("baseline_run", "")),
             )
         )
     return sorted(points, key=lambda d: d.artifact_id)
