@@ -210,6 +210,8 @@ def test_cache_reuse_compares_with_the_previous_run_not_the_oldest(tmp_path: Pat
     assert (baseline.run_id, baseline.uri) == ("v2", runs.statistics["v2"])
     assert not baseline.same_statistics
     assert result.drifted == ["body_mass_g"], result.drift  # back from the shift: a true change
+    # Without a run id, the latest run that used the checked statistics is the running one.
+    assert previous_statistics(runs.store, PIPELINE, runs.statistics["v1"]).run_id == "v2"
     # Run v1 itself (looked at afterwards) still had no baseline: nothing ran before it.
     assert previous_statistics(runs.store, PIPELINE, runs.statistics["v1"], run_id="v1") is None
     # A later run that reuses the same cache again compares with what v1-again used.

@@ -241,10 +241,9 @@ def previous_statistics(
             continue
         first_execution[run] = min(first_execution.get(run, execution.id), execution.id)
         used.setdefault(run, set()).add(event.artifact_id)
-    if not run_id or run_id not in first_execution:
+    if not run_id:
         users = [r for r, ids in used.items() if current.id in ids]
-        if not run_id and users:
-            run_id = max(users, key=lambda r: first_execution[r])
+        run_id = max(users, key=lambda r: first_execution[r]) if users else ""
     position = first_execution.get(run_id, float("inf"))
     span = _span(current)
     # (span, run order, artifact) of every earlier run of this source, one statistics each.
