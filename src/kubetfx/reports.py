@@ -160,6 +160,8 @@ def anomalies_html(result: Any, title: str = "Data validation") -> str:
     """The validator's report from its result (``ValidationResult``): the verdict, anomalies
     per split, the baseline (run, source, span), every feature's drift and skew distance,
     and features new since the baseline."""
+    from kubetfx.settings import redact as redact_url
+
     sections = []
     count = result.anomaly_count
     sections.append(
@@ -182,9 +184,8 @@ def anomalies_html(result: Any, title: str = "Data validation") -> str:
         sections.append(table(["feature", "anomaly"], [[f, t] for f, t in found]))
     sections.append("<h2>Drift</h2>")
     if result.baseline:
-        sections.append(
-            f"<p>Baseline: {html.escape(result.baseline_text())}<br>{html.escape(result.baseline)}</p>"
-        )
+        where = html.escape(redact_url(result.baseline))
+        sections.append(f"<p>Baseline: {html.escape(result.baseline_text())}<br>{where}</p>")
         rows = []
         for feature, value in sorted(result.drift.items()):
             limit = result.drift_thresholds.get(feature)
