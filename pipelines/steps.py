@@ -49,6 +49,9 @@ def validate_train_evaluate_push(
         fail_on_anomalies=fail_on_anomalies,
         serving_data_uri=serving_data_uri,
     )
+    # Its drift baseline is read from lineage (the previous run of the same data source):
+    # a cached result would compare with whatever was previous when it was first computed.
+    validated.set_caching_options(False)
     # Never train on data that failed validation: the trainer waits for the validator.
     trained = trainer(
         examples=examples,

@@ -19,9 +19,11 @@ def example_validator(
 ) -> NamedTuple("Outputs", [("anomaly_count", int), ("valid", bool)]):
     """Checks every split against the schema, drift against earlier data, skew against serving.
 
-    Drift is measured against the statistics of the previous span of the same pipeline
-    (or, without spans, of the previous different data), found through ML Metadata;
-    every feature's distance is recorded on every run (``kubetfx drift PIPELINE``).
+    Drift is measured against the statistics the previous run of the same data source
+    (ExampleGen's input URI) used in this pipeline, found through ML Metadata: of the
+    newest earlier span, else of the same span; never another source's. A feature
+    without a baseline is reported as new, never as an anomaly. Every feature's distance
+    is recorded on every run (``kubetfx drift PIPELINE``).
 
     Args:
         statistics: ExampleStatistics from StatisticsGen.
@@ -30,7 +32,8 @@ def example_validator(
         report: Output HTML report of anomalies, drift and skew.
         metrics: Output metrics: anomaly count, drifted and skewed feature counts.
         fail_on_anomalies: Stop the pipeline on any anomaly (default), naming each
-            feature and what is wrong; false records them and continues.
+            feature and what is wrong; the anomalies, report and metrics are still
+            published and recorded in lineage. False records them and continues.
         serving_data_uri: A CSV/Parquet sample of serving data, for training/serving skew
             (and validated in the SERVING environment).
 
@@ -38,42 +41,49 @@ def example_validator(
         anomaly_count: Anomalous features over all splits.
         valid: True when there are no anomalies.
     """
+    import os
+
     from kubetfx.components.example_validator import executor
 
     from kubetfx.lineage.query import previous_statistics
     from kubetfx.reports import anomalies_html
-    from kubetfx.task import lineage_store, pipeline_name
+    from kubetfx.storage import localize
+    from kubetfx.task import ENV_RUN, lineage_store, pipeline_name
     from kubetfx.types import SCHEMA, STATISTICS, expect
 
     expect(STATISTICS, statistics.metadata, "statistics", statistics.uri)
     expect(SCHEMA, schema.metadata, "schema", schema.uri)
     store = lineage_store()
-    baseline = previous_statistics(store, pipeline_name(), statistics.uri) if store else None
+    baseline = (
+        previous_statistics(store, pipeline_name(), statistics.uri, run_id=os.environ.get(ENV_RUN, ""))
+        if store
+        else None
+    )
     result = executor.run(
         statistics.path,
         schema.path,
         anomalies.path,
-        baseline_statistics_dir=baseline[0] if baseline else "",
-        baseline_span=baseline[1] if baseline else None,
+        baseline_statistics_dir=localize(baseline.uri) if baseline else "",
+        baseline_span=baseline.span if baseline else None,
+        baseline_run=baseline.run_id if baseline else "",
+        baseline_uri=baseline.uri if baseline else "",
+        source=baseline.source if baseline else "",
         span=int(statistics.metadata.get("span", 0)),
         serving_data_uri=serving_data_uri,
     )
     anomalies.metadata.update(result.metadata())
     with open(report.path, "w") as f:
-        f.write(
-            anomalies_html(
-                result.anomalies,
-                result.drift,
-                result.skew,
-                result.drift_thresholds,
-                result.baseline,
-                title=f"Data validation of {statistics.uri}",
-            )
-        )
+        f.write(anomalies_html(result, title=f"Data validation of {statistics.uri}"))
     metrics.log_metric("anomaly_count", result.anomaly_count)
     metrics.log_metric("drifted_features", len(result.drifted))
     metrics.log_metric("skewed_features", len(result.skewed))
     if result.anomaly_count and fail_on_anomalies:
-        raise executor.ValidationFailedError(executor.failure_message(result))
+        from kubetfx.components.example_validator.publishing import publish_before_failing
+
+        published = publish_before_failing({"anomalies": anomalies, "report": report, "metrics": metrics})
+        message = executor.failure_message(result)
+        if "report" in published:
+            message += f"\nReport: {published['report']}"
+        raise executor.ValidationFailedError(message)
     outputs = NamedTuple("Outputs", [("anomaly_count", int), ("valid", bool)])
     return outputs(result.anomaly_count, result.anomaly_count == 0)

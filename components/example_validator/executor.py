@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from kubetfx.errors import KubetfxError
+from kubetfx.settings import redact
 from kubetfx.types import ANOMALIES, TYPE_KEY
 
 ANOMALIES_FILE = "SchemaDiff.pb"
@@ -41,22 +42,41 @@ class ValidationResult:
     baseline: str = ""
     baseline_span: int | None = None
     span: int = 0
+    baseline_run: str = ""  # the earlier run whose statistics are the baseline
+    source: str = ""  # the data source of the checked statistics (and of the baseline)
+    new_features: list[str] = field(default_factory=list)  # no baseline to compare with
+    gone_features: list[str] = field(default_factory=list)  # in the baseline, not now
 
-    def problems(self) -> list[str]:
-        """One line per anomalous feature: where, which feature, what is wrong."""
-        lines = []
+    def findings(self) -> list[tuple[str, str, str]]:
+        """(split, feature or "" for the dataset, description) for every anomaly."""
+        found = []
         for split, anomalies in self.anomalies.items():
-            for feature, info in sorted(anomalies.anomaly_info.items()):
+            for key, info in sorted(anomalies.anomaly_info.items()):
                 detail = "; ".join(r.description for r in info.reason) or info.description
-                lines.append(f"{split}: feature {feature!r}: {info.short_description} ({detail})")
+                found.append((split, feature_name(key, info), f"{info.short_description} ({detail})"))
             if anomalies.HasField("dataset_anomaly_info"):
                 info = anomalies.dataset_anomaly_info
-                lines.append(f"{split}: dataset: {info.short_description} ({info.description})")
-        return lines
+                found.append((split, "", f"{info.short_description} ({info.description})"))
+        return found
+
+    def problems(self) -> list[str]:
+        """One line per anomaly: where, which feature, what is wrong."""
+        return [
+            f"{split}: feature {feature!r}: {text}" if feature else f"{split}: dataset: {text}"
+            for split, feature, text in self.findings()
+        ]
 
     @property
     def anomaly_count(self) -> int:
-        return len(self.problems())
+        return len(self.findings())
+
+    def baseline_text(self) -> str:
+        """Which statistics drift was measured against, for messages and reports."""
+        if not self.baseline:
+            return "no baseline: no earlier statistics of this data source"
+        where = f"run {self.baseline_run}" if self.baseline_run else self.baseline
+        source = f"source {redact(self.source)}, " if self.source else ""
+        return f"statistics of {where} ({source}span {self.baseline_span})"
 
     @property
     def drifted(self) -> list[str]:
@@ -75,7 +95,7 @@ class ValidationResult:
         return {
             TYPE_KEY: ANOMALIES,
             "anomaly_count": self.anomaly_count,
-            "anomalous_features": sorted({p.split("'")[1] for p in self.problems() if "feature '" in p}),
+            "anomalous_features": sorted({feature for _, feature, _ in self.findings() if feature}),
             "drifted_features": self.drifted,
             "skewed_features": self.skewed,
             "drift_distances": dict(self.drift),
@@ -83,8 +103,23 @@ class ValidationResult:
             "skew_distances": dict(self.skew),
             "baseline_statistics": self.baseline,
             "baseline_span": -1 if self.baseline_span is None else self.baseline_span,
+            "baseline_run": self.baseline_run,
+            "source": redact(self.source),
+            "new_features": list(self.new_features),
+            "gone_features": list(self.gone_features),
             "span": self.span,
         }
+
+
+def feature_name(key: str, info: Any) -> str:
+    """The feature an anomaly is about, as the data names it.
+
+    TFDV keys ``anomaly_info`` by a serialized path that quotes names with spaces,
+    parentheses or slashes (``'Delta 15 N (o/oo)'``); the path steps hold the real name.
+    """
+    if info.HasField("path") and info.path.step:
+        return ".".join(info.path.step)
+    return key
 
 
 def _kind(feature: Any) -> str:
@@ -93,12 +128,19 @@ def _kind(feature: Any) -> str:
     return "categorical" if feature.type == schema_pb2.BYTES or feature.HasField("domain") else "numeric"
 
 
-def measuring_schema(schema: Any) -> Any:
-    """A copy of ``schema`` with a drift and skew comparator on every feature."""
+def measuring_schema(schema: Any, without_baseline: frozenset[str] = frozenset()) -> Any:
+    """A copy of ``schema`` with a drift and skew comparator on every feature.
+
+    Features in ``without_baseline`` (absent from the baseline statistics) get no drift
+    comparator at all: there is nothing to compare them with, which TFDV would otherwise
+    report as a "previous data missing" anomaly. They are reported as new instead.
+    """
     measured = type(schema)()
     measured.CopyFrom(schema)
     for feature in measured.feature:
-        comparators = [feature.drift_comparator]
+        if feature.name in without_baseline:
+            feature.ClearField("drift_comparator")
+        comparators = [] if feature.name in without_baseline else [feature.drift_comparator]
         if "SERVING" not in feature.not_in_environment:  # the label is absent at serving
             comparators.append(feature.skew_comparator)
         for comparator in comparators:
@@ -138,22 +180,31 @@ def run(
     *,
     baseline_statistics_dir: str = "",
     baseline_span: int | None = None,
+    baseline_run: str = "",
+    baseline_uri: str = "",
+    source: str = "",
     span: int = 0,
     serving_data_uri: str = "",
 ) -> ValidationResult:
-    """Validate every split; measure drift against the baseline and skew against serving data."""
+    """Validate every split; measure drift against the baseline and skew against serving data.
+
+    A feature the baseline statistics lack is new: listed in ``new_features``, never an
+    anomaly. A feature the baseline has and the data lacks is listed in ``gone_features``;
+    whether that is an anomaly is the schema's call (its presence constraints), not drift's.
+    """
     import tensorflow_data_validation as tfdv
     from kubetfx.components.example_gen.executor import read_table
     from kubetfx.components.schema_gen import executor as schemas
     from kubetfx.components.statistics_gen import executor as stats
 
     schema = schemas.load(schema_dir)
-    measured = measuring_schema(schema)
     result = ValidationResult(
         drift_thresholds=_thresholds(schema, "drift_comparator"),
         skew_thresholds=_thresholds(schema, "skew_comparator"),
-        baseline=baseline_statistics_dir,
+        baseline=baseline_uri or baseline_statistics_dir,
         baseline_span=baseline_span,
+        baseline_run=baseline_run,
+        source=source,
         span=span,
     )
     splits = stats.splits_of(statistics_dir)
@@ -167,6 +218,12 @@ def run(
         current = stats.load(statistics_dir, split)
         if split == reference:
             previous = stats.load(baseline_statistics_dir, split) if baseline_statistics_dir else None
+            measured = measuring_schema(schema)
+            if previous is not None:
+                now, before = _feature_names(current), _feature_names(previous)
+                result.new_features = sorted(now - before)
+                result.gone_features = sorted(before - now)
+                measured = measuring_schema(schema, frozenset(result.new_features))
             anomalies = tfdv.validate_statistics(
                 current,
                 measured,
@@ -187,6 +244,13 @@ def run(
     return result
 
 
+def _feature_names(statistics: Any) -> set[str]:
+    """Feature names in a statistics proto (its first dataset: one split)."""
+    if not statistics.datasets:
+        return set()
+    return {".".join(f.path.step) if f.path.step else f.name for f in statistics.datasets[0].features}
+
+
 def _write(path: Path, anomalies: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(anomalies.SerializeToString())
@@ -200,6 +264,7 @@ def failure_message(result: ValidationResult) -> str:
         head
         + ":\n  "
         + "\n  ".join(problems)
+        + (f"\nDrift was measured against {result.baseline_text()}." if result.baseline else "")
         + (
             "\nFix the data, or accept the change into the schema (kubetfx schema diff), "
             "or rerun with fail_on_anomalies=false to record and continue."

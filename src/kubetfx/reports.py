@@ -156,48 +156,68 @@ def _median(num_stats: Any) -> float | str:
 # ---------------------------------------------------------------------- anomalies
 
 
-def anomalies_html(
-    anomalies_by_split: Mapping[str, Any],
-    drift: Mapping[str, float],
-    skew: Mapping[str, float],
-    thresholds: Mapping[str, float],
-    baseline: str,
-    title: str = "Data validation",
-) -> str:
-    """Anomalies per split, then every feature's drift and skew distance."""
+def anomalies_html(result: Any, title: str = "Data validation") -> str:
+    """The validator's report from its result (``ValidationResult``): the verdict, anomalies
+    per split, the baseline (run, source, span), every feature's drift and skew distance,
+    and features new since the baseline."""
+    from kubetfx.settings import redact as redact_url
+
     sections = []
-    for split, anomalies in anomalies_by_split.items():
-        if not anomalies.anomaly_info:
+    count = result.anomaly_count
+    sections.append(
+        f"<p class='warn'>FAILED: {count} anomal{'y' if count == 1 else 'ies'}</p>"
+        if count
+        else "<p class='ok'>No anomalies</p>"
+    )
+    findings_by_split: dict[str, list[tuple[str, str]]] = {}
+    for split, feature, text in result.findings():
+        findings_by_split.setdefault(split, []).append((feature or "(dataset)", text))
+    for split in result.anomalies:
+        found = findings_by_split.get(split, [])
+        if not found:
             sections.append(f"<h2>Split {html.escape(split)}: <span class='ok'>no anomalies</span></h2>")
             continue
-        count = len(anomalies.anomaly_info)
         sections.append(
-            f"<h2>Split {html.escape(split)}: <span class='warn'>{count} anomalous features</span></h2>"
+            f"<h2>Split {html.escape(split)}: <span class='warn'>{len(found)} "
+            f"anomal{'y' if len(found) == 1 else 'ies'}</span></h2>"
         )
-        rows = [
-            [feature, info.short_description, info.description]
-            for feature, info in sorted(anomalies.anomaly_info.items())
-        ]
-        sections.append(table(["feature", "anomaly", "detail"], rows))
-    if drift:
-        sections.append(f"<h2>Drift against {html.escape(baseline or 'no baseline')}</h2>")
+        sections.append(table(["feature", "anomaly"], [[f, t] for f, t in found]))
+    sections.append("<h2>Drift</h2>")
+    if result.baseline:
+        where = html.escape(redact_url(result.baseline))
+        sections.append(f"<p>Baseline: {html.escape(result.baseline_text())}<br>{where}</p>")
         rows = []
-        for feature, value in sorted(drift.items()):
-            limit = thresholds.get(feature)
+        for feature, value in sorted(result.drift.items()):
+            limit = result.drift_thresholds.get(feature)
             state = (
                 Markup("<span class='warn'>over threshold</span>")
                 if limit is not None and value > limit
                 else ""
             )
             rows.append([feature, value, "" if limit is None else limit, state])
-        sections.append(table(["feature", "distance", "threshold", ""], rows, numeric=(1, 2)))
+        if rows:
+            sections.append(table(["feature", "distance", "threshold", ""], rows, numeric=(1, 2)))
+        else:
+            sections.append("<p class='muted'>No schema feature is in both the data and the baseline.</p>")
+        if result.new_features:
+            sections.append(
+                "<p>New since the baseline (no drift measured, nothing to compare with; only the"
+                " schema's checks above can make them anomalies): "
+                + html.escape(", ".join(result.new_features))
+                + "</p>"
+            )
+        if result.gone_features:
+            sections.append(
+                "<p>In the baseline but not in this data (an anomaly only where the schema"
+                " requires the feature): " + html.escape(", ".join(result.gone_features)) + "</p>"
+            )
     else:
         sections.append(
-            "<h2>Drift</h2><p class='muted'>No earlier statistics of this pipeline to compare with.</p>"
+            "<p class='muted'>No baseline: no earlier run of this pipeline read this data source.</p>"
         )
-    if skew:
+    if result.skew:
         sections.append("<h2>Training / serving skew</h2>")
-        sections.append(table(["feature", "distance"], sorted(skew.items()), numeric=(1,)))
+        sections.append(table(["feature", "distance"], sorted(result.skew.items()), numeric=(1,)))
     return page(title, sections)
 
 

@@ -48,7 +48,9 @@ def test_cli_run_summary_cache_and_lineage(workdir: Path, cli) -> None:
 
     second = cli("run", PIPELINE)
     assert second.returncode == 0
-    assert all(_state(second.stdout, t) == "CACHED" for t in TASKS)
+    assert all(_state(second.stdout, t) == "CACHED" for t in TASKS if t != "example-validator")
+    # The validator reads its drift baseline from lineage: never from a cache.
+    assert _state(second.stdout, "example-validator") == "SUCCEEDED"
     # The unchanged model is already served: evaluated against itself, not pushed again.
     assert _state(first.stdout, "pusher") == "SUCCEEDED" and "already served" in second.stdout
     assert sorted(p.name for p in (workdir / "serving/penguins").iterdir()) == ["1"]

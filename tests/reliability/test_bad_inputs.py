@@ -241,18 +241,21 @@ def executions(store_url: str, run_id: str) -> dict[str, Any]:
     return {t.task_name: t for t in run_tasks(connect(store_url), run_id)}
 
 
-def assert_failed_with(task: Any, message: tuple[str, ...]) -> None:
-    """A FAILED execution whose reason is the message, with no output artifact."""
+def assert_failed_with(task: Any, message: tuple[str, ...], published: tuple[str, ...] = ()) -> None:
+    """A FAILED execution whose reason is the message, with no output artifact but the
+    ``published`` ones (a failed validation publishes its complete report)."""
     assert task.state == "FAILED", (task.task_name, task.state)
     error = str(task.properties.get("error", ""))
     for fragment in message:
         assert fragment in error, f"{fragment!r} not in the recorded reason {error!r}"
-    assert task.outputs == {}, f"{task.task_name} published {task.outputs}"
+    assert sorted(task.outputs) == sorted(published), f"{task.task_name} published {task.outputs}"
 
 
-def assert_nothing_published(task_dir: Path) -> None:
-    """Only the task's own bookkeeping: no output, not even a staged (.partial-*) one."""
-    assert [p.name for p in task_dir.iterdir() if p.name != ".kubetfx"] == [], sorted(task_dir.iterdir())
+def assert_nothing_published(task_dir: Path, published: tuple[str, ...] = ()) -> None:
+    """Only the task's own bookkeeping and the ``published`` outputs: no other output, not
+    even a staged (.partial-*) one."""
+    found = sorted(p.name for p in task_dir.iterdir() if p.name != ".kubetfx")
+    assert found == sorted(published), sorted(task_dir.iterdir())
 
 
 # ---------------------------------------------------------------------- before the run
@@ -469,7 +472,7 @@ def run_task(
     return TaskRun(code=code, stderr=printed.err, out_dir=out_dir, task=recorded)
 
 
-def assert_task_failed(run: TaskRun, case: Case) -> None:
+def assert_task_failed(run: TaskRun, case: Case, published: tuple[str, ...] = ()) -> None:
     assert run.code == 1
     assert "Traceback" not in run.stderr, run.stderr
     # The message is the last thing printed (the validator's lists one feature per line).
@@ -477,8 +480,8 @@ def assert_task_failed(run: TaskRun, case: Case) -> None:
     message = run.stderr.split("kubetfx: error: ")[1]
     for fragment in case.message:
         assert fragment in message, f"{fragment!r} not in {message!r}"
-    assert_failed_with(run.task, case.message)
-    assert_nothing_published(run.out_dir)
+    assert_failed_with(run.task, case.message, published)
+    assert_nothing_published(run.out_dir, published)
 
 
 @pytest.fixture(scope="module")
@@ -559,7 +562,11 @@ def test_caught_by_example_validator(case: Case, prepare, workdir: Path, capsys)
     data = prepare(fill(case.given["data"]))
     inputs = {"statistics": data["statistics"], "schema": data["schema"]}
     run = run_task("example_validator", inputs, {}, workdir / case.id, capsys)
-    assert_task_failed(run, case)
+    # A failed validation publishes its complete anomalies, report and metrics first.
+    assert_task_failed(run, case, published=("anomalies", "metrics", "report"))
+    report = (run.out_dir / "report").read_text()
+    [feature] = re.findall(r"feature '([^']+)'", case.message[0])
+    assert "FAILED" in report and feature in report
 
 
 @pytest.mark.parametrize("case", cases("trainer"))

@@ -159,17 +159,9 @@ def build(source: LineageSource, ref: str) -> AuditRecord:
             "note": "" if base_id else "none: only absolute thresholds applied",
         }
     run_id = str((trainer.properties if trainer else {}).get("run_id", ""))
-    validators = [
-        n
-        for n in up.nodes.values()
-        if n.kind == "execution"
-        and n.label.endswith("example-validator")
-        and n.properties.get("run_id") == run_id
-    ]
-    validation: dict[str, Any] = {}
-    if validators:
-        outputs = validators[0].properties.get("outputs") or {}
-        validation = {"execution": validators[0].id, "state": validators[0].state, **outputs}
+    validation = _validation(source, trainer_inputs, run_id)
+    if not validation:
+        gaps.append("no data validation of this model's training data is in lineage")
     record = AuditRecord(
         model_name=str(pushed.get("model_name", "")),
         version=int(pushed.get("version") or 0),
@@ -228,6 +220,59 @@ def build(source: LineageSource, ref: str) -> AuditRecord:
     if examples is None:
         record.gaps.append("the training data of this model is not in lineage")
     return record
+
+
+def _validation(source: LineageSource, trainer_inputs: dict[str, Node], run_id: str) -> dict[str, Any]:
+    """The data validation of the run that trained the model, and its verdict.
+
+    A validator is ordered before the trainer (``.after()``), not wired into it, so it is
+    not upstream of the model: it is found downstream of the statistics and schema the
+    trainer consumed, as the execution of that run that read them and wrote anomalies.
+    """
+    from kubetfx.types import ANOMALIES
+
+    found: dict[int, tuple[Node, dict[str, Node]]] = {}
+    for name in ("statistics", "schema"):
+        artifact = trainer_inputs.get(name)
+        if artifact is None:
+            continue
+        down = source.walk(str(artifact.id), "down", max_hops=2)
+        for _, execution in down.children(artifact.key):
+            if execution.kind != "execution":
+                continue
+            outputs = {e.name: n for e, n in down.children(execution.key)}
+            if any(n.type == ANOMALIES for n in outputs.values()):
+                found[execution.id] = (execution, outputs)
+    runs = [pair for pair in found.values() if pair[0].properties.get("run_id") == run_id]
+    if not runs:
+        return {}
+    execution, outputs = max(runs, key=lambda pair: pair[0].id)
+    anomalies = next((n for n in outputs.values() if n.type == ANOMALIES), None)
+    a = anomalies.properties if anomalies is not None else {}
+    params = execution.properties.get("outputs") or {}
+    count = params.get("anomaly_count", a.get("anomaly_count"))
+    valid = params.get("valid")
+    if valid is None and count is not None:
+        valid = int(count) == 0
+    baseline = "none: no earlier statistics of this data source"
+    if a.get("baseline_run"):
+        span = _fmt(a.get("baseline_span"))
+        baseline = f"run {a['baseline_run']} (source {redact(str(a.get('source', '')))}, span {span})"
+    elif a.get("baseline_statistics"):
+        baseline = redact(str(a["baseline_statistics"]))
+    report = outputs.get("report")
+    return {
+        "execution": execution.id,
+        "state": execution.state,
+        "verdict": "passed" if valid else "FAILED" if valid is not None else "-",
+        "anomaly_count": count,
+        "anomalous_features": _json(a.get("anomalous_features")) or [],
+        "drifted_features": _json(a.get("drifted_features")) or [],
+        "skewed_features": _json(a.get("skewed_features")) or [],
+        "new_features": _json(a.get("new_features")) or [],
+        "drift_baseline": baseline,
+        "report": redact(report.label) if report is not None else "",
+    }
 
 
 def _pipeline_of(execution: Node | None) -> str:

@@ -127,12 +127,76 @@ def _span(artifact: pb.Artifact) -> int:
     return int(value) if isinstance(value, int | float) else 0
 
 
-def previous_statistics(store: Store, pipeline_name: str, current_uri: str) -> tuple[str, int] | None:
-    """The statistics to measure drift against: of the same pipeline, recorded earlier.
+@dataclass
+class StatisticsBaseline:
+    """The statistics a drift check compares with, and where they came from."""
 
-    The newest statistics of an earlier span if there is one; otherwise the newest earlier
-    statistics of the same span computed from different data (a re-delivered span, or a
-    pipeline without spans whose input changed). Returns (URI, span) or None.
+    uri: str
+    span: int
+    run_id: str  # the earlier run that used these statistics
+    source: str  # the data source both were computed from (ExampleGen's input URI)
+    artifact_id: int
+    same_statistics: bool = False  # that run used the very statistics being checked
+
+    def describe(self) -> str:
+        """One line for messages and reports: which run, source and span."""
+        from kubetfx.settings import redact
+
+        text = f"statistics of run {self.run_id} (source {redact(self.source)}, span {self.span})"
+        return text + (", the same statistics as now" if self.same_statistics else "")
+
+
+def statistics_sources(store: Store, artifacts: list[pb.Artifact]) -> dict[int, str]:
+    """The data source of each statistics artifact: the ``input_uri`` of the Examples its
+    StatisticsGen read (the Examples' URI when they did not come from ExampleGen).
+
+    Walks events from the artifacts: producer executions, then their ``examples`` input.
+    """
+    ids = [a.id for a in artifacts]
+    if not ids:
+        return {}
+    events = store.call(store.mlmd.get_events_by_artifact_ids, ids)
+    producers: dict[int, set[int]] = {}
+    for event in events:
+        if event.type == pb.Event.OUTPUT:
+            producers.setdefault(event.artifact_id, set()).add(event.execution_id)
+    execution_ids = sorted({e for found in producers.values() for e in found})
+    examples_of: dict[int, int] = {}
+    if execution_ids:
+        for event in store.call(store.mlmd.get_events_by_execution_ids, execution_ids):
+            if event.type == pb.Event.INPUT and event.path.steps and event.path.steps[0].key == "examples":
+                examples_of[event.execution_id] = event.artifact_id
+    examples_ids = sorted(set(examples_of.values()))
+    examples = (
+        {a.id: a for a in store.call(store.mlmd.get_artifacts_by_id, examples_ids)} if examples_ids else {}
+    )
+    sources: dict[int, str] = {}
+    for artifact in artifacts:
+        for execution_id in sorted(producers.get(artifact.id, ())):
+            found = examples.get(examples_of.get(execution_id, -1))
+            if found is not None:
+                sources[artifact.id] = str(props(found).get("input_uri") or found.uri)
+                break
+        else:
+            own = props(artifact).get("input_uri")
+            if own:
+                sources[artifact.id] = str(own)
+    return sources
+
+
+def previous_statistics(
+    store: Store, pipeline_name: str, current_uri: str, run_id: str = ""
+) -> StatisticsBaseline | None:
+    """The statistics to measure drift against, or None when there are none.
+
+    Only statistics of the same data source (ExampleGen's input URI) within the pipeline
+    ``pipeline_name`` count, never another source's. "Previous" is about runs, not
+    artifact ids: the statistics the previous run of that source used, whether it
+    computed them or reused them from a cache. An earlier span wins over the same span
+    (the newest earlier span; within it the latest run); without an earlier span, the
+    latest earlier run of the same span. ``run_id`` is the running run (runs that began
+    after it are never a baseline); without it, the latest run that used the current
+    statistics is taken as the running one.
     """
     from kubetfx.lineage.record import find_artifact
     from kubetfx.types import STATISTICS
@@ -141,32 +205,67 @@ def previous_statistics(store: Store, pipeline_name: str, current_uri: str) -> t
     current = find_artifact(store, current_uri)
     if ctx is None or current is None:
         return None
-    try:
-        type_id = store.type_id("artifact", STATISTICS)
-    except Exception:  # noqa: BLE001 - no statistics type yet means no baseline
-        return None
-    span = _span(current)
-    fingerprint = props(current).get("examples_fingerprint")
-    earlier = [
-        a
-        for a in store.call(store.mlmd.get_artifacts_by_context, ctx.id)
-        if a.type_id == type_id and a.id < current.id and a.state == pb.Artifact.LIVE and a.uri != current_uri
-    ]
-    older_spans = [a for a in earlier if _span(a) < span]
-    if older_spans:
-        chosen = max(older_spans, key=lambda a: (_span(a), a.id))
-    else:
-        same_span = [
-            a for a in earlier if _span(a) == span and props(a).get("examples_fingerprint") != fingerprint
-        ]
-        if not same_span:
-            return None
-        chosen = max(same_span, key=lambda a: a.id)
-    import os
+    from ml_metadata import metadata_store as ms
 
-    if not os.path.exists(chosen.uri):
+    # Only this pipeline's statistics, filtered by the store (not every artifact of the pipeline).
+    quoted = "'" + pipeline_name.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    query = f"type = '{STATISTICS}' AND contexts_p.type = '{PIPELINE_CONTEXT}' AND contexts_p.name = {quoted}"
+    candidates = [
+        a
+        for a in store.call(store.mlmd.get_artifacts, list_options=ms.ListOptions(filter_query=query))
+        if a.state == pb.Artifact.LIVE
+    ]
+    if all(a.id != current.id for a in candidates):
+        candidates.append(current)
+    sources = statistics_sources(store, candidates)
+    source = sources.get(current.id)
+    if not source:
         return None
-    return chosen.uri, _span(chosen)
+    same_source = {a.id: a for a in candidates if sources.get(a.id) == source}
+    # Which runs used which of these statistics: every execution with an event on them
+    # (StatisticsGen's output, a cached StatisticsGen's reuse, the validator's input).
+    events = store.call(store.mlmd.get_events_by_artifact_ids, sorted(same_source))
+    execution_ids = sorted({e.execution_id for e in events})
+    executions = {e.id: e for e in store.call(store.mlmd.get_executions_by_id, execution_ids)}
+    first_execution: dict[str, int] = {}  # run -> its first execution touching them (run order)
+    used: dict[str, set[int]] = {}
+    for event in events:
+        execution = executions.get(event.execution_id)
+        if execution is None:
+            continue
+        p = props(execution)
+        if p.get("pipeline_name") not in (None, "", pipeline_name):
+            continue
+        run = str(p.get("run_id", ""))
+        if not run:
+            continue
+        first_execution[run] = min(first_execution.get(run, execution.id), execution.id)
+        used.setdefault(run, set()).add(event.artifact_id)
+    if not run_id:
+        users = [r for r, ids in used.items() if current.id in ids]
+        run_id = max(users, key=lambda r: first_execution[r]) if users else ""
+    position = first_execution.get(run_id, float("inf"))
+    span = _span(current)
+    # (span, run order, artifact) of every earlier run of this source, one statistics each.
+    earlier = []
+    for run, ids in used.items():
+        if run == run_id or first_execution[run] >= position:
+            continue
+        chosen = max(ids)  # one run, one source: normally one statistics artifact
+        earlier.append((_span(same_source[chosen]), first_execution[run], run, same_source[chosen]))
+    older = [e for e in earlier if e[0] < span]
+    same = [e for e in earlier if e[0] == span]
+    if not older and not same:
+        return None
+    best_span, _, run, artifact = max(older or same, key=lambda e: (e[0], e[1]))
+    return StatisticsBaseline(
+        uri=artifact.uri,
+        span=best_span,
+        run_id=run,
+        source=source,
+        artifact_id=artifact.id,
+        same_statistics=artifact.id == current.id,
+    )
 
 
 @dataclass
@@ -180,6 +279,7 @@ class DriftPoint:
     distances: dict[str, float]
     thresholds: dict[str, float]
     run_id: str
+    baseline_run: str = ""  # the earlier run whose statistics were the baseline
 
 
 def drift_series(store: Store, pipeline_name: str) -> list[DriftPoint]:
@@ -222,6 +322,7 @@ def drift_series(store: Store, pipeline_name: str) -> list[DriftPoint]:
                 distances={k: float(v) for k, v in p["drift_distances"].items()},
                 thresholds={k: float(v) for k, v in (p.get("drift_thresholds") or {}).items()},
                 run_id=run_id,
+                baseline_run=str(p.get("baseline_run", "")),
             )
         )
     return sorted(points, key=lambda d: d.artifact_id)
