@@ -41,7 +41,7 @@ def example_validator(
     from kubetfx.components.example_validator import executor
 
     from kubetfx.lineage.query import previous_statistics
-    from kubetfx.reports import anomalies_html
+    from kubetfx.reports import anomalies_html, write_report
     from kubetfx.task import lineage_store, pipeline_name
     from kubetfx.types import SCHEMA, STATISTICS, expect
 
@@ -59,17 +59,17 @@ def example_validator(
         serving_data_uri=serving_data_uri,
     )
     anomalies.metadata.update(result.metadata())
-    with open(report.path, "w") as f:
-        f.write(
-            anomalies_html(
-                result.anomalies,
-                result.drift,
-                result.skew,
-                result.drift_thresholds,
-                result.baseline,
-                title=f"Data validation of {statistics.uri}",
-            )
-        )
+    write_report(
+        report,
+        anomalies_html(
+            result.anomalies,
+            result.drift,
+            result.skew,
+            result.drift_thresholds,
+            result.baseline,
+            title=f"Data validation of {statistics.uri}",
+        ),
+    )
     metrics.log_metric("anomaly_count", result.anomaly_count)
     metrics.log_metric("drifted_features", len(result.drifted))
     metrics.log_metric("skewed_features", len(result.skewed))

@@ -90,19 +90,21 @@ def plot_drift(
             ax.axhline(limit, color="#57606a", linestyle="--", linewidth=1, zorder=3)
             ax.annotate(
                 f"threshold {limit:g}",
-                (1.0, limit),
+                (0.0, limit),
                 xycoords=("axes fraction", "data"),
                 textcoords="offset points",
-                xytext=(-2, 3),
-                ha="right",
+                xytext=(3, 3),
+                ha="left",
                 fontsize=7,
                 color="#57606a",
+                bbox={"boxstyle": "square,pad=0.1", "facecolor": "white", "edgecolor": "none", "alpha": 0.8},
+                zorder=4,
             )
         top = max(
             [limit or 0.0]
             + [p.distances.get(feature, 0.0) for p in points if p.distances.get(feature) is not None]
         )
-        ax.set_ylim(0, top * 1.25 if top > 0 else 1.0)
+        ax.set_ylim(0, top * 1.3 if top > 0 else 1.0)
         ax.set_title(feature + ("  (over the threshold)" if over_any else ""), fontsize=9, loc="left")
         ax.tick_params(labelsize=7)
         ax.grid(axis="y", linewidth=0.3, zorder=1)
@@ -110,8 +112,9 @@ def plot_drift(
         ax.set_xticks(xs, labels, fontsize=7)
     for index in range(len(features), rows * per_row):  # an odd number of features
         axes[index // per_row][index % per_row].set_visible(False)
-    for ax in axes[-1]:
-        ax.tick_params(axis="x", labelbottom=True)
+    for column in range(per_row):  # run labels under the lowest panel of each column
+        lowest = max(i for i in range(len(features)) if i % per_row == column)
+        axes[lowest // per_row][column].tick_params(axis="x", labelbottom=True)
     fig.suptitle(
         f"{title}\ndistance per validation: L-infinity (categorical), Jensen-Shannon (numeric); "
         "red: over the schema's threshold",
