@@ -203,12 +203,19 @@ def runs(ctx: click.Context, metadata: str | None, pipeline: str | None, limit: 
 @click.option("--metadata", help=METADATA_HELP)
 @click.pass_context
 def runs_show(ctx: click.Context, run_id: str, metadata: str | None) -> None:
-    """A run's tasks: states, timings and output artifacts with URIs."""
-    from kubetfx.lineage.query import get_run, run_tasks
+    """A run's tasks: states, timings and output artifacts with URIs. RUN_ID is a run id,
+    a unique prefix of one, or a pipeline name (its newest run)."""
+    from kubetfx.lineage.query import get_run, list_runs, run_tasks
     from kubetfx.local.summary import render_run
 
     store = _existing_store(metadata or (ctx.obj or {}).get("metadata"))
-    info = get_run(store, run_id)
+    try:
+        info = get_run(store, run_id)
+    except KubetfxError:
+        newest = list_runs(store, pipeline=run_id, limit=1)
+        if not newest:
+            raise
+        info = newest[0]
     click.echo(render_run(info, run_tasks(store, info.run_id)))
 
 
