@@ -75,6 +75,15 @@ def test_cli_run_summary_cache_and_lineage(workdir: Path, cli) -> None:
     }
     assert _rows(shown.stdout, show=True)["example-gen"][0] == "SUCCEEDED"
     assert "system.Dataset" in shown.stdout
+    # Every HTML report is a file named .html (a browser renders it), recorded at that URI
+    # (what the Kubeflow UI reads).
+    reports = {
+        line.split()[0]: line.split()[-1] for line in shown.stdout.splitlines() if " system.HTML " in line
+    }
+    assert set(reports) == {"statistics-gen", "example-validator", "evaluator"}, shown.stdout
+    for uri in reports.values():
+        assert uri.endswith("/report.html") and Path(uri).read_text().startswith("<!doctype html>"), uri
+        assert not Path(uri[: -len(".html")]).exists() and not list(Path(uri).parent.glob("*.partial-*"))
     assert "kubetfx.ExampleStatistics" in shown.stdout and "kubetfx.Schema" in shown.stdout
 
     # The lineage follows the KFP backend's layout.
@@ -155,6 +164,12 @@ def test_cli_run_summary_cache_and_lineage(workdir: Path, cli) -> None:
     assert len(pushed.stderr.strip().splitlines()) == 1
     served = cli("lineage", "model", "penguins:1")
     assert served.returncode == 0 and "trainer (execution" in served.stdout
+    # Asked twice, lineage and the audit give the same text (structs come back in any order).
+    assert cli("lineage", "model", "penguins:1").stdout == served.stdout
+    record = cli("audit", "penguins:1")
+    assert record.returncode == 0, record.stderr
+    assert cli("audit", "penguins:1").stdout == record.stdout
+    assert not re.search(r"\d\.\d*[1-9]\d{4}", record.stdout), "numbers rounded to 4 significant digits"
 
     # The cached run's executions point at the first ones and reuse their artifacts.
     cached = _by_task(store, _run_id(second.stdout))["example-gen"]
