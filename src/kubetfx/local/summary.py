@@ -68,6 +68,19 @@ def recorded(store: Any, run_id: str) -> dict[int, dict[str, Any]]:
     return {task.execution_id: task.properties for task in run_tasks(store, run_id)}
 
 
+def _recorded_or_none(result: RunResult) -> dict[int, dict[str, Any]]:
+    """The run's executions from its store, for callers that did not pass them (a notebook);
+    nothing when the store's address was redacted (a password) or cannot be read."""
+    if "***" in result.metadata:
+        return {}
+    try:
+        from kubetfx.lineage.store import connect
+
+        return recorded(connect(result.metadata), result.run_id)
+    except Exception:  # noqa: BLE001 - the summary is still useful without task times
+        return {}
+
+
 def _seconds(seconds: float | None) -> str:
     return f"{seconds:.1f}s" if seconds is not None else ""
 
@@ -79,13 +92,14 @@ def render(
 ) -> str:
     """Per-task summary with timings, then where the lineage is and how to query it.
 
-    ``executions`` (from :func:`recorded`) gives each task's time as lineage recorded it,
-    so the summary and ``kubetfx runs show`` give the same figure; ``worker`` is a note
-    on the warm worker left running.
+    ``executions`` (from :func:`recorded`; read from the run's store when not given) gives
+    each task's time as lineage recorded it, so the summary and ``kubetfx runs show`` give
+    the same figure; ``worker`` is a note on the warm worker left running.
     """
     from kubetfx.lineage.graph import task_seconds
 
-    executions = executions or {}
+    if executions is None:
+        executions = _recorded_or_none(result)
     rows = []
     for t in result.tasks:
         if t.kind == "dag" and t.state not in ("SKIPPED", "NOT_RUN"):
