@@ -307,3 +307,34 @@ def test_cli_errors_are_one_line(workdir: Path, cli) -> None:
     assert result.returncode == 2 and "not a compiled KFP pipeline" in result.stderr
     missing = cli("runs", "show", "no-such-run")  # no run has created the store yet
     assert missing.returncode == 2 and "no metadata store at" in missing.stderr
+
+
+def test_read_only_commands_never_create_a_mysql_store(
+    workdir: Path, cli, mysql_url: str, mariadb: dict
+) -> None:
+    import subprocess
+
+    result = cli("runs", "--metadata", mysql_url)
+    assert result.returncode == 2, result.stdout + result.stderr
+    database = mysql_url.rsplit("/", 1)[1]
+    assert f"database '{database}' holds no ML Metadata tables" in result.stderr
+    assert mariadb["password"] not in result.stderr
+    listed = subprocess.run(
+        [
+            mariadb["client"],
+            "-S",
+            mariadb["socket"],
+            "-u",
+            "root",
+            "-N",
+            "-e",
+            f"SHOW DATABASES LIKE '{database}'",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert listed.stdout.strip() == "", "no database may be created"
+    connect(mysql_url)  # what a run does first: create the store
+    created = cli("runs", "--metadata", mysql_url)
+    assert created.returncode == 0 and "no runs in" in created.stdout, created.stderr
