@@ -59,6 +59,7 @@ def test_the_audit_is_the_same_whatever_order_lineage_returns() -> None:
     ]
     assert rows == ["Overall", "island=Dream", "sex=female", "island=Dream,sex=male"]
     assert "| slice | examples | accuracy | auc |" in text
+    assert "| execution | 4 |\n| state | SUCCEEDED |\n| anomaly_count | 0 |" in text
     assert '"island": 0.1923, "sex": 0.0303' in text
     # Numbers to 4 significant digits, nested ones included.
     assert "0.001235" in text and "0.1235" in text and "| Overall | 69 | 0.9855 | 0.99 |" in text

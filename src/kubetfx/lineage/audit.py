@@ -303,7 +303,7 @@ def _sections(r: AuditRecord) -> list[tuple[str, list[tuple[str, Any]] | str]]:
         ),
         (
             "Data validation",
-            [(k, r.validation[k]) for k in sorted(r.validation, key=_validation_order)]
+            [(k, _shown_state(k, r.validation[k])) for k in sorted(r.validation, key=_validation_order)]
             or [("record", "not in lineage")],
         ),
         (
@@ -346,6 +346,13 @@ def _sections(r: AuditRecord) -> list[tuple[str, list[tuple[str, Any]] | str]]:
     if r.gaps:
         sections.append(("Missing from lineage", [("gap", g) for g in r.gaps]))
     return sections
+
+
+def _shown_state(key: str, value: Any) -> Any:
+    """An execution state in the words of the run summary (``COMPLETE`` -> ``SUCCEEDED``)."""
+    from kubetfx.lineage.graph import task_state
+
+    return task_state(str(value), {}) if key == "state" else value
 
 
 def _validation_order(key: str) -> tuple[int, str]:
