@@ -74,7 +74,7 @@ def evaluator(
     """
     from kubetfx.components.evaluator import executor
 
-    from kubetfx.reports import evaluation_html
+    from kubetfx.reports import evaluation_html, write_report
     from kubetfx.storage import localize
     from kubetfx.task import add_input
     from kubetfx.types import BLESSING, EVALUATION, EXAMPLES, MODEL, TYPE_KEY, expect
@@ -112,8 +112,9 @@ def evaluator(
         {TYPE_KEY: BLESSING, "blessed": int(result.blessed), "reasons": result.reasons, **recorded}
     )
     evaluation.metadata[TYPE_KEY] = EVALUATION
-    with open(report.path, "w") as f:
-        f.write(evaluation_html(result, f"Evaluation of {model_name} ({model.uri})", baseline_model_uri))
+    write_report(
+        report, evaluation_html(result, f"Evaluation of {model_name} ({model.uri})", baseline_model_uri)
+    )
     for name, value in executor.metrics_for_ui(result).items():
         metrics.log_metric(name, value)
     classification_metrics.log_confusion_matrix(result.classes, result.confusion)

@@ -46,7 +46,7 @@ def example_validator(
     from kubetfx.components.example_validator import executor
 
     from kubetfx.lineage.query import previous_statistics
-    from kubetfx.reports import anomalies_html
+    from kubetfx.reports import anomalies_html, write_report
     from kubetfx.storage import localize
     from kubetfx.task import ENV_RUN, lineage_store, pipeline_name
     from kubetfx.types import SCHEMA, STATISTICS, expect
@@ -72,8 +72,7 @@ def example_validator(
         serving_data_uri=serving_data_uri,
     )
     anomalies.metadata.update(result.metadata())
-    with open(report.path, "w") as f:
-        f.write(anomalies_html(result, title=f"Data validation of {statistics.uri}"))
+    write_report(report, anomalies_html(result, title=f"Data validation of {statistics.uri}"))
     metrics.log_metric("anomaly_count", result.anomaly_count)
     metrics.log_metric("drifted_features", len(result.drifted))
     metrics.log_metric("skewed_features", len(result.skewed))

@@ -24,8 +24,9 @@ log = logging.getLogger("kubetfx.example_validator")
 
 def final_uri(uri: str) -> str:
     """The URI an output will have once published: the task wrapper stages local outputs
-    at ``<uri>.partial-<pid>`` (``kubetfx.staging.stage_outputs``)."""
-    return re.sub(rf"\.partial-{os.getpid()}$", "", uri)
+    at ``<uri>.partial-<pid>`` (``kubetfx.staging.stage_outputs``), and a report keeps the
+    suffix its writer gave it (``report.partial-<pid>.html`` becomes ``report.html``)."""
+    return re.sub(rf"\.partial-{os.getpid()}(\.[^./]+)?$", lambda m: m.group(1) or "", uri)
 
 
 def _publish_file(path: str, uri: str) -> bool:

@@ -35,7 +35,7 @@ def statistics_gen(
     """
     from kubetfx.components.statistics_gen import executor
 
-    from kubetfx.reports import statistics_html
+    from kubetfx.reports import statistics_html, write_report
     from kubetfx.settings import redacted_features
 
     result = executor.run(
@@ -47,7 +47,8 @@ def statistics_gen(
     )
     statistics.metadata.update(result.metadata(examples.metadata))
     stats = {split: executor.load(statistics.path, split) for split in result.num_examples}
-    with open(report.path, "w") as f:
-        f.write(statistics_html(stats, title=f"Statistics of {examples.uri}", redact=redacted_features()))
+    write_report(
+        report, statistics_html(stats, title=f"Statistics of {examples.uri}", redact=redacted_features())
+    )
     outputs = NamedTuple("Outputs", [("num_examples", int)])
     return outputs(sum(result.num_examples.values()))

@@ -6,13 +6,17 @@ compile`` loads kfp's compiler, and nothing here imports TensorFlow.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import click
 
 from kubetfx import __version__
-from kubetfx.errors import KubetfxError
+from kubetfx.errors import KubetfxError, MetadataStoreError
 from kubetfx.settings import redact, resolve_metadata_url, resolve_pipeline_root, resolve_push_roots
 
 METADATA_HELP = (
@@ -48,6 +52,72 @@ def _parse_params(pairs: tuple[str, ...]) -> dict[str, str]:
             raise ParameterError(f"--param {pair!r} is not NAME=VALUE")
         params[name.strip()] = value
     return params
+
+
+def _existing_store(metadata: str | None) -> Any:
+    """Open a store that must already exist: commands that only read lineage never create
+    one (a mistyped path would otherwise make a folder and an empty store, and say "no
+    runs")."""
+    from kubetfx.lineage.store import connect
+
+    return connect(_require_existing(metadata))
+
+
+def _require_existing(metadata: str | None) -> str:
+    """The store's URL, after checking that a store is there (nothing is created)."""
+    from kubetfx.settings import parse_metadata_url
+
+    url = resolve_metadata_url(metadata)
+    config = parse_metadata_url(url)
+    if config.kind == "sqlite" and not Path(config.path).is_file():
+        where = Path(config.path)
+        detail = (
+            f"no file {where.name} in {where.parent}"
+            if where.parent.is_dir()
+            else f"folder {where.parent} does not exist"
+        )
+        raise MetadataStoreError(
+            f"no metadata store at {config} ({detail}); check the path (--metadata or "
+            "KUBETFX_METADATA), or run a pipeline first: `kubetfx run PIPELINE.yaml` creates it"
+        )
+    if config.kind == "mysql":
+        _require_mysql_schema(config)
+    return url
+
+
+def _require_mysql_schema(config: Any) -> None:
+    """Refuse a MySQL database that holds no ML Metadata tables (ML Metadata would create
+    them). Connection failures are left to :func:`kubetfx.lineage.store.connect`, which
+    explains them."""
+    try:
+        import pymysql
+    except ImportError:  # pragma: no cover - PyMySQL comes with the runtime install
+        return
+    try:
+        connection = pymysql.connect(
+            host=config.host,
+            port=config.port,
+            user=config.user,
+            password=config.password,
+            connect_timeout=10,
+        )
+    except pymysql.err.MySQLError:
+        return
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = %s "
+                "AND table_name = 'MLMDEnv'",
+                (config.database,),
+            )
+            (found,) = cursor.fetchone()
+    finally:
+        connection.close()
+    if not found:
+        raise MetadataStoreError(
+            f"no metadata store at {config} (database {config.database!r} holds no ML Metadata "
+            "tables); check the database name, or run a pipeline first: `kubetfx run` creates it"
+        )
 
 
 @cli.command()
@@ -90,9 +160,14 @@ def run(
         echo=(lambda _line: None) if quiet else None,
         warm=False if no_warm else None,
     )
-    from kubetfx.local.summary import render
+    from kubetfx.cli_warm import left_running_note
+    from kubetfx.lineage.store import connect
+    from kubetfx.local.summary import program, recorded, render
 
-    click.echo(render(result))
+    # Task times as lineage recorded them, the figures `kubetfx runs show` gives.
+    executions = recorded(connect(resolve_metadata_url(metadata)), result.run_id)
+    worker = "" if no_warm else left_running_note(program())
+    click.echo(render(result, executions, worker))
     sys.exit(0 if result.state == "SUCCEEDED" else 1)
 
 
@@ -109,10 +184,9 @@ def runs(ctx: click.Context, metadata: str | None, pipeline: str | None, limit: 
     from tabulate import tabulate
 
     from kubetfx.lineage.query import list_runs
-    from kubetfx.lineage.store import connect
     from kubetfx.local.summary import when
 
-    store = connect(resolve_metadata_url(metadata))
+    store = _existing_store(metadata)
     found = list_runs(store, pipeline=pipeline, limit=limit)
     if not found:
         click.echo(f"no runs in {store}; start one with `kubetfx run PIPELINE.yaml`")
@@ -129,13 +203,19 @@ def runs(ctx: click.Context, metadata: str | None, pipeline: str | None, limit: 
 @click.option("--metadata", help=METADATA_HELP)
 @click.pass_context
 def runs_show(ctx: click.Context, run_id: str, metadata: str | None) -> None:
-    """A run's tasks: states, timings and output artifacts with URIs."""
-    from kubetfx.lineage.query import get_run, run_tasks
-    from kubetfx.lineage.store import connect
+    """A run's tasks: states, timings and output artifacts with URIs. RUN_ID is a run id,
+    a unique prefix of one, or a pipeline name (its newest run)."""
+    from kubetfx.lineage.query import get_run, list_runs, run_tasks
     from kubetfx.local.summary import render_run
 
-    store = connect(resolve_metadata_url(metadata or (ctx.obj or {}).get("metadata")))
-    info = get_run(store, run_id)
+    store = _existing_store(metadata or (ctx.obj or {}).get("metadata"))
+    try:
+        info = get_run(store, run_id)
+    except KubetfxError:
+        newest = list_runs(store, pipeline=run_id, limit=1)
+        if not newest:
+            raise
+        info = newest[0]
     click.echo(render_run(info, run_tasks(store, info.run_id)))
 
 
@@ -183,22 +263,23 @@ def drift(pipeline_name: str, metadata: str | None, last: int, plot_file: str | 
     from tabulate import tabulate
 
     from kubetfx.lineage.query import drift_series
-    from kubetfx.lineage.store import connect
     from kubetfx.local.summary import when
+    from kubetfx.plots import drift_label
 
-    store = connect(resolve_metadata_url(metadata))
+    store = _existing_store(metadata)
     points = drift_series(store, pipeline_name)
-    if not points:
+    failed = _failed_validations(store, pipeline_name)
+    if not points and not failed:
         click.echo(
             f"no drift measured yet for {pipeline_name!r}: ExampleValidator needs earlier statistics "
             "of the same pipeline (a previous span, or earlier different data) to compare with"
         )
         return
     shown = points[-last:]
+    since = shown[0].time if shown else 0.0
+    shown_failed = [f for f in failed if f.time >= since] if shown else failed[-last:]
     features = sorted({f for p in shown for f in p.distances})
-    headers = ["feature", "threshold"] + [
-        f"span {p.span} vs {p.baseline_span}\n{when(p.time)}" for p in shown
-    ]
+    headers = ["feature", "threshold"] + [f"{drift_label(p)}\n{when(p.time)}" for p in shown]
     rows = []
     for feature in features:
         limit = next((p.thresholds[feature] for p in reversed(shown) if feature in p.thresholds), None)
@@ -207,16 +288,55 @@ def drift(pipeline_name: str, metadata: str | None, last: int, plot_file: str | 
             value = p.distances.get(feature)
             mark = "*" if value is not None and limit is not None and value > limit else ""
             cells.append("" if value is None else f"{value:.4f}{mark}")
-        rows.append([feature, "" if limit is None else limit, *cells])
-    click.echo(tabulate(rows, headers=headers))
-    click.echo(
-        "* over the schema's threshold. L-infinity for categorical features, Jensen-Shannon for numeric."
-    )
+        rows.append([feature, "" if limit is None else f"{limit:g}", *cells])
+    if rows:
+        click.echo(tabulate(rows, headers=headers, disable_numparse=True))
+        click.echo(
+            "* over the schema's threshold. L-infinity for categorical features, Jensen-Shannon for numeric."
+        )
+    for f in shown_failed:
+        click.echo(
+            f"validation failed in run {f.run_id} at {when(f.time)} (execution {f.execution_id}): "
+            f"no distances recorded; `kubetfx runs show {f.run_id}` says why"
+        )
     if plot_file:
         from kubetfx.plots import plot_drift
 
-        plot_drift(points, plot_file, title=f"Drift of {pipeline_name}")
+        plot_drift(shown, plot_file, title=f"Drift of {pipeline_name}", failed=shown_failed)
         click.echo(f"wrote {plot_file}")
+
+
+@dataclass
+class _FailedValidation:
+    execution_id: int
+    run_id: str
+    time: float
+
+
+def _failed_validations(store: Any, pipeline_name: str) -> list[_FailedValidation]:
+    """ExampleValidator executions of the pipeline that failed (they publish no anomalies,
+    so the drift series has no point for them), oldest first."""
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    from kubetfx.lineage.record import PIPELINE_CONTEXT, props
+
+    ctx = store.call(store.mlmd.get_context_by_type_and_name, PIPELINE_CONTEXT, pipeline_name)
+    if ctx is None:
+        return []
+    found = []
+    for execution in store.call(store.mlmd.get_executions_by_context, ctx.id):
+        p = props(execution)
+        if execution.last_known_state == pb.Execution.FAILED and str(p.get("task_name", "")).endswith(
+            "example-validator"
+        ):
+            found.append(
+                _FailedValidation(
+                    execution_id=execution.id,
+                    run_id=str(p.get("run_id", "")),
+                    time=float(p.get("end_time") or execution.create_time_since_epoch / 1000),
+                )
+            )
+    return sorted(found, key=lambda f: (f.time, f.execution_id))
 
 
 @cli.group()
@@ -230,9 +350,8 @@ def lineage() -> None:
 def lineage_model(ref: str, metadata: str | None) -> None:
     """Provenance: everything upstream of an artifact (id or URI), with runs, params and code."""
     from kubetfx.lineage.graph import MLMDLineage, render_tree
-    from kubetfx.lineage.store import connect
 
-    source = MLMDLineage(connect(resolve_metadata_url(metadata)))
+    source = MLMDLineage(_existing_store(metadata))
     click.echo(render_tree(source.walk(ref, "up"), "up"))
 
 
@@ -243,29 +362,28 @@ def lineage_dataset(ref: str, metadata: str | None) -> None:
     """Impact: everything downstream of data (an Examples id or URI, a source URI, or span=N):
     models trained on it, their evaluations, and which were pushed where."""
     from kubetfx.lineage.graph import MLMDLineage, render_tree
-    from kubetfx.lineage.store import connect
 
-    source = MLMDLineage(connect(resolve_metadata_url(metadata)))
+    source = MLMDLineage(_existing_store(metadata))
     # A data source or a span may have been read by many runs: follow every Examples
     # artifact made from it (an artifact id or URI names exactly one).
     roots = [] if ref.isdigit() else source.examples_from(ref)
     roots = roots or [source.resolve(ref)]
-    models: set[int] = set()
-    pushed: list[str] = []
+    models: dict[int, str] = {}
+    pushed: set[str] = set()
     for root in roots:
         graph = source.walk(str(root.id), "down")
         click.echo(render_tree(graph, "down") + "\n")
         for node in graph.nodes.values():
             if node.kind == "artifact" and node.type == "system.Model":
-                models.add(node.id)
+                models[node.id] = redact(node.label)
             if node.kind == "artifact" and node.properties.get("pushed") in (1, True):
                 p = node.properties
-                pushed.append(
-                    f"{p.get('model_name')}:{p.get('version')} at {redact(str(p.get('destination')))}"
-                )
-    click.echo(f"examples artifacts followed: {', '.join(str(r.id) for r in roots)}")
-    click.echo(f"models trained on it: {', '.join(map(str, sorted(models))) or 'none'}")
-    click.echo(f"pushed: {'; '.join(sorted(set(pushed))) or 'none'}")
+                pushed.add(f"{p.get('model_name')}:{p.get('version')} at {redact(str(p.get('destination')))}")
+    followed = ", ".join(f"artifact {r.id} ({redact(r.label)})" for r in roots)
+    click.echo(f"examples followed: {followed}")
+    trained = "; ".join(f"model artifact {i} ({uri})" for i, uri in sorted(models.items()))
+    click.echo(f"models trained on it: {trained or 'none'}")
+    click.echo("pushed: " + ("; ".join(sorted(pushed)) or "none"))
 
 
 @lineage.command("graph")
@@ -278,9 +396,8 @@ def lineage_dataset(ref: str, metadata: str | None) -> None:
 def lineage_graph(ref: str, out: str, downstream: bool, metadata: str | None) -> None:
     """Draw the provenance graph of an artifact (artifacts, executions and events)."""
     from kubetfx.lineage.graph import MLMDLineage, draw
-    from kubetfx.lineage.store import connect
 
-    source = MLMDLineage(connect(resolve_metadata_url(metadata)))
+    source = MLMDLineage(_existing_store(metadata))
     direction = "down" if downstream else "up"
     graph = source.walk(ref, direction)
     root = graph.nodes[graph.root]
@@ -296,9 +413,8 @@ def lineage_pushes(model_name: str, metadata: str | None) -> None:
     from tabulate import tabulate
 
     from kubetfx.lineage.graph import MLMDLineage
-    from kubetfx.lineage.store import connect
 
-    pushes = MLMDLineage(connect(resolve_metadata_url(metadata))).pushes(model_name)
+    pushes = MLMDLineage(_existing_store(metadata)).pushes(model_name)
     if not pushes:
         raise KubetfxError(f"no pushes{' of ' + repr(model_name) if model_name else ''} are recorded yet")
     rows = [
@@ -328,9 +444,8 @@ def audit(ref: str, fmt: str, out: str | None, metadata: str | None) -> None:
     evaluation per slice, blessing and its reasons, baseline, push time and place."""
     from kubetfx.lineage import audit as audit_lib
     from kubetfx.lineage.graph import MLMDLineage
-    from kubetfx.lineage.store import connect
 
-    record = audit_lib.build(MLMDLineage(connect(resolve_metadata_url(metadata))), ref)
+    record = audit_lib.build(MLMDLineage(_existing_store(metadata)), ref)
     text = audit_lib.to_html(record) if fmt == "html" else audit_lib.to_markdown(record)
     if out:
         with open(out, "w") as f:
@@ -353,9 +468,22 @@ def schema() -> None:
 @click.option("--write", "out", type=click.Path(dir_okay=False), help="Write the proposed schema here.")
 def schema_diff(schema_file: str, data_uri: str, out: str | None) -> None:
     """Show what SCHEMA_FILE would need to change to accept DATA (TFDV's update_schema)."""
-    from kubetfx.schema_tools import propose
+    import time
 
-    diff, proposed = propose(schema_file, data_uri)
+    began = time.monotonic()
+
+    def progress(message: str) -> None:
+        click.echo(f"[{time.monotonic() - began:5.1f}s] {message}", err=True)
+
+    progress("loading TensorFlow Data Validation")
+    with _quiet_libraries():
+        import tensorflow_data_validation  # noqa: F401 - loaded here, quietly, with its progress line
+
+        from kubetfx.schema_tools import propose
+    progress(f"reading {data_uri}, computing its statistics and comparing them with {schema_file}")
+    with _quiet_libraries():
+        diff, proposed = propose(schema_file, data_uri)
+    progress("done")
     if not diff:
         click.echo(f"{schema_file} already accepts {data_uri}: no change proposed")
     else:
@@ -364,6 +492,44 @@ def schema_diff(schema_file: str, data_uri: str, out: str | None) -> None:
         with open(out, "w") as f:
             f.write(proposed)
         click.echo(f"wrote the proposed schema to {out}; review it, then copy the changes you accept")
+
+
+@contextlib.contextmanager
+def _quiet_libraries() -> Iterator[None]:
+    """Hold back what TensorFlow, TFDV and Beam print while they load and run (C++ log
+    lines, deprecation warnings): the user sees kubetfx's progress and result. What was
+    held back is shown if the step fails with anything but a kubetfx error (which says
+    itself what is wrong)."""
+    import logging
+    import os
+    import tempfile
+    import warnings
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("GLOG_minloglevel", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    root = logging.getLogger()
+    level = root.level
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        root.setLevel(logging.ERROR)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                yield
+        except KubetfxError:
+            raise
+        except BaseException:
+            sys.stderr.flush()
+            held.seek(0)
+            os.write(saved, held.read())
+            raise
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            root.setLevel(level)
 
 
 @cli.command()
@@ -378,9 +544,8 @@ def schema_diff(schema_file: str, data_uri: str, out: str | None) -> None:
 def rollback(model_name: str, to_version: int, destination: str | None, metadata: str | None) -> None:
     """Serve an earlier version again: republish it as a new, highest version, recorded in lineage."""
     from kubetfx.lineage.rollback import rollback as roll_back
-    from kubetfx.lineage.store import connect
 
-    store = connect(resolve_metadata_url(metadata))
+    store = _existing_store(metadata)
     done = roll_back(
         store, model_name, to_version, destination=destination, allowed_roots=resolve_push_roots()
     )
@@ -408,7 +573,7 @@ def metadata_upgrade(url: str | None) -> None:
     """Upgrade an existing store's schema to this ML Metadata version (explicit, never automatic)."""
     from kubetfx.lineage.store import connect
 
-    store = connect(resolve_metadata_url(url), upgrade=True)
+    store = connect(_require_existing(url), upgrade=True)  # upgrading never creates a store
     click.echo(f"{store} is at the schema of this ML Metadata version")
 
 

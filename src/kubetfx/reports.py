@@ -51,6 +51,22 @@ def bar(fraction: float, width: int = 120) -> Markup:
     return Markup(f"<span class='bar' style='width:{int(fraction * width)}px'></span> {fraction:.1%}")
 
 
+def write_report(artifact: Any, text: str) -> str:
+    """Write an HTML report to an ``Output[HTML]`` artifact, named ``<uri>.html``.
+
+    The file name ends in ``.html`` so that a browser renders it from a folder or an
+    object store listing (KFP names the artifact after the output, ``report``). The
+    artifact's URI is changed with it: KFP's launcher records and uploads the URI the
+    executor output gives, and the Kubeflow UI reads the HTML from the recorded URI, so
+    it still renders there. Returns the path written.
+    """
+    if not artifact.uri.endswith(".html"):
+        artifact.uri = artifact.uri + ".html"
+    with open(artifact.path, "w", encoding="utf-8") as f:
+        f.write(text)
+    return str(artifact.path)
+
+
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"

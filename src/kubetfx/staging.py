@@ -31,13 +31,19 @@ def stage_outputs(executor_input: dict[str, Any]) -> dict[str, str]:
 
 
 def discard(staged: dict[str, str]) -> None:
-    """Remove staging paths after a failure."""
+    """Remove staging paths after a failure (with any suffix an executor gave them, as
+    ``report.partial-PID.html``)."""
     for staging in staged:
         path = Path(staging)
-        if path.is_dir():
-            shutil.rmtree(path, ignore_errors=True)
-        elif path.exists():
-            path.unlink()
+        try:
+            siblings = [p for p in path.parent.iterdir() if p.name.startswith(path.name + ".")]
+        except OSError:
+            siblings = []
+        for found in [path, *siblings]:
+            if found.is_dir():
+                shutil.rmtree(found, ignore_errors=True)
+            elif found.exists():
+                found.unlink()
 
 
 def publish(staged: dict[str, str]) -> None:
@@ -54,8 +60,20 @@ def publish(staged: dict[str, str]) -> None:
 
 
 def unstage_uris(document: dict[str, Any], staged: dict[str, str]) -> None:
-    """Rewrite staging URIs in an executor-output document back to the final URIs."""
+    """Rewrite staging URIs in an executor-output document back to the final URIs.
+
+    An executor may add a suffix to its output's URI (KFP's launcher records the URI the
+    executor output gives): ``report.partial-PID`` written as ``report.partial-PID.html``
+    is published as ``report.html``; ``staged`` is updated to match.
+    """
     for spec in document.get("artifacts", {}).values():
         for artifact in spec.get("artifacts", []):
             uri = artifact.get("uri", "")
+            if uri and uri not in staged:
+                for staging, final in list(staged.items()):
+                    suffix = uri[len(staging) :]
+                    if uri.startswith(staging) and suffix.startswith(".") and "/" not in suffix:
+                        del staged[staging]
+                        staged[uri] = final + suffix
+                        break
             artifact["uri"] = staged.get(uri, uri)

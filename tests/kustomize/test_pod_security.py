@@ -4,7 +4,7 @@ Walks the pod spec of every rendered workload (Pod, Deployment, StatefulSet, Dae
 ReplicaSet, Job, CronJob, and a KServe InferenceService's predictor) in every entry point,
 and checks the controls of the Kubernetes "restricted" profile (baseline included) as
 https://kubernetes.io/docs/concepts/security/pod-security-standards/ lists them, plus
-what the kubetfx issue asks on top: a read-only root filesystem, CPU and memory requests
+what kubetfx requires on top: a read-only root filesystem, CPU and memory requests
 and limits for every container, and no service account token (kubetfx's own pods never
 talk to the Kubernetes API).
 

@@ -14,7 +14,7 @@ from kubetfx.lineage.store import connect
 
 KUBETFX = str(Path(sys.executable).with_name("kubetfx"))
 FAN_OUT = 4
-RUNS = 8  # issue 9: eight runs at once on one store
+RUNS = 8  # eight runs at once on one store
 
 
 @component

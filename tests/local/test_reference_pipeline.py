@@ -8,6 +8,7 @@ from kfp import dsl
 from kubetfx.components import example_gen
 from ml_metadata.proto import metadata_store_pb2 as pb
 
+from kubetfx.dsl import component
 from kubetfx.fingerprint import local_path
 from kubetfx.lineage.record import props
 from kubetfx.lineage.store import connect
@@ -32,6 +33,17 @@ def _state(stdout: str, task: str) -> str:
     match = re.search(rf"^(?:\S+/)?{re.escape(task)}\s+([A-Z_]+)", stdout, re.MULTILINE)
     assert match, f"no row for {task} in:\n{stdout}"
     return match.group(1)
+
+
+def _rows(stdout: str, show: bool = False) -> dict[str, tuple[str, str]]:
+    """Task -> (state, time) from the run summary, or from `kubetfx runs show` (whose rows
+    start with the execution id)."""
+    pattern = r"^\s*\d+\s+(\S+)\s+([A-Z_]+)\b *(\d+\.\ds)?" if show else r"^(\S+)\s+([A-Z_]+)\b *(\d+\.\ds)?"
+    return {
+        m.group(1): (m.group(2), m.group(3) or "")
+        for m in re.finditer(pattern, stdout, re.MULTILINE)
+        if m.group(1) not in ("task", "execution")
+    }
 
 
 def _by_task(store, run_id: str) -> dict[str, pb.Execution]:
@@ -59,7 +71,21 @@ def test_cli_run_summary_cache_and_lineage(workdir: Path, cli) -> None:
     assert run_id in listed.stdout and "SUCCEEDED" in listed.stdout
     shown = cli("runs", "show", run_id)
     assert shown.returncode == 0
-    assert re.search(r"example-gen\s+COMPLETE", shown.stdout) and "system.Dataset" in shown.stdout
+    # One vocabulary of states, one timing: `runs show` says what the summary said.
+    assert _rows(shown.stdout, show=True) == {
+        task: row for task, row in _rows(first.stdout).items() if task in _rows(shown.stdout, show=True)
+    }
+    assert _rows(shown.stdout, show=True)["example-gen"][0] == "SUCCEEDED"
+    assert "system.Dataset" in shown.stdout
+    # Every HTML report is a file named .html (a browser renders it), recorded at that URI
+    # (what the Kubeflow UI reads).
+    reports = {
+        line.split()[0]: line.split()[-1] for line in shown.stdout.splitlines() if " system.HTML " in line
+    }
+    assert set(reports) == {"statistics-gen", "example-validator", "evaluator"}, shown.stdout
+    for uri in reports.values():
+        assert uri.endswith("/report.html") and Path(uri).read_text().startswith("<!doctype html>"), uri
+        assert not Path(uri[: -len(".html")]).exists() and not list(Path(uri).parent.glob("*.partial-*"))
     assert "kubetfx.ExampleStatistics" in shown.stdout and "kubetfx.Schema" in shown.stdout
 
     # The lineage follows the KFP backend's layout.
@@ -113,7 +139,8 @@ def test_cli_run_summary_cache_and_lineage(workdir: Path, cli) -> None:
         assert expected in upstream.stdout, (expected, upstream.stdout)
     downstream = cli("lineage", "dataset", str(artifact.id))
     assert downstream.returncode == 0, downstream.stderr
-    assert f"models trained on it: {model.id}" in downstream.stdout
+    assert f"models trained on it: model artifact {model.id} ({model.uri})" in downstream.stdout
+    assert f"examples followed: artifact {artifact.id} ({artifact.uri})" in downstream.stdout
     assert "statistics-gen (execution" in downstream.stdout and "trainer (execution" in downstream.stdout
     picture = cli("lineage", "graph", str(model.id), "-o", str(workdir / "provenance.png"))
     assert picture.returncode == 0, picture.stderr
@@ -139,6 +166,12 @@ def test_cli_run_summary_cache_and_lineage(workdir: Path, cli) -> None:
     assert len(pushed.stderr.strip().splitlines()) == 1
     served = cli("lineage", "model", "penguins:1")
     assert served.returncode == 0 and "trainer (execution" in served.stdout
+    # Asked twice, lineage and the audit give the same text (structs come back in any order).
+    assert cli("lineage", "model", "penguins:1").stdout == served.stdout
+    record = cli("audit", "penguins:1")
+    assert record.returncode == 0, record.stderr
+    assert cli("audit", "penguins:1").stdout == record.stdout
+    assert not re.search(r"\d\.\d*[1-9]\d{4}", record.stdout), "numbers rounded to 4 significant digits"
 
     # The cached run's executions point at the first ones and reuse their artifacts.
     cached = _by_task(store, _run_id(second.stdout))["example-gen"]
@@ -174,11 +207,15 @@ def test_changed_data_at_the_same_path_and_deleted_outputs_miss_the_cache(
 
 
 def test_bad_input_fails_the_run_with_the_file_and_line_and_publishes_nothing(workdir: Path, cli) -> None:
-    data = workdir / "ragged.csv"
+    # A long path: the summary names the file in full wherever the checkout or data is.
+    data = workdir / ("a-folder-with-a-long-name-" * 8) / "ragged.csv"
+    data.parent.mkdir()
     data.write_text("a,b\n1,2\n3,4,5\n")
     result = cli("run", PIPELINE, "--param", f"input_uri={data}")
     assert result.returncode == 1
     assert f"{data}:3: row has 3 fields but the header has 2" in result.stdout
+    shown = cli("runs", "show", _run_id(result.stdout))
+    assert f"{data}:3: row has 3 fields but the header has 2" in shown.stdout, "errors are shown in full"
     assert _state(result.stdout, "example-gen") == "FAILED"
     assert _state(result.stdout, "statistics-gen") == "NOT_RUN"
     assert _state(result.stdout, "example-validator") == "NOT_RUN"
@@ -194,6 +231,70 @@ def test_bad_input_fails_the_run_with_the_file_and_line_and_publishes_nothing(wo
     assert store.mlmd.get_artifacts() == []
 
 
+@component
+def emit(value: int) -> int:
+    return value
+
+
+@component
+def fail_with(message: str) -> str:
+    raise ValueError(message)
+
+
+@component
+def echo(text: str) -> str:
+    return text
+
+
+@dsl.pipeline(name="states")
+def states(message: str = ""):
+    first = emit(value=1)
+    with dsl.If(first.output == 2):
+        echo(text="never")
+    failing = fail_with(message=message)
+    echo(text=failing.output)
+
+
+def test_summary_and_runs_show_use_one_vocabulary_and_one_timing(workdir: Path, cli, compile_to) -> None:
+    message = "a long reason " * 12 + "END-OF-REASON"
+    result = cli("run", str(compile_to(states)), "--param", f"message={message}", "--no-warm")
+    assert result.returncode == 1, result.stdout + result.stderr
+    summary = _rows(result.stdout)
+    assert summary["emit"][0] == "SUCCEEDED" and summary["condition-1"][0] == "SKIPPED"
+    assert summary["fail-with"][0] == "FAILED" and summary["echo-2"][0] == "NOT_RUN"
+    shown = cli("runs", "show", _run_id(result.stdout))
+    assert shown.returncode == 0, shown.stderr
+    recorded = _rows(shown.stdout, show=True)
+    assert set(recorded) == {"emit", "condition-1", "fail-with", "echo-2"}
+    assert recorded == {task: summary[task] for task in recorded}
+    assert re.search(r"^fail-with\s+FAILED\s+\d+\.\ds\s", result.stdout, re.MULTILINE), "timed in both"
+    # The reason in full in both views, not cut to a width.
+    for stdout in (result.stdout, shown.stdout):
+        line = next(line for line in stdout.splitlines() if "fail-with " in line and "FAILED" in line)
+        assert "END-OF-REASON" in line, line
+
+
+def test_read_only_commands_never_create_a_store(workdir: Path, cli) -> None:
+    mistyped = workdir / "mistyped" / "folder" / "mlmd.sqlite"
+    for args in (
+        ("runs",),
+        ("runs", "show", "some-run"),
+        ("drift", "kubetfx-training"),
+        ("lineage", "model", "1"),
+        ("lineage", "dataset", "span=0"),
+        ("lineage", "pushes"),
+        ("audit", "penguins:1"),
+    ):
+        result = cli(*args, "--metadata", f"sqlite:///{mistyped}")
+        assert result.returncode == 2, (args, result.stdout, result.stderr)
+        assert f"no metadata store at sqlite:///{mistyped}" in result.stderr, result.stderr
+        assert "does not exist" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not (workdir / "mistyped").exists(), "nothing may be created"
+    missing_file = cli("runs", "--metadata", f"sqlite:///{workdir}/typo.sqlite")
+    assert missing_file.returncode == 2 and f"no file typo.sqlite in {workdir}" in missing_file.stderr
+    assert not (workdir / "typo.sqlite").exists()
+
+
 def test_cli_errors_are_one_line(workdir: Path, cli) -> None:
     bad_type = cli("run", PIPELINE, "--param", "splits")
     assert bad_type.returncode == 2 and "is not NAME=VALUE" in bad_type.stderr
@@ -206,5 +307,36 @@ def test_cli_errors_are_one_line(workdir: Path, cli) -> None:
     not_pipeline.write_text("a: 1\n")
     result = cli("run", str(not_pipeline))
     assert result.returncode == 2 and "not a compiled KFP pipeline" in result.stderr
-    missing = cli("runs", "show", "no-such-run")
-    assert missing.returncode == 2 and "not found" in missing.stderr
+    missing = cli("runs", "show", "no-such-run")  # no run has created the store yet
+    assert missing.returncode == 2 and "no metadata store at" in missing.stderr
+
+
+def test_read_only_commands_never_create_a_mysql_store(
+    workdir: Path, cli, mysql_url: str, mariadb: dict
+) -> None:
+    import subprocess
+
+    result = cli("runs", "--metadata", mysql_url)
+    assert result.returncode == 2, result.stdout + result.stderr
+    database = mysql_url.rsplit("/", 1)[1]
+    assert f"database '{database}' holds no ML Metadata tables" in result.stderr
+    assert mariadb["password"] not in result.stderr
+    listed = subprocess.run(
+        [
+            mariadb["client"],
+            "-S",
+            mariadb["socket"],
+            "-u",
+            "root",
+            "-N",
+            "-e",
+            f"SHOW DATABASES LIKE '{database}'",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert listed.stdout.strip() == "", "no database may be created"
+    connect(mysql_url)  # what a run does first: create the store
+    created = cli("runs", "--metadata", mysql_url)
+    assert created.returncode == 0 and "no runs in" in created.stdout, created.stderr

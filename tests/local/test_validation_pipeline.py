@@ -87,15 +87,15 @@ def test_a_bad_span_stops_the_run_and_lineage_says_why(workdir: Path, cli) -> No
     assert re.search(r"example-validator\s+SUCCEEDED.*anomaly_count=[1-9]\d*, valid=False", third.stdout)
     drift = cli("drift", "kubetfx-training", "--plot", str(workdir / "drift.png"))
     assert drift.returncode == 0, drift.stderr
-    assert "span 2 vs 1" in drift.stdout
+    assert "span 2 vs span 1" in drift.stdout
     mass_line = next(line for line in drift.stdout.splitlines() if line.startswith("body_mass_g"))
     assert "*" in mass_line  # over the threshold
     assert (workdir / "drift.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
     third_id = next(line.split()[1] for line in third.stdout.splitlines() if line.startswith("Run "))
-    html = next(workdir.glob(f"root/*/{third_id}/example-validator/report")).read_text()
+    html = next(workdir.glob(f"root/*/{third_id}/example-validator/report.html")).read_text()
     assert "Atlantis" in html and "body_mass_g" in html
-    stats_report = next(workdir.glob("root/**/statistics-gen/report")).read_text()
+    stats_report = next(workdir.glob("root/**/statistics-gen/report.html")).read_text()
     for page in (html, stats_report):
         assert "<script" not in page and not re.search(r"(src|href)=['\"]?https?:", page), (
             "must be self-contained"
@@ -110,6 +110,10 @@ def test_schema_diff_proposes_and_writes_a_change(workdir: Path, cli) -> None:
     proposed = workdir / "proposed.pbtxt"
     result = cli("schema", "diff", CURATED, "--data", str(data), "--write", str(proposed))
     assert result.returncode == 0, result.stderr
+    # Progress, and none of the libraries' start-up warnings.
+    progress = result.stderr.strip().splitlines()
+    assert progress and all(re.match(r"^\[ *\d+\.\ds\] ", line) for line in progress), result.stderr
+    assert progress[-1].endswith("] done") and "loading TensorFlow Data Validation" in progress[0]
     assert '+  value: "Atlantis"' in result.stdout
     assert 'value: "Atlantis"' in proposed.read_text()
     same = cli("schema", "diff", CURATED, "--data", str(local_path("pkg://palmerpenguins/data/penguins.csv")))

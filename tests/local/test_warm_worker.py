@@ -300,6 +300,11 @@ def test_runs_through_the_worker_match_a_plain_run(workdir: Path, cli, compile_t
     assert set(pids["first"].values()) == set(pids["second"].values()) == {worker["pid"]}
     assert pids["plain"] == {}
     assert worker["served"] >= 8
+    # The summary says that the worker stays behind, what it holds and how to stop it.
+    note = next(line for line in second.stdout.splitlines() if line.startswith("Warm worker "))
+    assert note.startswith(f"Warm worker {worker['pid']} stays running (") and " MB)" in note
+    assert "stops after 2 min idle" in note and "worker stop" in second.stdout
+    assert "Warm worker" not in plain.stdout
     worker_log = Path(worker["log"]).read_text()
     assert worker_log.count("task example-gen: process") >= 2
 
@@ -411,4 +416,70 @@ def test_tasks_run_as_plain_processes_when_no_worker_can_start(
         assert execution.last_known_state == pb.Execution.COMPLETE
     finally:
         warm.stop(base, now=True)  # the worker that started too late is still importing
+        shutil.rmtree(base, ignore_errors=True)
+
+
+# A stand-in for a worker process: it announces itself and answers ping and stop over the
+# worker protocol (kubetfx.local.warm's framing), without importing anything heavy. It
+# proves which workers `kubetfx worker status|stop` address, not how a real worker stops
+# (the tests above stop real ones).
+STAND_IN = """
+import json, os, socket, sys
+from kubetfx.local import warm
+
+path, interpreter = sys.argv[1], sys.argv[2]
+listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+listener.bind(path)
+listener.listen()
+info = {"pid": os.getpid(), "socket": path, "interpreter": interpreter, "idle_seconds": 900.0}
+with open(path[: -len(".sock")] + ".json", "w") as f:
+    json.dump(info, f)
+while True:
+    conn, _ = listener.accept()
+    request, _ = warm._recv_request(conn)
+    if request["op"] == "stop":
+        conn.sendall(b'{"stopping": true}\\n')
+        os.unlink(path)
+        os.unlink(path[: -len(".sock")] + ".json")
+        sys.exit(0)
+    status = {**info, "uptime": 1.0, "served": 0, "running": [], "idle_for": 1.0, "rss_mb": 12.0}
+    conn.sendall((json.dumps(status) + "\\n").encode())
+    conn.close()
+"""
+
+
+def test_worker_stop_stops_only_this_environments_workers_unless_all(cli) -> None:
+    base = tempfile.mkdtemp(prefix="ktw-", dir="/tmp")
+    mine = str(Path(sys.executable).with_name("python3"))  # the CLI's environment
+    other = "/home/someone/other-checkout/.venv/bin/python3"
+    started = []
+    try:
+        for folder, interpreter in (("0.1.0-aaaa", mine), ("0.1.0-bbbb", other)):
+            os.makedirs(os.path.join(base, folder))
+            sock = os.path.join(base, folder, "e.sock")
+            started.append(subprocess.Popen([sys.executable, "-c", STAND_IN, sock, interpreter]))
+            deadline = time.time() + 60
+            while not os.path.exists(sock[: -len(".sock")] + ".json") and time.time() < deadline:
+                time.sleep(0.05)
+        env = {warm.DIR_ENV: base}
+        status = cli("worker", "status", env=env)
+        assert str(started[0].pid) in status.stdout and str(started[1].pid) not in status.stdout
+        everyone = cli("worker", "status", "--all", env=env)
+        assert str(started[0].pid) in everyone.stdout and "other-checkout/.venv" in everyone.stdout
+
+        stopped = cli("worker", "stop", env=env)
+        assert stopped.returncode == 0, stopped.stderr
+        assert stopped.stdout.strip() == f"stopped warm worker(s) {started[0].pid}"
+        assert started[0].wait(timeout=30) == 0
+        assert started[1].poll() is None, "another environment's worker must be left alone"
+        assert "no warm worker running for" in cli("worker", "stop", env=env).stdout
+
+        stopped_all = cli("worker", "stop", "--all", env=env)
+        assert stopped_all.stdout.strip() == f"stopped warm worker(s) {started[1].pid}"
+        assert started[1].wait(timeout=30) == 0
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
         shutil.rmtree(base, ignore_errors=True)

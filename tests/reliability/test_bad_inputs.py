@@ -1,4 +1,4 @@
-"""The bad-input corpus (issue 9, item 1): every defect a user can feed kubetfx, each with the
+"""The bad-input corpus: every defect a user can feed kubetfx, each with the
 one message they must see.
 
 Each case is run the way a user meets it, and checked for: a non-zero exit; one message

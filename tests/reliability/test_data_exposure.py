@@ -1,4 +1,4 @@
-"""Data exposure (issue 9, item 6): with a feature named in ``KUBETFX_REDACT_FEATURES``, the
+"""Data exposure: with a feature named in ``KUBETFX_REDACT_FEATURES``, the
 reports and the audit a reviewer reads show none of its raw values.
 
 One run of the reference pipeline through the CLI with ``island`` redacted, then the

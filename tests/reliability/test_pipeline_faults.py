@@ -1,4 +1,4 @@
-"""Fault injection on the reference training pipeline (issue 9).
+"""Fault injection on the reference training pipeline.
 
 For each of three points (ExampleGen writing its examples, the Trainer in the middle of
 ``fit``, the Pusher copying the model into the push destination) and each victim (the

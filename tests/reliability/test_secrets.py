@@ -1,4 +1,4 @@
-"""Secrets never leak (issue 9, item 4): after runs that used them, no password or token is in
+"""Secrets never leak: after runs that used them, no password or token is in
 any compiled YAML, file under the pipeline root, lineage record, command output, error
 message or audit report.
 

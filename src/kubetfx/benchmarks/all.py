@@ -86,7 +86,8 @@ def main() -> None:
             else:
                 print(f"  {name}: {found} result(s) in {seconds:.0f}s", flush=True)
     print(f"\n{_machine()}{' (quick sizes: not the targets)' if args.quick else ''}\n")
-    header = f"{'figure':<58} {'value':>14} {'baseline':>14} {'ratio':>7}  {'target':<12} result"
+    width = max([58, *(len(r["figure"]) for r in results), *(len(name) for name in failed)])
+    header = f"{'figure':<{width}} {'value':>14} {'baseline':>14} {'ratio':>7}  {'target':<12} result"
     print(header)
     print("-" * len(header))
     for r in results:
@@ -94,9 +95,9 @@ def main() -> None:
         baseline = "" if r["baseline"] is None else f"{r['baseline']:,.3f}"
         ratio = "" if r["ratio"] is None else f"{r['ratio']:.3f}"
         outcome = "pass" if r["pass"] else "FALLS SHORT"
-        print(f"{r['figure'][:58]:<58} {value:>14} {baseline:>14} {ratio:>7}  {r['target']:<12} {outcome}")
+        print(f"{r['figure']:<{width}} {value:>14} {baseline:>14} {ratio:>7}  {r['target']:<12} {outcome}")
     for name in failed:
-        print(f"{name:<58} {'not run':>14}   (see {args.log})")
+        print(f"{name:<{width}} {'not run':>14}   (see {args.log})")
     Path(args.log).with_suffix(".json").write_text(
         json.dumps({"machine": _machine(), "results": results}, indent=1)
     )

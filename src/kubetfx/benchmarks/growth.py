@@ -11,7 +11,7 @@ worker already started by a small run before. Reported per size: wall time, time
 task process's peak RSS, from its state file; a task forked from the warm worker counts
 the worker's pages it maps, as a container's memory would).
 
-Targets (issue 8, item 5): cost grows about linearly (time per row at the largest size
+Targets: cost grows about linearly (time per row at the largest size
 at most 1.5x that of the middle one) and the largest run's tasks each fit in 8 GB.
 """
 

@@ -119,7 +119,7 @@ def main() -> None:
                 f"{done * len(TASKS):>10} {fill_seconds:8.1f} {provenance:14.2f} {impact:10.2f} {show:13.2f}"
                 f" {audited:9.2f}"
             )
-    print("target (issue 7): provenance of one model under 100 ms with SQLite")
+    print("target: provenance of one model under 100 ms with SQLite")
     verdict(
         f"lineage: provenance of a model, {done * len(TASKS):,} executions",
         provenance / 1000,

@@ -1,4 +1,4 @@
-"""kubetfx against TFX 1.16's LocalDagRunner, end to end: cold and warm (issue 8 items 1-2).
+"""kubetfx against TFX 1.16's LocalDagRunner, end to end: cold and warm.
 
     scripts/tfx-bench-env.sh        # once: the benchmark-only TFX environment (idempotent)
     python -m kubetfx.benchmarks.tfx_cold [--rows 15000] [--repeat 3] [--epochs 30]
@@ -27,9 +27,9 @@ The workers live in a private runtime folder (``KUBETFX_WARM_DIR``) so the bench
 stops another user's or test's worker; they are stopped at the end. The operating system's
 file cache is left as it is.
 
-Targets (issue 8): kubetfx cold <= 1/2 of TFX's total; kubetfx warm <= 1/3 of TFX's run
+Targets: kubetfx cold <= 1/2 of TFX's total; kubetfx warm <= 1/3 of TFX's run
 phase. Ratios are of the medians; the range is over the repeats' own pairs.
-(Issue 8's other warm target, warm run <= 1.5x the bare work, is
+(The other warm target, warm run <= 1.5x the bare work, is
 ``python -m kubetfx.benchmarks.warm``.)
 """
 

@@ -10,7 +10,7 @@ model the earlier ones pushed, as when a data scientist iterates):
 1. ``no worker``: ``kubetfx run --no-warm``, a fresh process per task;
 2. ``worker started by the run``: the first task starts the worker (in a fresh runtime
    folder) and waits for its imports;
-3. ``warm worker``: the worker is already running (the case issue 8 item 2 is about).
+3. ``warm worker``: the worker is already running (the case a data scientist iterating is in).
 
 Then ``bare work``: the same library calls made directly in one process, timed after
 its imports: each component's own function (the body the task runs, executors and

@@ -285,15 +285,18 @@ def _pipeline_of(execution: Node | None) -> str:
 
 
 def _fmt(value: Any) -> str:
-    from kubetfx.lineage.graph import _plain
+    """A value as the audit shows it, the same on every call: integral numbers as ints
+    (lineage keeps every number in a struct as a double), other numbers to 4 significant
+    digits at any depth, mappings sorted by key."""
+    from kubetfx.lineage.graph import stable
 
-    value = _plain(value)  # lineage keeps every number in a struct as a double
+    value = stable(value)
     if value is None or value == "":
         return "-"
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, dict | list):
-        return json.dumps(value, sort_keys=True, default=str)
+        return json.dumps(value, default=str)
     return str(value)
 
 
@@ -343,7 +346,11 @@ def _sections(r: AuditRecord) -> list[tuple[str, list[tuple[str, Any]] | str]]:
                 ("source", r.schema.get("source")),
             ],
         ),
-        ("Data validation", [(k, v) for k, v in r.validation.items()] or [("record", "not in lineage")]),
+        (
+            "Data validation",
+            [(k, _shown_state(k, r.validation[k])) for k in sorted(r.validation, key=_validation_order)]
+            or [("record", "not in lineage")],
+        ),
         (
             "Model and training",
             [
@@ -386,16 +393,33 @@ def _sections(r: AuditRecord) -> list[tuple[str, list[tuple[str, Any]] | str]]:
     return sections
 
 
+def _shown_state(key: str, value: Any) -> Any:
+    """An execution state in the words of the run summary (``COMPLETE`` -> ``SUCCEEDED``)."""
+    from kubetfx.lineage.graph import task_state
+
+    return task_state(str(value), {}) if key == "state" else value
+
+
+def _validation_order(key: str) -> tuple[int, str]:
+    return (["execution", "state"].index(key) if key in ("execution", "state") else 2, key)
+
+
+def _slice_order(name: str) -> tuple[int, str]:
+    """The overall slice first, then single features, then crosses, each alphabetically."""
+    if name.lower() == "overall":
+        return (0, "")
+    return (1 + name.count(","), name)
+
+
 def _slice_table(r: AuditRecord) -> tuple[list[str], list[list[Any]]]:
+    """One row per slice, one column per metric, in a fixed order (lineage keeps them in
+    structs, which come back in any order)."""
     slices = r.evaluation.get("slices") or {}
-    metrics: list[str] = []
-    for values in slices.values():
-        for name in values:
-            if name != "examples" and name not in metrics:
-                metrics.append(name)
+    metrics = sorted({name for values in slices.values() for name in values if name != "examples"})
     headers = ["slice", "examples", *metrics]
     rows = [
-        [name, values.get("examples"), *[values.get(m) for m in metrics]] for name, values in slices.items()
+        [name, slices[name].get("examples"), *[slices[name].get(m) for m in metrics]]
+        for name in sorted(slices, key=_slice_order)
     ]
     return headers, rows
 

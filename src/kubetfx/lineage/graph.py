@@ -63,6 +63,45 @@ class Graph:
 
 NOT_EXPANDED = ("baseline_model",)
 
+# One vocabulary of task states in every view (run summary, ``runs show``, lineage trees
+# and pictures): KFP's run-time task states, plus CACHED (KFP shows a cache hit as its own
+# state) and NOT_RUN (an upstream task failed, so the runner never started it). ML Metadata
+# keeps its own execution states; they are translated here, for display only.
+_KFP_STATES = {
+    "COMPLETE": "SUCCEEDED",
+    "CACHED": "CACHED",
+    "FAILED": "FAILED",
+    "RUNNING": "RUNNING",
+    "NEW": "PENDING",
+    "CANCELED": "CANCELED",
+}
+
+
+def task_state(mlmd_state: str, properties: dict[str, Any]) -> str:
+    """The KFP name of an execution's state (``COMPLETE`` -> ``SUCCEEDED``...): a
+    skipped task (``CANCELED`` with a reason) is ``SKIPPED``, or ``NOT_RUN`` when an
+    upstream task failed."""
+    if mlmd_state == "CANCELED" and properties.get("skipped_reason"):
+        recorded = str(properties.get("task_state") or "")
+        if recorded in ("SKIPPED", "NOT_RUN"):
+            return recorded
+        # Records written before the runner kept the state name: its reason says which.
+        reason = str(properties["skipped_reason"])
+        return "NOT_RUN" if reason.startswith("upstream task ") else "SKIPPED"
+    return _KFP_STATES.get(mlmd_state, mlmd_state)
+
+
+def task_seconds(properties: dict[str, Any]) -> float | None:
+    """How long an execution ran, as lineage recorded it: from the start of the task's
+    execution to its end (cached and skipped tasks: the moment it took to record them)."""
+    seconds = properties.get("wall_seconds")
+    if isinstance(seconds, int | float):
+        return float(seconds)
+    start, end = properties.get("start_time"), properties.get("end_time")
+    if isinstance(start, int | float) and isinstance(end, int | float) and end >= start:
+        return float(end - start)
+    return None
+
 
 class LineageSource(Protocol):
     """What the CLI and the Python API need from a lineage store."""
@@ -300,6 +339,30 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def stable(value: Any, digits: int = 4) -> Any:
+    """A value for people to read and compare: integral numbers as ints, other floats
+    rounded to ``digits`` significant digits, mappings sorted by key (lineage structs come
+    back in no fixed order), at any depth."""
+    value = _plain(value)
+    if isinstance(value, float):
+        return float(f"{value:.{digits}g}")
+    if isinstance(value, dict):
+        return {str(k): stable(value[k], digits) for k in sorted(value, key=str)}
+    if isinstance(value, list):
+        return [stable(v, digits) for v in value]
+    return value
+
+
+def _text(value: Any) -> str:
+    """One fact's value on one line, the same on every call."""
+    import json
+
+    value = stable(value)
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(", ", ": "), default=str)
+    return str(value)
+
+
 def _facts(node: Node) -> str:
     from datetime import datetime
 
@@ -310,13 +373,13 @@ def _facts(node: Node) -> str:
         shown = {k: v for k, v in inputs.items() if not k.startswith("kubetfx_")}
         parts.append(f"run {p.get('run_id', '?')}")
         if shown:
-            parts.append("params " + ", ".join(f"{k}={v}" for k, v in sorted(shown.items())))
+            parts.append("params " + ", ".join(f"{k}={_text(v)}" for k, v in sorted(shown.items())))
         if p.get("kubetfx_component_version"):
             parts.append(f"code {p['kubetfx_component_version']}")
         if p.get("cached_execution_id"):
             parts.append(f"cached from execution {p['cached_execution_id']}")
     else:
-        parts += [f"{k}={p[k]}" for k in _SHOWN if k in p and p[k] not in ("", None)]
+        parts += [f"{k}={_text(p[k])}" for k in _SHOWN if k in p and p[k] not in ("", None)]
     when = datetime.fromtimestamp(node.time).strftime("%Y-%m-%d %H:%M:%S") if node.time else ""
     return "; ".join([when, *parts]) if when else "; ".join(parts)
 
@@ -333,7 +396,7 @@ def render_tree(graph: Graph, direction: str) -> str:
         if node.kind == "artifact":
             text = f"{node.type} {node.id} {node.label}"
         else:
-            text = f"{node.label} (execution {node.id}, {node.state})"
+            text = f"{node.label} (execution {node.id}, {task_state(node.state, node.properties)})"
         if key in seen:
             lines.append(f"{head}{text} (shown above)")
             return
@@ -388,12 +451,11 @@ def draw(graph: Graph, path: str, title: str = "") -> str:
                 fillcolor="#ddf4ff" if key != graph.root else "#ffd8b5",
             )
         else:
-            color = {"COMPLETE": "#dafbe1", "CACHED": "#eef1f4", "FAILED": "#ffebe9"}.get(
-                node.state, "#fff8c5"
-            )
+            state = task_state(node.state, node.properties)
+            color = {"SUCCEEDED": "#dafbe1", "CACHED": "#eef1f4", "FAILED": "#ffebe9"}.get(state, "#fff8c5")
             dot.node(
                 key,
-                f"{node.label}\\n#{node.id} {node.state}",
+                f"{node.label}\\n#{node.id} {state}",
                 shape="ellipse",
                 style="filled",
                 fillcolor=color,

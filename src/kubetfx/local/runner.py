@@ -325,7 +325,7 @@ class LocalRunner:
             state=pb.Execution.CANCELED,
             params={},
             type_name="system.DAGExecution" if kind == "dag" else record.CONTAINER_EXECUTION,
-            extra={"skipped_reason": reason},
+            extra={"skipped_reason": reason, "task_state": state},
         )
         self.echo(f"  {qname}: {'skipped' if state == SKIPPED else 'not run'} ({reason})")
         result = self._add(

@@ -1092,8 +1092,21 @@ def _kill(pid: int, signum: int) -> None:
 # ---------------------------------------------------------------------- management
 
 
-def list_workers(base: str | None = None) -> list[dict]:
-    """Workers that announced themselves under ``base`` (default: the runtime folder)."""
+def same_environment(interpreter: str, mine: str | None = None) -> bool:
+    """Whether a worker started by ``interpreter`` belongs to the environment of ``mine``
+    (default: this process's interpreter): the same ``bin`` folder, i.e. the same virtual
+    environment, whatever the checkout it was installed from."""
+    mine = mine or sys.executable
+    return bool(interpreter) and os.path.dirname(os.path.abspath(interpreter)) == os.path.dirname(
+        os.path.abspath(mine)
+    )
+
+
+def list_workers(base: str | None = None, *, interpreter: str | None = None) -> list[dict]:
+    """Workers that announced themselves under ``base`` (default: the runtime folder); only
+    those of ``interpreter``'s environment if given (see :func:`same_environment`)."""
+    if interpreter:
+        return [w for w in list_workers(base) if same_environment(str(w.get("interpreter", "")), interpreter)]
     base = base or runtime_dir()
     found = []
     try:
@@ -1119,10 +1132,11 @@ def list_workers(base: str | None = None) -> list[dict]:
     return found
 
 
-def status(base: str | None = None) -> list[dict]:
-    """What each live worker reports (pid, tasks served, running tasks, RSS, ...)."""
+def status(base: str | None = None, *, interpreter: str | None = None) -> list[dict]:
+    """What each live worker reports (pid, tasks served, running tasks, RSS, ...); only
+    ``interpreter``'s environment's workers if given."""
     answers = []
-    for info in list_workers(base):
+    for info in list_workers(base, interpreter=interpreter):
         try:
             answers.append({**info, **_request(info["socket"], {"op": "ping"}, timeout=5), "alive": True})
         except (OSError, ValueError):
@@ -1130,10 +1144,16 @@ def status(base: str | None = None) -> list[dict]:
     return answers
 
 
-def stop(base: str | None = None, *, wait: float = 30.0, now: bool = False) -> list[int]:
-    """Ask every worker to stop (after its running tasks, or at once with ``now``); their pids."""
+def stop(
+    base: str | None = None, *, wait: float = 30.0, now: bool = False, interpreter: str | None = None
+) -> list[int]:
+    """Ask workers to stop (after their running tasks, or at once with ``now``); their pids.
+
+    Every worker under ``base``, or only those of ``interpreter``'s environment (another
+    checkout's or virtual environment's workers are left alone).
+    """
     stopped = []
-    for info in list_workers(base):
+    for info in list_workers(base, interpreter=interpreter):
         pid = int(info.get("pid", 0))
         try:
             _request(info["socket"], {"op": "stop"}, timeout=5)
@@ -1159,7 +1179,7 @@ def stop(base: str | None = None, *, wait: float = 30.0, now: bool = False) -> l
                         pid = int(f.read().strip() or 0)
                 except (OSError, ValueError):
                     continue
-                if pid and _alive(pid) and _is_worker(pid):
+                if pid and _alive(pid) and _is_worker(pid) and _started_by(pid, interpreter):
                     os.kill(pid, signal.SIGTERM)
                     stopped.append(pid)
     deadline = time.monotonic() + wait
@@ -1190,6 +1210,18 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _started_by(pid: int, interpreter: str | None) -> bool:
+    """Whether process ``pid`` runs ``interpreter``'s environment (any, if None)."""
+    if not interpreter:
+        return True
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            argv0 = f.read().split(b"\0", 1)[0].decode(errors="replace")
+    except OSError:
+        return False
+    return same_environment(argv0, interpreter)
+
+
 def _is_worker(pid: int, path: str = "") -> bool:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -1211,13 +1243,16 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("status", help="list workers")
     stop_cmd = sub.add_parser("stop", help="stop workers")
     stop_cmd.add_argument("--now", action="store_true", help="kill running tasks too")
+    stop_cmd.add_argument(
+        "--all", action="store_true", help="every environment's workers, not only this one's"
+    )
     args = parser.parse_args(argv)
     if args.command == "serve":
         return Worker(args.socket, args.idle).serve()
     if args.command == "status":
         print(json.dumps(status(), indent=2))
         return 0
-    print(json.dumps(stop(now=args.now)))
+    print(json.dumps(stop(now=args.now, interpreter=None if args.all else sys.executable)))
     return 0
 
 
