@@ -281,7 +281,7 @@ def test_pipeline_report_lineage_and_audit_of_passed_failed_and_other_source_val
     assert second.returncode == 1, second.stdout
     assert "feature 'body_mass_g'" in second.stdout
     run_id = _run_id(second.stdout)
-    [report] = workdir.glob(f"root/*/{run_id}/example-validator/report")
+    [report] = workdir.glob(f"root/*/{run_id}/example-validator/report.html")
     page = report.read_text()
     assert "FAILED: 1 anomaly" in page and "body_mass_g" in page and "over threshold" in page
     assert f"statistics of run {_run_id(first.stdout)} (source {data}, span 0)" in page
@@ -325,5 +325,5 @@ def test_pipeline_report_lineage_and_audit_of_passed_failed_and_other_source_val
     assert re.search(
         r"^example-validator\s+SUCCEEDED.*anomaly_count=0, valid=True", third.stdout, re.MULTILINE
     ), third.stdout + third.stderr
-    [page] = workdir.glob(f"root/*/{_run_id(third.stdout)}/example-validator/report")
+    [page] = workdir.glob(f"root/*/{_run_id(third.stdout)}/example-validator/report.html")
     assert "No baseline: no earlier run of this pipeline read this data source" in page.read_text()

@@ -65,7 +65,7 @@ def test_a_bad_span_stops_the_run_and_lineage_says_why(workdir: Path, cli) -> No
     run_id = next(line.split()[1] for line in second.stdout.splitlines() if line.startswith("Run "))
     run_dir = next(workdir.glob(f"root/*/{run_id}"))
     # The failed validation's report is published whole (it is needed most then); no partial output.
-    report = (run_dir / "example-validator/report").read_text()
+    report = (run_dir / "example-validator/report.html").read_text()
     assert "FAILED" in report and "Atlantis" in report and "body_mass_g" in report
     assert "span 1" in report  # the baseline: the earlier span of the same source
     assert (run_dir / "example-validator/anomalies/drift.json").exists()

@@ -254,7 +254,8 @@ def assert_failed_with(task: Any, message: tuple[str, ...], published: tuple[str
 def assert_nothing_published(task_dir: Path, published: tuple[str, ...] = ()) -> None:
     """Only the task's own bookkeeping and the ``published`` outputs: no other output, not
     even a staged (.partial-*) one."""
-    found = sorted(p.name for p in task_dir.iterdir() if p.name != ".kubetfx")
+    # A published report is the file ``report.html`` (reports keep their suffix).
+    found = sorted(p.name.removesuffix(".html") for p in task_dir.iterdir() if p.name != ".kubetfx")
     assert found == sorted(published), sorted(task_dir.iterdir())
 
 
@@ -564,7 +565,7 @@ def test_caught_by_example_validator(case: Case, prepare, workdir: Path, capsys)
     run = run_task("example_validator", inputs, {}, workdir / case.id, capsys)
     # A failed validation publishes its complete anomalies, report and metrics first.
     assert_task_failed(run, case, published=("anomalies", "metrics", "report"))
-    report = (run.out_dir / "report").read_text()
+    report = (run.out_dir / "report.html").read_text()
     [feature] = re.findall(r"feature '([^']+)'", case.message[0])
     assert "FAILED" in report and feature in report
 
