@@ -29,10 +29,12 @@ def _note(task: Any) -> str:
     shown = [
         f"{k}={v}"
         for k, v in task.params.items()
-        if k != "reason" and (isinstance(v, int | float | bool) or len(str(v)) <= 16)
+        if k not in ("reason", "warnings") and (isinstance(v, int | float | bool) or len(str(v)) <= 16)
     ]
     if task.params.get("reason"):  # an output named "reason" says why, in full
         shown.append(str(task.params["reason"]))
+    if task.params.get("warnings"):  # an output named "warnings" too
+        shown.append(f"warnings: {task.params['warnings']}")
     return ", ".join(shown)[:200]
 
 
