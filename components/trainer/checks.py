@@ -110,11 +110,14 @@ def label_leak(
     eval_values: list[Any],
     eval_labels: Sequence[int],
     label: str,
+    score: float | None = None,
 ) -> Finding | None:
-    """A :class:`Finding` when ``feature`` alone predicts the label almost perfectly on eval."""
+    """A :class:`Finding` when ``feature`` alone predicts the label almost perfectly on eval
+    (``score``: the one-feature rule's balanced accuracy, when already computed)."""
     if len(eval_labels) < LEAK_MIN_EVAL_ROWS or len(set(int(y) for y in eval_labels)) < 2:
         return None
-    score = one_feature_rule_score(kind, train_values, train_labels, eval_values, eval_labels)
+    if score is None:
+        score = one_feature_rule_score(kind, train_values, train_labels, eval_values, eval_labels)
     if score < LEAK_BALANCED_ACCURACY:
         return None
     return Finding(

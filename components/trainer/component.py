@@ -2,7 +2,7 @@
 
 from typing import NamedTuple
 
-from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
 
 from kubetfx.dsl import component
 
@@ -14,6 +14,7 @@ def trainer(
     statistics: Input[Artifact],
     model: Output[Model],
     metrics: Output[Metrics],
+    report: Output[HTML],
     label_key: str,
     epochs: int = 30,
     batch_size: int = 32,
@@ -36,6 +37,8 @@ def trainer(
         model: Output model: ``Format-Serving/`` SavedModel whose ``serving_default``
             takes serialized tf.Example.
         metrics: Output training and validation metrics for the Kubeflow UI.
+        report: Output HTML report: warnings, training, and each feature (its name in the
+            data and in the model, preprocessing, what it predicts alone).
         label_key: The label column.
         epochs: Built-in model: passes over the training data.
         batch_size: Built-in model: examples per step.
@@ -94,6 +97,10 @@ def trainer(
     for warning in result.warnings:
         print(f"trainer: warning: {warning}")
     model.metadata.update(result.metadata())
+    from kubetfx.components.trainer.report import training_html
+
+    with open(report.path, "w") as f:
+        f.write(training_html(result, f"Training of {label_key!r} ({model.uri})"))
     for name, value in result.metrics.items():
         metrics.log_metric(name, value)
     outputs = NamedTuple("Outputs", [("val_accuracy", float), ("device", str), ("warnings", str)])

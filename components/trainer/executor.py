@@ -88,6 +88,9 @@ class TrainResult:
     missing_labels_dropped: dict[str, int] = field(default_factory=dict)  # per split
     warnings: list[str] = field(default_factory=list)
     findings: list[dict[str, Any]] = field(default_factory=list)  # the checks' warnings, as data
+    # Each feature's one-feature rule, balanced accuracy on the eval split (the leak check).
+    single_feature_scores: dict[str, float] = field(default_factory=dict)
+    features: list[dict[str, Any]] = field(default_factory=list)  # the FeatureSpec's, for the report
 
     def short_warnings(self) -> str:
         """The warnings in a few words each, for the run summary (metadata has them in full)."""
@@ -121,7 +124,7 @@ class TrainResult:
             "missing_labels_dropped": sum(self.missing_labels_dropped.values()),
             "missing_labels_dropped_by_split": dict(self.missing_labels_dropped),
             "warnings": list(self.warnings),
-            "checks": list(self.findings),
+            "column_checks": list(self.findings),
         }
 
 
@@ -330,22 +333,25 @@ def data_checks(
     eval_cols: dict[str, list[Any]],
     y_train: Any,
     y_eval: Any,
-) -> list[Any]:
-    """Probable label leaks and ID-like columns among the features trained on."""
-    from kubetfx.components.trainer.checks import first_value, id_like, label_leak
+) -> tuple[list[Any], dict[str, float]]:
+    """Probable label leaks and ID-like columns among the features trained on, and each
+    feature's one-feature-rule balanced accuracy on the eval split (for the report)."""
+    from kubetfx.components.trainer.checks import first_value, id_like, label_leak, one_feature_rule_score
 
-    findings = []
+    findings, scores = [], {}
     for feature in spec.features:
         train_values = [first_value(v) for v in train_cols[feature.name]]
         eval_values = [first_value(v) for v in eval_cols[feature.name]]
+        score = one_feature_rule_score(feature.kind, train_values, y_train, eval_values, y_eval)
+        scores[feature.name] = round(score, 4)
         found = id_like(feature.name, feature.kind, feature.dtype, train_values + eval_values)
         if found is None:  # an ID is not also reported as a leak
             found = label_leak(
-                feature.name, feature.kind, train_values, y_train, eval_values, y_eval, spec.label
+                feature.name, feature.kind, train_values, y_train, eval_values, y_eval, spec.label, score
             )
         if found is not None:
             findings.append(found)
-    return findings
+    return findings, scores
 
 
 # ---------------------------------------------------------------------- devices
@@ -507,7 +513,7 @@ def run(
     x_train, x_eval = encode_features(spec, train_cols), encode_features(spec, eval_cols)
     y_train = encode_labels(spec, train_cols[label_key], "train split")
     y_eval = encode_labels(spec, eval_cols[label_key], "eval split")
-    findings = data_checks(spec, train_cols, eval_cols, y_train, y_eval)
+    findings, scores = data_checks(spec, train_cols, eval_cols, y_train, y_eval)
     warnings = ([dropped_warning] if dropped_warning else []) + [f.message for f in findings]
     import keras
 
@@ -540,4 +546,6 @@ def run(
         missing_labels_dropped=dropped,
         warnings=warnings,
         findings=[asdict(f) for f in findings],
+        single_feature_scores=scores,
+        features=[asdict(f) for f in spec.features],
     )

@@ -13,6 +13,7 @@ from kubetfx.components.schema_gen import executor as schema_gen
 from kubetfx.components.statistics_gen import executor as statistics_gen
 from kubetfx.components.trainer import checks
 from kubetfx.components.trainer import executor as trainer
+from kubetfx.components.trainer.report import training_html
 
 from kubetfx.errors import InputDataError, ParameterError
 from kubetfx.tfrecord import read_tfrecord_gz, split_files
@@ -104,6 +105,9 @@ def test_the_checks_stay_quiet_on_the_penguins_data(raw_model) -> None:
     # floats (measurements, not IDs); no single column gives the species away on new rows.
     assert result.warnings == [] and result.findings == []
     assert result.short_warnings() == ""
+    assert max(result.single_feature_scores.values()) < checks.LEAK_BALANCED_ACCURACY
+    page = training_html(result, "Training")
+    assert "Delta 15 N (o/oo)" in page and "Delta_15_N_o_oo" in page and "class='warn'" not in page
     assert result.metadata()["missing_labels_dropped"] == 0
 
 
@@ -215,6 +219,10 @@ def test_leak_and_id_columns_are_warned_about(trips, tmp_path: Path) -> None:
     assert result.metadata()["warnings"] == result.warnings
     assert "probable label leak: 'Tip amount ($)'" in result.short_warnings()
     assert "ID-like column: 'Trip ID'" in result.short_warnings()
+    assert result.single_feature_scores["Tip amount ($)"] >= checks.LEAK_BALANCED_ACCURACY
+    assert result.single_feature_scores["Payment type"] < checks.LEAK_BALANCED_ACCURACY
+    page = training_html(result, "Training")
+    assert "probable label leak: feature &#x27;Tip amount ($)&#x27;" in page and "Tip_amount" in page
     # Left out, they are not warned about.
     quiet = _train(
         prepared,
