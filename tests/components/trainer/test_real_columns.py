@@ -289,3 +289,16 @@ def test_id_check_flags_ids_and_counters_not_measurements() -> None:
     # A repeated value, or too few rows, is not an ID.
     assert checks.id_like("k", "categorical", "bytes", [f"T{i // 2}" for i in range(50)]) is None
     assert checks.id_like("k", "categorical", "bytes", [f"T{i}" for i in range(5)]) is None
+
+
+def test_the_run_summary_shows_the_trainers_warnings_in_full() -> None:
+    from kubetfx.local.runner import TaskResult
+    from kubetfx.local.summary import _note
+
+    warned = "dropped 9 row(s) without a label; probable label leak: 'Tip amount ($)'"
+    task = TaskResult(
+        "trainer", "SUCCEEDED", params={"val_accuracy": 0.97, "device": "CPU", "warnings": warned}
+    )
+    assert _note(task) == f"val_accuracy=0.97, device=CPU, warnings: {warned}"
+    quiet = TaskResult("trainer", "SUCCEEDED", params={"val_accuracy": 0.97, "device": "CPU", "warnings": ""})
+    assert _note(quiet) == "val_accuracy=0.97, device=CPU"
