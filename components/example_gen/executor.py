@@ -227,24 +227,29 @@ def read_csv(path: str, expected_header: list[str] | None, header_source: str) -
     return _read_csv(path, expected_header, header_source)[0]
 
 
-def record_lines(text: str) -> Any:
-    """The line each data row of a CSV text starts on, as a numpy array (the header is
-    line 1; blank lines, which CSV readers skip, start no row; a quoted field may span lines)."""
+def record_lines(text: str, rows: int) -> Any:
+    """The line each of the ``rows`` data rows of a CSV text starts on, as a numpy array
+    (the header is line 1; blank lines, which CSV readers skip, start no row; a quoted
+    field may span lines); None if the rows cannot be matched to lines."""
     import numpy as np
 
-    if '"' not in text:
-        body = text.rstrip("\r\n")
-        if "\n\n" not in body and "\n\r\n" not in body:  # one row per line
-            return np.arange(2, body.count("\n") + 2, dtype=np.int64)
+    body = text.rstrip("\r\n")
+    if "\n\n" not in body and "\n\r\n" not in body:
+        starts = np.arange(2, body.count("\n") + 2, dtype=np.int64)
+    else:
         lines = body.split("\n")
-        return np.array([n for n, line in enumerate(lines[1:], 2) if line.strip("\r")], dtype=np.int64)
+        starts = np.array([n for n, line in enumerate(lines[1:], 2) if line.strip("\r")], dtype=np.int64)
+    # A row spread over k lines (a quoted field with line breaks) has at least two non-blank
+    # lines, so as many non-blank lines as rows means one row per line.
+    if len(starts) == rows:
+        return starts
     reader = csv.reader(io.StringIO(text))
-    starts, start = [], 1
+    found, start = [], 1
     for row in reader:
         if row and start > 1:
-            starts.append(start)
+            found.append(start)
         start = reader.line_num + 1
-    return np.array(starts, dtype=np.int64)
+    return np.array(found, dtype=np.int64) if len(found) == rows else None
 
 
 def _read_csv(path: str, expected_header: list[str] | None, header_source: str) -> tuple[Any, Any]:
@@ -292,9 +297,8 @@ def _read_csv(path: str, expected_header: list[str] | None, header_source: str) 
         ) from None
     if table.num_rows == 0:
         raise InputDataError(f"{path}: has a header but no data rows")
-    lines = record_lines(text)
     # Line numbers are only reported when they match the rows the CSV reader found.
-    return table, (lines if len(lines) == table.num_rows else None)
+    return table, record_lines(text, table.num_rows)
 
 
 def read_parquet(path: str) -> Any:
