@@ -65,6 +65,7 @@ class FnArgs:
     custom_config: dict[str, Any] = field(default_factory=dict)
     train_data: Any = None  # pyarrow.Table of the train split, already read
     eval_data: Any = None
+    exclude_features: list[str] = field(default_factory=list)  # the component's parameter
 
 
 @dataclass
@@ -459,6 +460,8 @@ def run(
     hparams_raw = dict(hyperparameters or {})
 
     if module_file:
+        if exclude_features:  # a run_fn honours them, but they must name features
+            check_exclusions(exclude_features, [f.name for f in load_schema(schema_dir).feature], label_key)
         run_fn = load_run_fn(module_file)
         from kubetfx.tfrecord import split_files
 
@@ -473,6 +476,7 @@ def run(
             custom_config=dict(custom_config or {}),
             train_data=train_table,
             eval_data=eval_table,
+            exclude_features=exclude_features,
         )
         try:
             returned = run_fn(args)
@@ -495,6 +499,7 @@ def run(
             model_source=f"module {Path(module_file).name} sha {_code_version(module_file)}",
             train_examples=train_table.num_rows,
             eval_examples=eval_table.num_rows,
+            excluded_features=exclude_features,
         )
 
     params = HyperParameters.parse(hparams_raw)
