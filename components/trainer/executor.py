@@ -247,40 +247,43 @@ def missing_label_rows(values: Sequence[Any]) -> list[int]:
     return missing
 
 
-def source_rows(examples_dir: str, split: str, rows: Sequence[int]) -> list[tuple[str, str]] | None:
-    """Where rows of a split came from, as (file, "line N" or "row N"); None when ExampleGen
-    recorded no source rows (Examples written by an older version, or by another tool)."""
+def source_rows(
+    examples_dir: str, split: str, rows: Sequence[int], split_size: int
+) -> list[tuple[str, str, int]] | None:
+    """Where rows of a split came from, as (file, "line" or "row index", number); None when
+    ExampleGen recorded no source rows for these examples (written by another tool)."""
     import pyarrow.parquet as pq
     from kubetfx.components.example_gen.executor import SOURCE_ROWS_FILE
 
     path = Path(examples_dir, f"Split-{split}", SOURCE_ROWS_FILE)
     if not path.exists():
         return None
-    table = pq.read_table(path).take(list(rows)).to_pylist()
+    table = pq.read_table(path)
+    if table.num_rows != split_size:  # not these examples' record: say nothing rather than lie
+        return None
     return [
-        (r["file"], f"line {r['line']}" if r["line"] is not None else f"row index {r['row']}") for r in table
+        (r["file"], "line", r["line"]) if r["line"] is not None else (r["file"], "row index", r["row"])
+        for r in table.take(list(rows)).to_pylist()
     ]
 
 
-def describe_rows(examples_dir: str, rows_by_split: dict[str, list[int]], limit: int = 10) -> str:
+def describe_rows(examples_dir: str, rows_by_split: dict[str, tuple[list[int], int]], limit: int = 10) -> str:
     """Rows named so the user can find them: ``penguins.csv lines 5, 17`` (the input file's
-    lines), else ``rows 3, 9 of the train split``."""
-    found: list[tuple[str, int, str]] = []
+    lines), else ``rows 3, 9 of the train split``. ``rows_by_split``: split -> (rows, split size)."""
+    found: list[tuple[str, str, int]] = []
     unknown: list[str] = []
-    for split, rows in rows_by_split.items():
+    for split, (rows, size) in rows_by_split.items():
         if not rows:
             continue
-        where = source_rows(examples_dir, split, rows)
+        where = source_rows(examples_dir, split, rows, size)
         if where is None:
             shown = ", ".join(str(r) for r in rows[:limit]) + (" ..." if len(rows) > limit else "")
             unknown.append(f"rows {shown} of the {split} split (0-based)")
             continue
-        for file, place in where:
-            kind, number = place.rsplit(" ", 1)
-            found.append((file, int(number), kind))
+        found += where
     parts = list(unknown)
     by_file: dict[tuple[str, str], list[int]] = {}
-    for file, number, kind in sorted(found):
+    for file, kind, number in sorted(found):
         by_file.setdefault((file, kind), []).append(number)
     for (file, kind), numbers in by_file.items():
         shown = ", ".join(str(n) for n in numbers[:limit])
@@ -304,7 +307,9 @@ def apply_missing_labels(
     if not total:
         return tables, {}, ""
     counts = ", ".join(f"{len(rows)} in {split}" for split, rows in missing.items() if rows)
-    where = describe_rows(examples_dir, missing)
+    where = describe_rows(
+        examples_dir, {split: (rows, tables[split].num_rows) for split, rows in missing.items()}
+    )
     if policy == "fail":
         raise InputDataError(
             f"label {label_key!r} is missing (empty or NaN) in {total} row(s) ({counts}): {where}; "

@@ -302,3 +302,18 @@ def test_the_run_summary_shows_the_trainers_warnings_in_full() -> None:
     assert _note(task) == f"val_accuracy=0.97, device=CPU, warnings: {warned}"
     quiet = TaskResult("trainer", "SUCCEEDED", params={"val_accuracy": 0.97, "device": "CPU", "warnings": ""})
     assert _note(quiet) == "val_accuracy=0.97, device=CPU"
+
+
+def test_missing_labels_in_parquet_are_named_by_row_index(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    labels = ["a" if i % 3 else "b" for i in range(90)]
+    labels[4] = labels[61] = None
+    pq.write_table(
+        pa.table({"Weight (kg)": [float(i % 11) for i in range(90)], "Class/Type": labels}),
+        tmp_path / "records.parquet",
+    )
+    prepared = _prepare(str(tmp_path / "records.parquet"), tmp_path, "Class/Type")
+    with pytest.raises(InputDataError, match=r"records\.parquet row indices 4, 61;"):
+        _train(prepared, tmp_path / "m", "Class/Type")
