@@ -100,7 +100,7 @@ def trainer(
     from kubetfx.components.trainer.report import training_html
 
     with open(report.path, "w") as f:
-        f.write(training_html(result, f"Training of {label_key!r} ({model.uri})"))
+        f.write(training_html(result, f"Training: label {label_key!r}"))
     for name, value in result.metrics.items():
         metrics.log_metric(name, value)
     outputs = NamedTuple("Outputs", [("val_accuracy", float), ("device", str), ("warnings", str)])
