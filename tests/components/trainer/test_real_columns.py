@@ -317,3 +317,18 @@ def test_missing_labels_in_parquet_are_named_by_row_index(tmp_path: Path) -> Non
     prepared = _prepare(str(tmp_path / "records.parquet"), tmp_path, "Class/Type")
     with pytest.raises(InputDataError, match=r"records\.parquet row indices 4, 61;"):
         _train(prepared, tmp_path / "m", "Class/Type")
+
+
+def test_column_names_that_are_keras_layer_names_build_a_model() -> None:
+    from kubetfx.components.trainer.model import Feature, FeatureSpec, HyperParameters, build_model
+
+    # "x embedding" once collided with the embedding layer of "x"; "dense" and
+    # "probability" are names Keras gives its own layers.
+    features = [Feature(name=n, kind="numeric") for n in ("dense", "probability", "x embedding", "hidden 1")]
+    features.append(Feature(name="x", kind="categorical", vocabulary=[str(i) for i in range(40)]))
+    for feature, safe in zip(features, trainer.safe_names([f.name for f in features]).values(), strict=True):
+        feature.input_name = safe
+    spec = FeatureSpec(features=features, label="y", classes=["a", "b"])
+    model = build_model(spec, HyperParameters(dropout=0.1))
+    assert sorted(t.name for t in model.inputs) == sorted(f.key for f in features)
+    assert "probability" not in {f.key for f in features}
