@@ -4,10 +4,10 @@ Plain numpy, no TensorFlow. Each check looks at one feature at a time:
 
 - **Label leak**: a one-feature rule learned on the train split (the majority class per
   value, for a numeric feature of the nearest value seen in train; a missing value is a
-  value of its own) is scored on the eval split. Balanced accuracy (the mean of the per-class recalls) of at
-  least :data:`LEAK_BALANCED_ACCURACY` says the feature alone gives the label away on rows
-  it has not seen, which a real predictor rarely does and a copy or consequence of the
-  label does. Scoring on held-out rows keeps ID columns (a perfect rule on the rows it
+  value of its own) is scored on the eval split. A balanced accuracy (the mean of the
+  per-class recalls) of at least :data:`LEAK_BALANCED_ACCURACY` says the feature alone
+  gives the label away on rows it has not seen, which a real predictor rarely does and a
+  copy or consequence of the label does. Scoring on held-out rows keeps ID columns (a perfect rule on the rows it
   learned from, chance on new ones) from looking like leaks; balanced accuracy keeps an
   imbalanced label (99% one class) from making every feature look perfect.
 - **ID-like column**: every row of the data has its own value (text, or integers that all
