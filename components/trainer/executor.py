@@ -342,12 +342,12 @@ def data_checks(
 ) -> tuple[list[Any], dict[str, float]]:
     """Probable label leaks and ID-like columns among the features trained on, and each
     feature's one-feature-rule balanced accuracy on the eval split (for the report)."""
-    from kubetfx.components.trainer.checks import first_value, id_like, label_leak, one_feature_rule_score
+    from kubetfx.components.trainer.checks import first_values, id_like, label_leak, one_feature_rule_score
 
     findings, scores = [], {}
     for feature in spec.features:
-        train_values = [first_value(v) for v in train_cols[feature.name]]
-        eval_values = [first_value(v) for v in eval_cols[feature.name]]
+        train_values = first_values(train_cols[feature.name])
+        eval_values = first_values(eval_cols[feature.name])
         score = one_feature_rule_score(feature.kind, train_values, y_train, eval_values, y_eval)
         scores[feature.name] = round(score, 4)
         found = id_like(feature.name, feature.kind, feature.dtype, train_values + eval_values)

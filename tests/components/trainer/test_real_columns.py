@@ -332,3 +332,11 @@ def test_column_names_that_are_keras_layer_names_build_a_model() -> None:
     model = build_model(spec, HyperParameters(dropout=0.1))
     assert sorted(t.name for t in model.inputs) == sorted(f.key for f in features)
     assert "probability" not in {f.key for f in features}
+
+
+def test_first_values_reads_flat_and_list_columns_alike() -> None:
+    m = checks.MISSING
+    assert checks.first_values([1.5, None, float("nan"), 2.0]) == [1.5, m, m, 2.0]
+    assert checks.first_values([None, "a", "b"]) == [m, "a", "b"]
+    assert checks.first_values([[1.5], [], None, [2.0, 3.0]]) == [1.5, m, m, 2.0]
+    assert checks.first_values([[b"a"], [b"b"], []]) == ["a", "b", m]
