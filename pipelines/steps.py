@@ -30,6 +30,7 @@ def validate_train_evaluate_push(
     epochs: Any,
     learning_rate: Any,
     module_file: Any,
+    exclude_features: Any,
     slice_features: Any,
     feature_crosses: Any,
     min_accuracy: Any,
@@ -61,6 +62,7 @@ def validate_train_evaluate_push(
         epochs=epochs,
         learning_rate=learning_rate,
         module_file=module_file,
+        exclude_features=exclude_features,
     ).after(validated)
     place_on_accelerator(trained)  # GPUs when compiled with --accelerator-profile
     # The baseline is read from lineage when the candidate is ready: never from a cache.

@@ -9,6 +9,13 @@ Layout written under ``output_dir``::
 
     Split-<name>/data_tfrecord-00000-of-00001.gz   (the contract: gzip TFRecord of tf.Example)
     Split-<name>/data.parquet                      (the same rows, columnar, for fast statistics)
+    Split-<name>/source_rows.parquet               (where each row came from: file, row, line)
+
+``source_rows.parquet`` lines up row for row with the split's examples and holds, for each,
+the input file's name, the row's index among that file's data rows (0-based, as pandas and
+pyarrow count) and, for CSV, the line of the file the row starts on (the header is line 1).
+It is kept out of the examples themselves, so it is never a feature; the Trainer uses it
+to name the CSV lines of rows it cannot train on.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ from kubetfx.types import EXAMPLES, TYPE_KEY
 
 CSV_SUFFIXES = (".csv", ".tsv", ".txt")
 COLUMNAR_FILE = "data.parquet"
+SOURCE_ROWS_FILE = "source_rows.parquet"
 PARQUET_SUFFIXES = (".parquet", ".pq")
 SPAN_PLACEHOLDER = "{SPAN}"
 # Cells that mean "missing" in a CSV (pyarrow's defaults, which include the "NA" of R exports).
@@ -70,6 +78,7 @@ class ExampleGenResult:
             "payload_format": "FORMAT_TF_EXAMPLE",
             "layout": "Split-<split>/data_tfrecord-*.gz",
             "columnar_copy": f"Split-<split>/{COLUMNAR_FILE}",
+            "source_rows": f"Split-<split>/{SOURCE_ROWS_FILE}",
             "row_counts": dict(self.row_counts),
             "columns": list(self.columns),
         }
@@ -215,6 +224,36 @@ def _find_unclosed_quote(path: str, text: str, names: list[str]) -> InputDataErr
 
 def read_csv(path: str, expected_header: list[str] | None, header_source: str) -> Any:
     """Read one CSV file into a pyarrow Table, with errors that name file, line and column."""
+    return _read_csv(path, expected_header, header_source)[0]
+
+
+def record_lines(text: str, rows: int) -> Any:
+    """The line each of the ``rows`` data rows of a CSV text starts on, as a numpy array
+    (the header is line 1; blank lines, which CSV readers skip, start no row; a quoted
+    field may span lines); None if the rows cannot be matched to lines."""
+    import numpy as np
+
+    body = text.rstrip("\r\n")
+    if "\n\n" not in body and "\n\r\n" not in body:
+        starts = np.arange(2, body.count("\n") + 2, dtype=np.int64)
+    else:
+        lines = body.split("\n")
+        starts = np.array([n for n, line in enumerate(lines[1:], 2) if line.strip("\r")], dtype=np.int64)
+    # A row spread over k lines (a quoted field with line breaks) has at least two non-blank
+    # lines, so as many non-blank lines as rows means one row per line.
+    if len(starts) == rows:
+        return starts
+    reader = csv.reader(io.StringIO(text))
+    found, start = [], 1
+    for row in reader:
+        if row and start > 1:
+            found.append(start)
+        start = reader.line_num + 1
+    return np.array(found, dtype=np.int64) if len(found) == rows else None
+
+
+def _read_csv(path: str, expected_header: list[str] | None, header_source: str) -> tuple[Any, Any]:
+    """The table and the line each of its rows starts on (None if they cannot be matched)."""
     import pyarrow as pa
     from pyarrow import csv as pacsv
 
@@ -258,7 +297,8 @@ def read_csv(path: str, expected_header: list[str] | None, header_source: str) -
         ) from None
     if table.num_rows == 0:
         raise InputDataError(f"{path}: has a header but no data rows")
-    return table
+    # Line numbers are only reported when they match the rows the CSV reader found.
+    return table, record_lines(text, table.num_rows)
 
 
 def read_parquet(path: str) -> Any:
@@ -351,20 +391,36 @@ def read_table(input_uri: str, input_format: str = "auto") -> Any:
     """Read every file an input URI names into one table (the same checks as ExampleGen)."""
     files, _ = resolve_input(input_uri)
     file_format = detect_format(files, input_format)
-    return _read_files(files, file_format)
+    return _read_files(files, file_format)[0]
 
 
-def _read_files(files: list[str], file_format: str) -> Any:
-    tables = []
+def _read_files(files: list[str], file_format: str) -> tuple[Any, Any]:
+    """One table of every file's rows, and where each row came from (file, row, line)."""
+    import numpy as np
+    import pyarrow as pa
+
+    tables, file_ids, rows, lines = [], [], [], []
     header: list[str] | None = None
-    for path in files:
+    for number, path in enumerate(files):
         if file_format == "csv":
-            table = read_csv(path, header, files[0])
+            table, starts = _read_csv(path, header, files[0])
             header = header or table.column_names
         else:
-            table = read_parquet(path)
+            table, starts = read_parquet(path), None
         tables.append(table)
-    return _unify(tables, files)
+        file_ids.append(np.full(table.num_rows, number, dtype=np.int32))
+        rows.append(np.arange(table.num_rows, dtype=np.int64))
+        lines.append(pa.nulls(table.num_rows, pa.int64()) if starts is None else pa.array(starts))
+    sources = pa.table(
+        {
+            "file": pa.DictionaryArray.from_arrays(
+                np.concatenate(file_ids), pa.array([os.path.basename(f) for f in files])
+            ),
+            "row": np.concatenate(rows),
+            "line": pa.chunked_array(lines, pa.int64()),
+        }
+    )
+    return _unify(tables, files), sources
 
 
 def _bucket_keys(table: Any, partition_feature: str) -> list[bytes]:
@@ -414,7 +470,7 @@ def run(
     split_spec = parse_splits(splits)
     files, span = resolve_input(input_uri)
     file_format = detect_format(files, input_format)
-    table = _read_files(files, file_format)
+    table, sources = _read_files(files, file_format)
     index = assign_splits(table, split_spec, partition_feature)
     counts = {name: int((index == i).sum()) for i, (name, _) in enumerate(split_spec)}
     empty = [name for name, count in counts.items() if count == 0]
@@ -438,6 +494,7 @@ def run(
         # this ~0.7 us, so StatisticsGen and the Evaluator read it when it is there. TFX
         # tools read only the TFRecords and ignore it.
         pq.write_table(table.filter(mask), split_dir / COLUMNAR_FILE)
+        pq.write_table(sources.filter(mask), split_dir / SOURCE_ROWS_FILE)
         failpoint("example_gen.write")  # a test hook (kubetfx.faults): a split written, not all
     return ExampleGenResult(
         input_uri=input_uri,

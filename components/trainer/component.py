@@ -2,7 +2,7 @@
 
 from typing import NamedTuple
 
-from kfp.dsl import Artifact, Dataset, Input, Metrics, Model, Output
+from kfp.dsl import HTML, Artifact, Dataset, Input, Metrics, Model, Output
 
 from kubetfx.dsl import component
 
@@ -14,6 +14,7 @@ def trainer(
     statistics: Input[Artifact],
     model: Output[Model],
     metrics: Output[Metrics],
+    report: Output[HTML],
     label_key: str,
     epochs: int = 30,
     batch_size: int = 32,
@@ -24,7 +25,9 @@ def trainer(
     module_file: str = "",
     mixed_precision: bool = True,
     custom_config: dict = {},  # noqa: B006
-) -> NamedTuple("Outputs", [("val_accuracy", float), ("device", str)]):
+    exclude_features: list = [],  # noqa: B006
+    missing_labels: str = "fail",
+) -> NamedTuple("Outputs", [("val_accuracy", float), ("device", str), ("warnings", str)]):
     """Trains a Keras model: a built-in tabular model from the schema, or a user's run_fn.
 
     Args:
@@ -34,6 +37,8 @@ def trainer(
         model: Output model: ``Format-Serving/`` SavedModel whose ``serving_default``
             takes serialized tf.Example.
         metrics: Output training and validation metrics for the Kubeflow UI.
+        report: Output HTML report: warnings, training, and each feature (its name in the
+            data and in the model, preprocessing, what it predicts alone).
         label_key: The label column.
         epochs: Built-in model: passes over the training data.
         batch_size: Built-in model: examples per step.
@@ -46,10 +51,17 @@ def trainer(
             ``fn_args.serving_model_dir``. Runs with the pipeline's permissions.
         mixed_precision: Use bfloat16 on GPUs that support it.
         custom_config: Passed to ``run_fn`` as ``fn_args.custom_config``.
+        exclude_features: Built-in model: features of the schema to leave out of training
+            (an ID, a column that gives the label away), by their names in the data.
+        missing_labels: Built-in model: rows whose label is missing ``fail`` the task,
+            naming their lines in the input file, or are ``drop``ped (the count and the
+            lines go to the metadata and a warning).
 
     Returns:
         val_accuracy: Accuracy on the eval split (built-in model).
         device: Where training ran (CPU, GPU:0, N GPUs).
+        warnings: In a few words: dropped unlabelled rows, probable label leaks, ID-like
+            columns (empty when none; the Model's metadata has them in full).
     """
     from kubetfx.components.trainer import executor
 
@@ -79,9 +91,17 @@ def trainer(
         module_file=module_file,
         mixed_precision=mixed_precision,
         custom_config=custom_config,
+        exclude_features=[str(f) for f in exclude_features],
+        missing_labels=missing_labels,
     )
+    for warning in result.warnings:
+        print(f"trainer: warning: {warning}")
     model.metadata.update(result.metadata())
+    from kubetfx.components.trainer.report import training_html
+
+    with open(report.path, "w") as f:
+        f.write(training_html(result, f"Training: label {label_key!r}"))
     for name, value in result.metrics.items():
         metrics.log_metric(name, value)
-    outputs = NamedTuple("Outputs", [("val_accuracy", float), ("device", str)])
-    return outputs(float(result.metrics.get("val_accuracy", 0.0)), result.device)
+    outputs = NamedTuple("Outputs", [("val_accuracy", float), ("device", str), ("warnings", str)])
+    return outputs(float(result.metrics.get("val_accuracy", 0.0)), result.device, result.short_warnings())

@@ -6,6 +6,14 @@ Layout written under ``model_dir``::
     keras/model.keras        the Keras model (built-in model only; any Keras 3 backend loads it)
     feature_spec.json        the preprocessing the signature replays (built-in model only)
 
+Column names are kept as written in the data (``Delta 15 N (o/oo)``) in the serving
+signature's tf.Example keys, the metadata and the messages; inside the Keras model each
+feature has a safe name (``Delta_15_N_o_oo``), recorded in ``feature_spec.json``.
+
+Before training, the built-in model refuses (or drops) rows whose label is missing, naming
+the input file's lines, and checks each feature for a probable label leak and for an
+ID-like column (:mod:`.checks`); the findings are warnings in the Model's metadata.
+
 Devices: one GPU -> the default strategy on it; several -> MirroredStrategy; ``TF_CONFIG``
 set -> MultiWorkerMirroredStrategy; mixed precision (bfloat16) on GPUs that support it,
 unless turned off. Seeds are fixed and TensorFlow's ops are made deterministic, so the
@@ -18,7 +26,8 @@ import importlib.util
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +39,16 @@ from kubetfx.components.trainer.model import (
     encode_features,
     encode_labels,
     label_text,
+    safe_names,
     train,
 )
 
-from kubetfx.errors import InputDataError, KubetfxError
+from kubetfx.errors import InputDataError, KubetfxError, ParameterError
 from kubetfx.types import MODEL, TYPE_KEY
 
 MODEL_KIND = MODEL
 SERVING_DIR = "Format-Serving"
+MISSING_LABEL_POLICIES = ("drop", "fail")
 
 
 @dataclass
@@ -54,6 +65,7 @@ class FnArgs:
     custom_config: dict[str, Any] = field(default_factory=dict)
     train_data: Any = None  # pyarrow.Table of the train split, already read
     eval_data: Any = None
+    exclude_features: list[str] = field(default_factory=list)  # the component's parameter
 
 
 @dataclass
@@ -71,6 +83,24 @@ class TrainResult:
     model_source: str  # "built-in" or the module file's content hash
     train_examples: int
     eval_examples: int
+    feature_keys: list[str] = field(default_factory=list)  # trained on, as named in the data
+    excluded_features: list[str] = field(default_factory=list)
+    missing_labels: str = "fail"
+    missing_labels_dropped: dict[str, int] = field(default_factory=dict)  # per split
+    warnings: list[str] = field(default_factory=list)
+    findings: list[dict[str, Any]] = field(default_factory=list)  # the checks' warnings, as data
+    # Each feature's one-feature rule, balanced accuracy on the eval split (the leak check).
+    single_feature_scores: dict[str, float] = field(default_factory=dict)
+    features: list[dict[str, Any]] = field(default_factory=list)  # the FeatureSpec's, for the report
+
+    def short_warnings(self) -> str:
+        """The warnings in a few words each, for the run summary (metadata has them in full)."""
+        short = []
+        if self.missing_labels_dropped:
+            short.append(f"dropped {sum(self.missing_labels_dropped.values())} row(s) without a label")
+        names = {"label_leak": "probable label leak", "id_like": "ID-like column"}
+        short += [f"{names[f['kind']]}: {f['feature']!r}" for f in self.findings]
+        return "; ".join(short)
 
     def metadata(self) -> dict[str, Any]:
         """Model artifact metadata."""
@@ -89,6 +119,13 @@ class TrainResult:
             "model_source": self.model_source,
             "train_examples": self.train_examples,
             "eval_examples": self.eval_examples,
+            "feature_keys": list(self.feature_keys),
+            "excluded_features": list(self.excluded_features),
+            "missing_labels": self.missing_labels,
+            "missing_labels_dropped": sum(self.missing_labels_dropped.values()),
+            "missing_labels_dropped_by_split": dict(self.missing_labels_dropped),
+            "warnings": list(self.warnings),
+            "column_checks": list(self.findings),
         }
 
 
@@ -117,18 +154,29 @@ def _columns(table: Any) -> dict[str, list[Any]]:
     return {name: table.column(name).to_pylist() for name in table.column_names}
 
 
-def feature_spec(schema: Any, statistics: Any, label_key: str, train_table: Any) -> FeatureSpec:
+def feature_spec(
+    schema: Any,
+    statistics: Any,
+    label_key: str,
+    train_table: Any,
+    exclude_features: Sequence[str] = (),
+) -> FeatureSpec:
     """Inputs and preprocessing constants from the schema and the train split's statistics."""
     from tensorflow_metadata.proto.v0 import schema_pb2
 
     names = [f.name for f in schema.feature]
     if label_key not in names:
         raise InputDataError(f"label_key {label_key!r} is not in the schema; features: {', '.join(names)}")
+    check_exclusions(exclude_features, names, label_key)
     domains = {d.name: list(d.value) for d in schema.string_domain}
     stats = {(f.path.step[0] if f.path.step else f.name): f for f in statistics.datasets[0].features}
     features = []
     for feature in schema.feature:
-        if feature.name == label_key or "TRAINING" in feature.not_in_environment:
+        if (
+            feature.name == label_key
+            or "TRAINING" in feature.not_in_environment
+            or feature.name in exclude_features
+        ):
             continue
         if feature.name not in train_table.column_names:
             raise InputDataError(f"feature {feature.name!r} is in the schema but not in the training data")
@@ -151,6 +199,11 @@ def feature_spec(schema: Any, statistics: Any, label_key: str, train_table: Any)
                     std=float(num.std_dev) if num and num.std_dev else 1.0,
                 )
             )
+    if not features:
+        left_out = f" (exclude_features leaves out {', '.join(exclude_features)})" if exclude_features else ""
+        raise InputDataError(f"no feature is left to train on besides the label {label_key!r}{left_out}")
+    for feature, safe in zip(features, safe_names([f.name for f in features]).values(), strict=True):
+        feature.input_name = safe
     label = next(f for f in schema.feature if f.name == label_key)
     classes = domains.get(label.domain) or list(label.string_domain.value)
     if not classes:
@@ -164,6 +217,147 @@ def feature_spec(schema: Any, statistics: Any, label_key: str, train_table: Any)
             f"({classes}); a classifier needs at least two"
         )
     return FeatureSpec(features=features, label=label_key, classes=[str(c) for c in classes])
+
+
+def check_exclusions(exclude_features: Sequence[str], names: Sequence[str], label_key: str) -> None:
+    """``exclude_features`` must name features of the schema, and not the label."""
+    unknown = [f for f in exclude_features if f not in names]
+    if unknown:
+        raise ParameterError(
+            f"exclude_features names {', '.join(repr(f) for f in unknown)}, not "
+            f"{'a feature' if len(unknown) == 1 else 'features'} of the schema; features: "
+            + ", ".join(repr(n) for n in names if n != label_key)
+        )
+    if label_key in exclude_features:
+        raise ParameterError(f"exclude_features names the label {label_key!r}; it cannot be left out")
+
+
+# ---------------------------------------------------------------------- missing labels
+
+
+def missing_label_rows(values: Sequence[Any]) -> list[int]:
+    """Rows (0-based, in the split) whose label is missing: no value, null, NaN or empty text."""
+    from kubetfx.components.trainer.checks import MISSING, first_value
+
+    missing = []
+    for row, value in enumerate(values):
+        first = first_value(value)
+        if first is MISSING or (isinstance(first, str) and not first.strip()):
+            missing.append(row)
+    return missing
+
+
+def source_rows(
+    examples_dir: str, split: str, rows: Sequence[int], split_size: int
+) -> list[tuple[str, str, int]] | None:
+    """Where rows of a split came from, as (file, "line" or "row index", number); None when
+    ExampleGen recorded no source rows for these examples (written by another tool)."""
+    import pyarrow.parquet as pq
+    from kubetfx.components.example_gen.executor import SOURCE_ROWS_FILE
+
+    path = Path(examples_dir, f"Split-{split}", SOURCE_ROWS_FILE)
+    if not path.exists():
+        return None
+    table = pq.read_table(path)
+    if table.num_rows != split_size:  # not these examples' record: say nothing rather than lie
+        return None
+    return [
+        (r["file"], "line", r["line"]) if r["line"] is not None else (r["file"], "row index", r["row"])
+        for r in table.take(list(rows)).to_pylist()
+    ]
+
+
+def describe_rows(examples_dir: str, rows_by_split: dict[str, tuple[list[int], int]], limit: int = 10) -> str:
+    """Rows named so the user can find them: ``penguins.csv lines 5, 17`` (the input file's
+    lines), else ``rows 3, 9 of the train split``. ``rows_by_split``: split -> (rows, split size)."""
+    found: list[tuple[str, str, int]] = []
+    unknown: list[str] = []
+    for split, (rows, size) in rows_by_split.items():
+        if not rows:
+            continue
+        where = source_rows(examples_dir, split, rows, size)
+        if where is None:
+            shown = ", ".join(str(r) for r in rows[:limit]) + (" ..." if len(rows) > limit else "")
+            unknown.append(f"rows {shown} of the {split} split (0-based)")
+            continue
+        found += where
+    parts = list(unknown)
+    by_file: dict[tuple[str, str], list[int]] = {}
+    for file, kind, number in sorted(found):
+        by_file.setdefault((file, kind), []).append(number)
+    for (file, kind), numbers in by_file.items():
+        shown = ", ".join(str(n) for n in numbers[:limit])
+        more = f" and {len(numbers) - limit} more" if len(numbers) > limit else ""
+        plural = {"line": "lines", "row index": "row indices"}[kind] if len(numbers) > 1 else kind
+        parts.append(f"{file} {plural} {shown}{more}")
+    return "; ".join(parts)
+
+
+def apply_missing_labels(
+    policy: str, label_key: str, examples_dir: str, tables: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, int], str]:
+    """Drop the rows without a label (``drop``) or refuse them (``fail``), naming them.
+
+    Returns the tables, the rows dropped per split, and a warning ("" when none)."""
+    import numpy as np
+    import pyarrow as pa
+
+    missing = {split: missing_label_rows(t.column(label_key).to_pylist()) for split, t in tables.items()}
+    total = sum(len(rows) for rows in missing.values())
+    if not total:
+        return tables, {}, ""
+    counts = ", ".join(f"{len(rows)} in {split}" for split, rows in missing.items() if rows)
+    where = describe_rows(
+        examples_dir, {split: (rows, tables[split].num_rows) for split, rows in missing.items()}
+    )
+    if policy == "fail":
+        raise InputDataError(
+            f"label {label_key!r} is missing (empty or NaN) in {total} row(s) ({counts}): {where}; "
+            "drop those rows or fill in their label in the input data, or set missing_labels='drop' "
+            "to train on the labelled rows only"
+        )
+    kept = {}
+    for split, table in tables.items():
+        keep = np.ones(table.num_rows, dtype=bool)
+        keep[missing[split]] = False
+        kept[split] = table.filter(pa.array(keep))
+        if kept[split].num_rows == 0:
+            raise InputDataError(f"label {label_key!r} is missing in every row of the {split} split: {where}")
+    warning = (
+        f"dropped {total} row(s) whose label {label_key!r} is missing ({counts}): {where} "
+        "(missing_labels='fail' refuses them instead)"
+    )
+    return kept, {split: len(rows) for split, rows in missing.items() if rows}, warning
+
+
+# ---------------------------------------------------------------------- checks
+
+
+def data_checks(
+    spec: FeatureSpec,
+    train_cols: dict[str, list[Any]],
+    eval_cols: dict[str, list[Any]],
+    y_train: Any,
+    y_eval: Any,
+) -> tuple[list[Any], dict[str, float]]:
+    """Probable label leaks and ID-like columns among the features trained on, and each
+    feature's one-feature-rule balanced accuracy on the eval split (for the report)."""
+    from kubetfx.components.trainer.checks import first_values, id_like, label_leak, one_feature_rule_score
+
+    findings, scores = [], {}
+    for feature in spec.features:
+        train_values = first_values(train_cols[feature.name])
+        eval_values = first_values(eval_cols[feature.name])
+        score = one_feature_rule_score(feature.kind, train_values, y_train, eval_values, y_eval)
+        scores[feature.name] = round(score, 4)
+        found = id_like(feature.name, feature.kind, feature.dtype, train_values + eval_values)
+        if found is None:  # an ID is not also reported as a leak
+            found = label_leak(
+                feature.name, feature.kind, train_values, y_train, eval_values, y_eval, spec.label, score
+            )
+        if found is not None:
+            findings.append(found)
+    return findings, scores
 
 
 # ---------------------------------------------------------------------- devices
@@ -242,8 +436,21 @@ def run(
     module_file: str = "",
     mixed_precision: bool = True,
     custom_config: dict[str, Any] | None = None,
+    exclude_features: Sequence[str] = (),
+    missing_labels: str = "fail",
 ) -> TrainResult:
-    """Train and export under ``model_dir``."""
+    """Train and export under ``model_dir``.
+
+    ``exclude_features`` leaves features of the schema out of the built-in model;
+    ``missing_labels`` is ``fail`` (an error naming the rows' lines in the input file) or
+    ``drop`` (train on the labelled rows, with a warning naming the others). A ``run_fn``
+    gets the data as it is and decides itself.
+    """
+    if missing_labels not in MISSING_LABEL_POLICIES:
+        raise ParameterError(
+            f"missing_labels {missing_labels!r}: use {' or '.join(repr(p) for p in MISSING_LABEL_POLICIES)}"
+        )
+    exclude_features = [str(f) for f in exclude_features]
     import tensorflow as tf
     from kubetfx.components.schema_gen.executor import load as load_schema
     from kubetfx.components.statistics_gen.executor import load as load_statistics
@@ -258,6 +465,8 @@ def run(
     hparams_raw = dict(hyperparameters or {})
 
     if module_file:
+        if exclude_features:  # a run_fn honours them, but they must name features
+            check_exclusions(exclude_features, [f.name for f in load_schema(schema_dir).feature], label_key)
         run_fn = load_run_fn(module_file)
         from kubetfx.tfrecord import split_files
 
@@ -272,6 +481,7 @@ def run(
             custom_config=dict(custom_config or {}),
             train_data=train_table,
             eval_data=eval_table,
+            exclude_features=exclude_features,
         )
         try:
             returned = run_fn(args)
@@ -294,17 +504,27 @@ def run(
             model_source=f"module {Path(module_file).name} sha {_code_version(module_file)}",
             train_examples=train_table.num_rows,
             eval_examples=eval_table.num_rows,
+            excluded_features=exclude_features,
         )
 
     params = HyperParameters.parse(hparams_raw)
     tf.config.experimental.enable_op_determinism()
     spec = feature_spec(
-        load_schema(schema_dir), load_statistics(statistics_dir, "train"), label_key, train_table
+        load_schema(schema_dir),
+        load_statistics(statistics_dir, "train"),
+        label_key,
+        train_table,
+        exclude_features,
     )
-    train_cols, eval_cols = _columns(train_table), _columns(eval_table)
+    tables, dropped, dropped_warning = apply_missing_labels(
+        missing_labels, label_key, examples_dir, {"train": train_table, "eval": eval_table}
+    )
+    train_cols, eval_cols = _columns(tables["train"]), _columns(tables["eval"])
     x_train, x_eval = encode_features(spec, train_cols), encode_features(spec, eval_cols)
     y_train = encode_labels(spec, train_cols[label_key], "train split")
     y_eval = encode_labels(spec, eval_cols[label_key], "eval split")
+    findings, scores = data_checks(spec, train_cols, eval_cols, y_train, y_eval)
+    warnings = ([dropped_warning] if dropped_warning else []) + [f.message for f in findings]
     import keras
 
     keras.utils.set_random_seed(params.seed)  # before the weights are created
@@ -330,4 +550,12 @@ def run(
         model_source="built-in",
         train_examples=len(y_train),
         eval_examples=len(y_eval),
+        feature_keys=[f.name for f in spec.features],
+        excluded_features=exclude_features,
+        missing_labels=missing_labels,
+        missing_labels_dropped=dropped,
+        warnings=warnings,
+        findings=[asdict(f) for f in findings],
+        single_feature_scores=scores,
+        features=[asdict(f) for f in spec.features],
     )

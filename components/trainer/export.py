@@ -28,7 +28,7 @@ def export_serving(model: Any, spec: FeatureSpec, path: str) -> None:
                 if feature.kind == "categorical":
                     keys = tf.constant(feature.vocabulary or [""], dtype=tf.string)
                     ids = tf.range(1, len(feature.vocabulary or [""]) + 1, dtype=tf.int64)
-                    self.tables[feature.name] = tf.lookup.StaticHashTable(
+                    self.tables[feature.key] = tf.lookup.StaticHashTable(
                         tf.lookup.KeyValueTensorInitializer(keys, ids), default_value=0
                     )
             self.classes = tf.constant(spec.classes)
@@ -52,9 +52,9 @@ def export_serving(model: Any, spec: FeatureSpec, path: str) -> None:
                 dense = tf.reshape(dense[:, :1], [-1, 1])  # static shape (batch, 1) for Keras
                 if feature.kind == "numeric":
                     scaled = (dense - feature.mean) / (feature.std or 1.0)
-                    inputs[feature.name] = tf.where(tf.math.is_nan(scaled), tf.zeros_like(scaled), scaled)
+                    inputs[feature.key] = tf.where(tf.math.is_nan(scaled), tf.zeros_like(scaled), scaled)
                 else:
-                    inputs[feature.name] = tf.cast(self.tables[feature.name].lookup(dense), tf.int32)
+                    inputs[feature.key] = tf.cast(self.tables[feature.key].lookup(dense), tf.int32)
             scores = self.model(inputs, training=False)
             if spec.binary:
                 positive = tf.reshape(scores, [-1])

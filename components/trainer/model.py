@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -32,6 +33,39 @@ class Feature:
     mean: float = 0.0
     std: float = 1.0
     vocabulary: list[str] = field(default_factory=list)  # index 0 is missing / out of vocabulary
+    # The model's name for it (Keras input and layer names allow [A-Za-z0-9_] only); the
+    # serving signature and reports use ``name``, the column's name as written in the data.
+    input_name: str = ""
+
+    @property
+    def key(self) -> str:
+        """The Keras input name (the column's name when no safe name was set)."""
+        return self.input_name or self.name
+
+
+OUTPUT_LAYERS = ("probability", "probabilities")  # the built-in model's output layer names
+
+
+def safe_names(names: list[str]) -> dict[str, str]:
+    """Column names -> distinct names Keras and TensorFlow accept as input and layer names.
+
+    ``Delta 15 N (o/oo)`` -> ``Delta_15_N_o_oo``; a name that does not start with a letter
+    gets an ``f_`` prefix; names that collide once made safe (or with an output layer's
+    name) get ``_2``, ``_3``... A safe name never holds ``__`` (the model's other layers do).
+    """
+    taken: set[str] = set(OUTPUT_LAYERS)
+    safe = {}
+    for name in names:
+        base = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9_]", "_", name)).strip("_") or "feature"
+        if not base[0].isalpha():
+            base = f"f_{base}"
+        candidate, n = base, 1
+        while candidate.lower() in taken:
+            n += 1
+            candidate = f"{base}_{n}"
+        taken.add(candidate.lower())
+        safe[name] = candidate
+    return safe
 
 
 @dataclass
@@ -93,11 +127,11 @@ def encode_features(spec: FeatureSpec, columns: dict[str, Any]) -> dict[str, np.
         if feature.kind == "numeric":
             values = np.array([_first(v, np.nan) for v in raw], dtype=np.float64)
             scaled = (values - feature.mean) / (feature.std or 1.0)
-            inputs[feature.name] = np.nan_to_num(scaled, nan=0.0).astype(np.float32).reshape(-1, 1)
+            inputs[feature.key] = np.nan_to_num(scaled, nan=0.0).astype(np.float32).reshape(-1, 1)
         else:
             index = {value: i + 1 for i, value in enumerate(feature.vocabulary)}
             ids = [index.get(_text(_first(v, None)), 0) for v in raw]
-            inputs[feature.name] = np.array(ids, dtype=np.int32).reshape(-1, 1)
+            inputs[feature.key] = np.array(ids, dtype=np.int32).reshape(-1, 1)
     return inputs
 
 
@@ -157,25 +191,31 @@ def build_model(spec: FeatureSpec, params: HyperParameters, mixed_precision: boo
     if mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     inputs, parts = {}, []
+    # Every layer but the inputs and the output has "__" in its name, which safe_names never
+    # gives, so no feature's name (say "dense") can collide with a layer's.
     for feature in spec.features:
+        key = feature.key
         if feature.kind == "numeric":
-            tensor = keras.Input(shape=(1,), name=feature.name, dtype="float32")
+            tensor = keras.Input(shape=(1,), name=feature.key, dtype="float32")
             parts.append(tensor)
         else:
-            tensor = keras.Input(shape=(1,), name=feature.name, dtype="int32")
+            tensor = keras.Input(shape=(1,), name=feature.key, dtype="int32")
             size = len(feature.vocabulary) + 1
             if size <= ONE_HOT_MAX:
-                parts.append(keras.layers.CategoryEncoding(num_tokens=size, output_mode="one_hot")(tensor))
+                one_hot = keras.layers.CategoryEncoding(
+                    num_tokens=size, output_mode="one_hot", name=f"{key}__one_hot"
+                )
+                parts.append(one_hot(tensor))
             else:
                 width = min(16, int(math.ceil(size**0.5)) + 1)
-                embedded = keras.layers.Embedding(size, width, name=f"{feature.name}_embedding")(tensor)
-                parts.append(keras.layers.Flatten()(embedded))
-        inputs[feature.name] = tensor
-    x = keras.layers.Concatenate()(parts) if len(parts) > 1 else parts[0]
-    for units in params.hidden_units:
-        x = keras.layers.Dense(units, activation="relu")(x)
+                embedded = keras.layers.Embedding(size, width, name=f"{key}__embedding")(tensor)
+                parts.append(keras.layers.Flatten(name=f"{key}__flatten")(embedded))
+        inputs[feature.key] = tensor
+    x = keras.layers.Concatenate(name="features__concat")(parts) if len(parts) > 1 else parts[0]
+    for layer, units in enumerate(params.hidden_units, 1):
+        x = keras.layers.Dense(units, activation="relu", name=f"hidden__{layer}")(x)
         if params.dropout:
-            x = keras.layers.Dropout(params.dropout, seed=params.seed)(x)
+            x = keras.layers.Dropout(params.dropout, seed=params.seed, name=f"dropout__{layer}")(x)
     if spec.binary:
         output = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="probability")(x)
         loss = "binary_crossentropy"

@@ -30,6 +30,7 @@ def training(
     epochs: int = 30,
     learning_rate: float = 0.01,
     module_file: str = "",
+    exclude_features: list = [],  # noqa: B006 - KFP reads the default from the signature
     slice_features: list = ["sex", "island"],  # noqa: B006 - KFP reads the default from the signature
     feature_crosses: list = [],  # noqa: B006
     min_accuracy: float = 0.8,
@@ -54,6 +55,8 @@ def training(
         epochs: Training epochs of the built-in model.
         learning_rate: Adam's learning rate for the built-in model.
         module_file: A Python file with ``run_fn(fn_args)`` to train your own model.
+        exclude_features: Columns the built-in model leaves out (an ID, a column that
+            gives the label away), by their names in the data.
         slice_features: Fairness features: the Evaluator slices by each and gates the gap.
         feature_crosses: Extra slices by feature crosses, e.g. ``["sex,island"]``.
         min_accuracy: The model must reach this overall accuracy to be blessed.
@@ -74,6 +77,7 @@ def training(
         epochs=epochs,
         learning_rate=learning_rate,
         module_file=module_file,
+        exclude_features=exclude_features,
         slice_features=slice_features,
         feature_crosses=feature_crosses,
         min_accuracy=min_accuracy,

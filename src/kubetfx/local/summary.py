@@ -42,9 +42,13 @@ def _note(task: Any) -> str:
     where the checkout is)."""
     if task.message or task.state not in ("SUCCEEDED", "CACHED"):
         return _one_line(task.message)
-    shown = [f"{k}={_value(v)}" for k, v in task.params.items() if k != "reason" and _shown(k, v)]
+    shown = [
+        f"{k}={_value(v)}" for k, v in task.params.items() if k not in ("reason", "warnings") and _shown(k, v)
+    ]
     if task.params.get("reason"):  # an output named "reason" says why, in full
         shown.append(_one_line(task.params["reason"]))
+    if task.params.get("warnings"):  # an output named "warnings" too
+        shown.append(f"warnings: {_one_line(task.params['warnings'])}")
     return ", ".join(shown)
 
 

@@ -151,3 +151,34 @@ def test_nothing_is_written_outside_the_output_dir(tmp_path: Path) -> None:
     before = set(os.listdir(tmp_path))
     executor.run(PENGUINS, str(tmp_path / "out"))
     assert set(os.listdir(tmp_path)) - before == {"out"}
+
+
+def test_source_rows_name_each_examples_file_row_and_line(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    # A blank line and a quoted field over two lines: data rows and file lines differ.
+    (tmp_path / "in").mkdir()
+    text = 'id,note\nr0,a\n\nr1,"two\nlines"\nr2,b\n' + "".join(f"r{i},x\n" for i in range(3, 40))
+    (tmp_path / "in" / "a.csv").write_text(text)
+    lines = {"r0": 2, "r1": 4, "r2": 6, **{f"r{i}": 4 + i for i in range(3, 40)}}
+    pq.write_table(
+        pa.table({"id": [f"p{i}" for i in range(30)], "note": ["y"] * 30}), tmp_path / "in" / "b.parquet"
+    )
+    with pytest.raises(InputDataError, match="mixes CSV and Parquet"):
+        executor.run(str(tmp_path / "in"), str(tmp_path / "bad"))
+    executor.run(str(tmp_path / "in" / "a.csv"), str(tmp_path / "csv"))
+    executor.run(str(tmp_path / "in" / "b.parquet"), str(tmp_path / "pq"))
+    for out, expected_file in (("csv", "a.csv"), ("pq", "b.parquet")):
+        for split in ("train", "eval"):
+            data = pq.read_table(tmp_path / out / f"Split-{split}" / "data.parquet")
+            sources = pq.read_table(tmp_path / out / f"Split-{split}" / executor.SOURCE_ROWS_FILE)
+            assert sources.num_rows == data.num_rows and set(data.column_names) == {"id", "note"}
+            assert set(sources.column("file").to_pylist()) == {expected_file}
+            ids = data.column("id").to_pylist()
+            if out == "csv":
+                assert sources.column("line").to_pylist() == [lines[i] for i in ids]
+                assert sources.column("row").to_pylist() == [int(i[1:]) for i in ids]
+            else:
+                assert sources.column("line").null_count == data.num_rows
+                assert sources.column("row").to_pylist() == [int(i[1:]) for i in ids]

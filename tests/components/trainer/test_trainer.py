@@ -94,6 +94,7 @@ import tensorflow as tf
 def run_fn(fn_args):
     assert fn_args.train_files and fn_args.eval_files and fn_args.label_key == "species"
     assert fn_args.train_data.num_rows > 100 and fn_args.custom_config == {"note": "hi"}
+    assert fn_args.exclude_features == ["island"]
     inputs = keras.Input(shape=(1,), name="x")
     model = keras.Model(inputs, keras.layers.Dense(1)(inputs))
 
@@ -116,8 +117,14 @@ def run_fn(fn_args):
 def test_user_module_run_fn(prepared, tmp_path: Path) -> None:
     module = tmp_path / "my_model.py"
     module.write_text(USER_MODULE)
-    result = _train(prepared, tmp_path / "m", module_file=str(module), custom_config={"note": "hi"})
-    assert result.metrics == {"custom_metric": 0.5}
+    result = _train(
+        prepared,
+        tmp_path / "m",
+        module_file=str(module),
+        custom_config={"note": "hi"},
+        exclude_features=["island"],
+    )
+    assert result.metrics == {"custom_metric": 0.5} and result.excluded_features == ["island"]
     assert result.model_source.startswith("module my_model.py sha ")
     assert (tmp_path / "m/Format-Serving/saved_model.pb").exists()
 
