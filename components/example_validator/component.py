@@ -42,6 +42,7 @@ def example_validator(
 
     from kubetfx.lineage.query import previous_statistics
     from kubetfx.reports import anomalies_html
+    from kubetfx.storage import localize
     from kubetfx.task import lineage_store, pipeline_name
     from kubetfx.types import SCHEMA, STATISTICS, expect
 
@@ -53,7 +54,7 @@ def example_validator(
         statistics.path,
         schema.path,
         anomalies.path,
-        baseline_statistics_dir=baseline[0] if baseline else "",
+        baseline_statistics_dir=localize(baseline[0]) if baseline else "",
         baseline_span=baseline[1] if baseline else None,
         span=int(statistics.metadata.get("span", 0)),
         serving_data_uri=serving_data_uri,

@@ -162,9 +162,9 @@ def previous_statistics(store: Store, pipeline_name: str, current_uri: str) -> t
         if not same_span:
             return None
         chosen = max(same_span, key=lambda a: a.id)
-    import os
+    from kubetfx import storage
 
-    if not os.path.exists(chosen.uri):
+    if not storage.exists(chosen.uri):
         return None
     return chosen.uri, _span(chosen)
 

@@ -354,8 +354,9 @@ def output_records(
     executor_input: dict[str, Any], document: dict[str, Any], staged: dict[str, str]
 ) -> dict[str, list[ArtifactRecord]]:
     """Output artifacts from an executor-output document (declared ones where it is silent),
-    at their final URIs, with the content fingerprint of local data."""
-    from kubetfx.fingerprint import fingerprint_path
+    at their final URIs, with the content fingerprint of their data (local, or in an
+    object store: the launcher's local copy when there is one)."""
+    from kubetfx.fingerprint import fingerprint_path, fingerprint_remote
     from kubetfx.staging import is_local
 
     written = document.get("artifacts", {})
@@ -368,8 +369,9 @@ def output_records(
             merged = {**declared, **artifact}
             merged["uri"] = staged.get(merged.get("uri", ""), merged.get("uri", ""))
             record = ArtifactRecord.from_runtime(key, merged)
-            if is_local(record.uri) and FINGERPRINT_KEY not in record.metadata:
-                fp = fingerprint_path(record.uri)  # the task wrapper hashed it already, if it ran
+            if record.uri and FINGERPRINT_KEY not in record.metadata:
+                # The task wrapper hashed it already, if it ran.
+                fp = fingerprint_path(record.uri) if is_local(record.uri) else fingerprint_remote(record.uri)
                 if fp:
                     record.metadata[FINGERPRINT_KEY] = fp
             result.append(record)
