@@ -134,11 +134,42 @@ def s3_endpoint(scheme: str = "s3") -> str | None:
     return MINIO_DEFAULT_ENDPOINT if scheme == "minio" else None
 
 
+_S3_ENV = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "AWS_SESSION_TOKEN",
+    "AWS_DEFAULT_REGION",
+    "AWS_REGION",
+)
+_s3_instances: dict[tuple[Any, ...], Any] = {}
+
+
+def _s3(scheme: str) -> Any:
+    import s3fs
+
+    endpoint = s3_endpoint(scheme)
+    # One client per process and settings (making one costs a second); the settings are
+    # read from the environment on every call, so a changed endpoint or key is used at once.
+    key = (os.getpid(), endpoint, *(os.environ.get(name, "") for name in _S3_ENV))
+    fs = _s3_instances.get(key)
+    if fs is None:
+        client_kwargs: dict[str, Any] = {}
+        if endpoint:
+            client_kwargs["endpoint_url"] = endpoint
+        if not (os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")):
+            client_kwargs["region_name"] = "us-east-1"  # MinIO's and moto's default
+        # No listing cache: what another task or process wrote a moment ago is visible.
+        fs = s3fs.S3FileSystem(
+            client_kwargs=client_kwargs, skip_instance_cache=True, use_listings_cache=False
+        )
+        _s3_instances[key] = fs
+    return fs
+
+
 def filesystem(uri: str) -> tuple[Any, str]:
     """``(fsspec filesystem, path within it)`` for a local path or a URI.
 
-    A fresh instance each time (no listing cache): what another task or process wrote a
-    moment ago is visible, and the endpoint and credentials are read from the environment now.
+    The endpoint and credentials are read from the environment on every call.
     """
     try:
         import fsspec
@@ -150,18 +181,9 @@ def filesystem(uri: str) -> tuple[Any, str]:
     _, rest = _split(uri)
     if scheme in ("s3", "minio", "s3a"):
         try:
-            import s3fs
+            fs = _s3(scheme)
         except ImportError as err:
             raise StorageError(f"{uri}: reading {scheme}:// needs s3fs (pip install s3fs)") from err
-        client_kwargs: dict[str, Any] = {}
-        endpoint = s3_endpoint(scheme)
-        if endpoint:
-            client_kwargs["endpoint_url"] = endpoint
-        if not (os.environ.get("AWS_DEFAULT_REGION") or os.environ.get("AWS_REGION")):
-            client_kwargs["region_name"] = "us-east-1"  # MinIO's and moto's default
-        fs = s3fs.S3FileSystem(
-            client_kwargs=client_kwargs, skip_instance_cache=True, use_listings_cache=False
-        )
         return fs, rest.rstrip("/")
     try:
         fs, path = fsspec.core.url_to_fs(uri, skip_instance_cache=True)

@@ -655,16 +655,22 @@ class LocalRunner:
 
         for execution in record.find_cached(self.store, cache_key):
             outputs = record.outputs_of(self.store, execution.id)
-            uris = [a.uri for arts in outputs.values() for a in arts]
             # A hit whose outputs were deleted since is no hit; nor one whose outputs a task
             # of this mode cannot read (local outputs in object-store mode, or the reverse).
-            if all(self._reachable(uri) for uri in uris if uri):
+            if all(self._reachable(a) for arts in outputs.values() for a in arts if a.uri):
                 return execution, outputs
         return None
 
-    def _reachable(self, uri: str) -> bool:
+    def _reachable(self, artifact: Any) -> bool:
+        from kubetfx.lineage.record import FINGERPRINT_KEY, props
+
+        uri = artifact.uri
         if storage.is_remote(uri) != self.remote:
             return False
+        if self.remote and not props(artifact).get(FINGERPRINT_KEY):
+            # The launcher uploads nothing for an output its task did not write (a Metrics
+            # artifact whose values are in the executor output): nothing there to miss.
+            return True
         try:
             return storage.exists(uri)
         except storage.StorageError:
