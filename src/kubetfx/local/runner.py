@@ -412,13 +412,15 @@ class LocalRunner:
     # ------------------------------------------------------------------ inputs
 
     def _placeholders(self, qname: str) -> dict[str, str]:
+        # The backend's driver replaces a constant only when it *is* one of these
+        # (backend/src/v2/driver/resolve.go); a placeholder inside a longer string, or
+        # {{$.pipeline_root}}, reaches the task as written. So here.
         return {
             "{{$.pipeline_job_name}}": self.doc.name,
             "{{$.pipeline_job_resource_name}}": self.run_id,
             "{{$.pipeline_job_uuid}}": self.run_id,
             "{{$.pipeline_task_name}}": qname,
             "{{$.pipeline_task_uuid}}": f"{self.run_id}/{qname}",
-            "{{$.pipeline_root}}": self.pipeline_root,
         }
 
     def _resolve_inputs(
@@ -450,8 +452,7 @@ class LocalRunner:
             elif "runtimeValue" in spec:
                 value = spec["runtimeValue"].get("constant")
                 if isinstance(value, str):
-                    for placeholder, actual in self._placeholders(qname).items():
-                        value = value.replace(placeholder, actual)
+                    value = self._placeholders(qname).get(value, value)
             elif "taskFinalStatus" in spec:
                 producer = done[spec["taskFinalStatus"]["producerTask"]]
                 value = {
