@@ -23,6 +23,9 @@ RUN_CONTEXT = "system.PipelineRun"
 CONTAINER_EXECUTION = "system.ContainerExecution"
 IMPORTER_EXECUTION = "system.ImporterExecution"
 FINGERPRINT_KEY = "kubetfx_fingerprint"
+# The output KFP's driver adds to every task when it publishes pod logs; the launcher
+# uploads and records it after the command, so a task never records it as its own.
+EXECUTOR_LOGS = "executor-logs"
 
 STATE_NAMES = {v: k for k, v in pb.Execution.State.items()}
 
@@ -362,6 +365,8 @@ def output_records(
     written = document.get("artifacts", {})
     records: dict[str, list[ArtifactRecord]] = {}
     for key, spec in executor_input.get("outputs", {}).get("artifacts", {}).items():
+        if key == EXECUTOR_LOGS:
+            continue
         runtime = written.get(key, spec).get("artifacts", [])
         result = []
         for index, artifact in enumerate(runtime):

@@ -26,6 +26,7 @@ import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -840,14 +841,16 @@ class LocalRunner:
                 inputs={k: [_lineage_record(a) for a in v] for k, v in artifacts.items()},
                 extra={"cache_fingerprint": cache_key, "image": container.get("image")},
             )
+        shielded, tokens = _shield_pipeline_placeholders(executor_input)
         argv = placeholder_utils.replace_placeholders(
             full_command=command,
-            executor_input_dict=executor_input,
+            executor_input_dict=shielded,
             pipeline_resource_name=self.doc.name,
             task_resource_name=qname,
             pipeline_root=self.pipeline_root,
             unique_pipeline_id=self.run_id,
         )
+        argv = [_unshield(part, tokens) for part in argv]
         state_file = inner / "state.json"
         log_path = inner / "log.txt"
         pod_env: dict[str, str] = {}
@@ -988,6 +991,37 @@ def _as_launched(value: Any, declared: str | None) -> Any:
     if isinstance(value, dict):
         return {k: _as_launched(v, None) for k, v in value.items()}
     return value
+
+
+_PIPELINE_PLACEHOLDER = re.compile(r"\{\{\$\.pipeline_[a-z_]+\}\}")
+
+
+def _shield_pipeline_placeholders(executor_input: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """A copy of ``executor_input`` whose parameter values hide ``{{$.pipeline_*}}``
+    placeholders from kfp.local, which would replace them inside longer strings; KFP's
+    launcher replaces only input and output placeholders there, so they reach the task as
+    written. Returns the copy and token -> placeholder for :func:`_unshield`."""
+    tokens: dict[str, str] = {}
+
+    def hide(match: re.Match[str]) -> str:
+        token = f"@@kubetfx-placeholder-{uuid.uuid4().hex}@@"
+        tokens[token] = match.group(0)
+        return token
+
+    shielded = json.loads(json.dumps(executor_input))
+    values = shielded.get("inputs", {}).get("parameterValues", {})
+    for key, value in values.items():
+        if isinstance(value, str) and "{{$.pipeline_" in value:
+            values[key] = _PIPELINE_PLACEHOLDER.sub(hide, value)
+    return shielded, tokens
+
+
+def _unshield(part: Any, tokens: dict[str, str]) -> Any:
+    if not isinstance(part, str):
+        return part
+    for token, placeholder in tokens.items():
+        part = part.replace(token, placeholder)
+    return part
 
 
 def _seconds(value: Any) -> float:
@@ -1139,6 +1173,4 @@ def _from_mlmd(key: str, artifact: Any, store: Any) -> Artifact:
 def _readable(condition: str) -> str:
     """``inputs.parameter_values['pipelinechannel--evaluator-blessed'] == true`` ->
     ``evaluator-blessed == true``: the compiler's channel names, without the plumbing."""
-    import re
-
     return re.sub(r"inputs\.parameter_values\['pipelinechannel--([^']+)'\]", r"\1", condition)
