@@ -112,6 +112,30 @@ def fingerprint_remote(uri: str) -> str | None:
     return digest.hexdigest()
 
 
+def _fingerprint_remote_pattern(uri: str) -> str | None:
+    """:func:`fingerprint_uri` of an object-store pattern: the digest a local copy of the
+    matching files, laid out the same way, would have."""
+    import posixpath
+
+    from kubetfx import storage
+
+    matches = storage.glob_files(uri)
+    if not matches:
+        return None
+    fs, pattern = storage.filesystem(uri)
+    base = posixpath.dirname(pattern)
+    digest = hashlib.blake2b(digest_size=16)
+    for name in matches:
+        content = hashlib.blake2b(digest_size=16)
+        size = 0
+        with fs.open(name, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                content.update(chunk)
+                size += len(chunk)
+        digest.update(f"{posixpath.relpath(name, base)}\0{size}\0{content.hexdigest()}\n".encode())
+    return digest.hexdigest()
+
+
 def fingerprint_uri(uri: str) -> str | None:
     """Fingerprint of the data a URI or path pattern names, if any.
 
@@ -123,9 +147,11 @@ def fingerprint_uri(uri: str) -> str | None:
     if path is None:
         from kubetfx import storage
 
-        if storage.scheme_of(uri) in storage.REMOTE_SCHEMES and not any(c in uri for c in "*?[{"):
-            return fingerprint_remote(uri)
-        return None
+        if storage.scheme_of(uri) not in storage.REMOTE_SCHEMES:
+            return None
+        if "{SPAN}" in uri or any(c in uri for c in "*?["):
+            return _fingerprint_remote_pattern(uri)
+        return fingerprint_remote(uri)
     text = str(path)
     if "{SPAN}" in text or any(c in text for c in "*?["):
         matches = [m for m in glob.glob(text.replace("{SPAN}", "*")) if os.path.isfile(m)]

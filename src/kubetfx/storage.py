@@ -410,3 +410,43 @@ def localize(uri: str) -> str:
     if is_file(uri):
         return download(uri, os.path.join(target, name))
     return download(uri, target)
+
+
+PATTERN_CHARS = "*?["
+SPAN_PLACEHOLDER = "{SPAN}"
+
+
+def glob_files(uri: str) -> list[str]:
+    """Object-store files a pattern names (``*``, ``?``, ``[...]``, ``{SPAN}`` for digits,
+    matched here as ``*``), as ``bucket/key`` paths of :func:`filesystem`; a plain URI names
+    its file, or every file under its folder."""
+    fs, path = filesystem(uri)
+    text = path.replace(SPAN_PLACEHOLDER, "*")
+    try:
+        if any(c in text for c in PATTERN_CHARS):
+            return sorted(m for m in fs.glob(text) if fs.isfile(m))
+        if fs.isfile(path):
+            return [path]
+        return sorted(f"{path}/{rel}" for rel in files(uri))
+    except FileNotFoundError:
+        return []
+    except Exception as err:  # noqa: BLE001
+        raise _wrap(uri, err) from None
+
+
+def localize_pattern(uri: str) -> str:
+    """A local copy of the object-store files ``uri`` names (a file, folder or pattern, see
+    :func:`glob_files`), in a new temporary folder; returns the same pattern rooted there,
+    so the caller matches it as it would a local one."""
+    if not is_remote(uri):
+        return _local(uri)
+    fs, path = filesystem(uri)
+    target = tempfile.mkdtemp(prefix="kubetfx-fetch-")
+    for name in glob_files(uri):
+        local = os.path.join(target, *name.split("/"))
+        os.makedirs(os.path.dirname(local), exist_ok=True)
+        try:
+            fs.get_file(name, local)
+        except Exception as err:  # noqa: BLE001
+            raise _wrap(uri, err) from None
+    return os.path.join(target, *path.split("/"))

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from kubetfx import storage
+from kubetfx.errors import InputDataError
 from kubetfx.fingerprint import fingerprint_path, fingerprint_uri
 
 
@@ -143,3 +144,28 @@ def test_drift_baseline_in_an_object_store(s3_env: str, local_tree: Path, tmp_pa
     assert previous_statistics(store, "p", new) == (old, 0)
     storage.remove(old)  # deleted from the store since: no baseline, not a crash
     assert previous_statistics(store, "p", new) is None
+
+
+def test_example_gen_reads_spans_from_an_object_store(s3_env: str, tmp_path: Path) -> None:
+    from kubetfx.components.example_gen.executor import resolve_input
+
+    local = tmp_path / "data"
+    for span, text in ((1, "a,b\n1,2\n"), (2, "a,b\n3,4\n5,6\n")):
+        (local / f"span-{span}").mkdir(parents=True)
+        (local / f"span-{span}" / "part.csv").write_text(text)
+    uri = f"minio://{s3_env}/landing"
+    storage.upload(str(local), uri)
+
+    files, span = resolve_input(f"{uri}/span-{{SPAN}}/*.csv")
+    assert span == 2 and [Path(f).read_text() for f in files] == ["a,b\n3,4\n5,6\n"]
+    [one], _ = resolve_input(f"{uri}/span-1/part.csv")
+    assert Path(one).read_text() == "a,b\n1,2\n"
+    # The cache key's data fingerprint of a remote pattern is the local one of the same files,
+    # and it changes when a file does.
+    pattern = "span-{SPAN}/*.csv"
+    before = fingerprint_uri(f"{uri}/{pattern}")
+    assert before == fingerprint_uri(f"{local}/{pattern}")
+    storage.write_bytes(f"{uri}/span-2/part.csv", b"a,b\n3,4\n5,7\n")
+    assert fingerprint_uri(f"{uri}/{pattern}") != before
+    with pytest.raises(InputDataError, match="no file matches"):
+        resolve_input(f"{uri}/nothing-{{SPAN}}/*.csv")
