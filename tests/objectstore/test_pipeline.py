@@ -103,10 +103,8 @@ def test_training_twice_in_an_object_store(s3_env: str, workdir: Path, pod_tmp: 
 CONTINUOUS = str(REPO / "pipelines/continuous_training/pipeline.yaml")
 
 
-def _write_span(data: Path, span: int, frame) -> None:
-    folder = data / f"span-{span}"
-    folder.mkdir(parents=True)
-    frame.to_csv(folder / "penguins.csv", index=False)
+def _write_span(landing: str, span: int, frame) -> None:
+    storage.write_bytes(f"{landing}/span-{span}/penguins.csv", frame.to_csv(index=False).encode())
 
 
 @pytest.mark.slow
@@ -119,9 +117,8 @@ def test_continuous_training_unchanged_and_drifted_data_in_an_object_store(
 
     root = f"s3://{s3_env}/pipeline-root"
     monkeypatch.setenv("KUBETFX_PUSH_ROOT", f"s3://{s3_env}/serving")
-    # The data lands in a folder the scheduler's runs read (a pipeline parameter, as
-    # pkg:// data is); the artifacts made from it live in the object store.
-    data = workdir / "data"
+    # The data lands in the object store too, one folder per span.
+    data = f"minio://{s3_env}/landing"
     penguins = pd.read_csv(local_path("pkg://palmerpenguins/data/penguins.csv"), keep_default_na=False)
     params = {"input_uri": f"{data}/span-{{SPAN}}/penguins.csv", "epochs": 3}
 
@@ -136,6 +133,7 @@ def test_continuous_training_unchanged_and_drifted_data_in_an_object_store(
     assert same.state == "SUCCEEDED", [(t.name, t.state, t.message) for t in same.tasks]
     check = same.task("data-change-check").params
     assert check["changed"] is False and check["previous_run"] == first.run_id
+    assert same.task("example-gen").state == "CACHED"  # the store's data, unchanged
     assert "trainer" not in {t.name for t in same.tasks if t.state == "SUCCEEDED"}
 
     # A drifted span: the validator measures drift against span 1's statistics, which it
@@ -146,6 +144,7 @@ def test_continuous_training_unchanged_and_drifted_data_in_an_object_store(
     _write_span(data, 2, drifted)
     third = run_pipeline(CONTINUOUS, params=params, pipeline_root=root)
     assert third.state == "FAILED"
+    assert third.task("example-gen").state == "SUCCEEDED" and third.task("example-gen").params["span"] == 2
     validator = third.task("example-validator")
     assert validator.state == "FAILED", validator.message
     assert "body_mass_g" in validator.message and "Jensen-Shannon" in validator.message, validator.message
