@@ -169,3 +169,19 @@ def test_example_gen_reads_spans_from_an_object_store(s3_env: str, tmp_path: Pat
     assert fingerprint_uri(f"{uri}/{pattern}") != before
     with pytest.raises(InputDataError, match="no file matches"):
         resolve_input(f"{uri}/nothing-{{SPAN}}/*.csv")
+
+
+def test_a_curated_schema_in_an_object_store(s3_env: str) -> None:
+    from kubetfx.components.schema_gen.executor import load_schema_file
+
+    from kubetfx.fingerprint import local_path
+
+    text = local_path("pkg://kubetfx.schemas/penguins/schema.pbtxt").read_text()
+    uri = f"s3://{s3_env}/schemas/penguins/schema.pbtxt"
+    storage.write_bytes(uri, text.encode())
+    assert "species" in [f.name for f in load_schema_file(uri).feature]
+    storage.write_bytes(uri, b"feature { name: 'x' type: NOPE }\n")
+    with pytest.raises(InputDataError, match=r"schema.pbtxt:1:"):
+        load_schema_file(uri)
+    with pytest.raises(InputDataError, match="schema file not found"):
+        load_schema_file(f"s3://{s3_env}/schemas/missing.pbtxt")
