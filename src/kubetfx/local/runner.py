@@ -16,8 +16,8 @@ every artifact lives in the object store, at the URI the KFP backend would give 
 task: it gives the task its own temporary folder in place of the pod's filesystem,
 downloads the input artifacts to the launcher's local paths under it (``/minio/...``,
 ``/s3/...``, ``/gcs/...``), runs the command, uploads the outputs on success and removes
-the folder. Tasks share no filesystem, and they are named as the backend names them
-(``pusher``, not ``condition-1/pusher``).
+the folder. No task is handed a local path another task wrote, and tasks are named as
+the backend names them (``pusher``, not ``condition-1/pusher``).
 """
 
 from __future__ import annotations
@@ -183,6 +183,11 @@ class LocalRunner:
         self.echo(f"run {self.run_id}: pipeline {self.doc.name}, outputs under {self.run_root}")
         for note in self.doc.notes:
             self.echo(f"note: {note}")
+        if self.remote:
+            self.echo(
+                "note: object-store mode: artifacts in the object store, each task in its own "
+                "folder with the KFP launcher's downloads and uploads"
+            )
         try:
             result = self._run_dag(self.doc.root, parameters, {}, prefix="")
         except BaseException:
