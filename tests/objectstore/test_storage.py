@@ -1,5 +1,6 @@
 """kubetfx.storage against an S3 server: s3:// and minio:// URIs, the launcher's local paths,
-fingerprints of remote artifacts, and lineage consumers that meet remote URIs.
+fingerprints of remote artifacts, and ExampleGen and SchemaGen reading from the store. (The
+drift baseline and the Evaluator's baseline, read by URI from lineage: test_pipeline.py.)
 
 The object store is a stand-in: moto's S3 server on loopback (see conftest.py), reached
 through s3fs exactly as MinIO or S3 would be. It does not prove MinIO's own behaviour.
@@ -114,36 +115,6 @@ def test_localize_reads_the_launchers_copy_when_there_is_one(
     assert not fetched.startswith(str(pod)) and sorted(Path(fetched).rglob("*.bin"))
     mounted = storage.download(uri, storage.launcher_path(uri))
     assert storage.localize(uri) == mounted == f"{pod}/minio/{s3_env}/models/1"
-
-
-def _statistics(store, run: str, uri: str, fingerprint: str) -> None:
-    from kubetfx.lineage.record import ArtifactRecord, Identity, finish_execution, start_execution
-    from kubetfx.types import STATISTICS, TYPE_KEY
-
-    identity = Identity(pipeline_name="p", run_id=run, task_name="statistics-gen")
-    execution = start_execution(store, identity, params={}, inputs={})
-    record = ArtifactRecord(
-        key="statistics",
-        uri=uri,
-        schema_title="system.Artifact",
-        metadata={TYPE_KEY: STATISTICS, "span": 0, "examples_fingerprint": fingerprint},
-    )
-    finish_execution(store, identity, execution, outputs={"statistics": [record]}, output_params={})
-
-
-def test_drift_baseline_in_an_object_store(s3_env: str, local_tree: Path, tmp_path: Path) -> None:
-    from kubetfx.lineage.query import previous_statistics
-    from kubetfx.lineage.store import connect
-
-    store = connect(f"sqlite:///{tmp_path}/mlmd.sqlite")
-    old, new = f"minio://{s3_env}/r1/statistics", f"minio://{s3_env}/r2/statistics"
-    storage.upload(str(local_tree), old)
-    storage.upload(str(local_tree), new)
-    _statistics(store, "r1", old, "aaa")
-    _statistics(store, "r2", new, "bbb")
-    assert previous_statistics(store, "p", new) == (old, 0)
-    storage.remove(old)  # deleted from the store since: no baseline, not a crash
-    assert previous_statistics(store, "p", new) is None
 
 
 def test_example_gen_reads_spans_from_an_object_store(s3_env: str, tmp_path: Path) -> None:
