@@ -40,9 +40,14 @@ def s3_server() -> Iterator[str]:
 
 
 @pytest.fixture
-def s3_env(s3_server: str, monkeypatch: pytest.MonkeyPatch) -> str:
+def s3_env(s3_server: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> str:
     """The environment a task gets in a cluster (endpoint and credentials), pointing at the
-    test server; and a fresh bucket. Returns the bucket name."""
+    test server; and a fresh bucket. Returns the bucket name. Temporary folders (fetched
+    copies) go under the test's own folder."""
+    import tempfile
+
+    (tmp_path / "fetched").mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "fetched"))
     monkeypatch.setenv("KUBETFX_S3_ENDPOINT", s3_server)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "minio")
