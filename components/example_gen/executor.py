@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kubetfx import storage
 from kubetfx.errors import InputDataError
 from kubetfx.faults import failpoint
 from kubetfx.fingerprint import fingerprint_files, local_path
@@ -115,8 +116,14 @@ def resolve_input(input_uri: str) -> tuple[list[str], int]:
     or a pattern with ``{SPAN}`` (the newest span, by number, is taken).
     """
     path = local_path(input_uri)
+    if path is None and storage.scheme_of(input_uri) in storage.REMOTE_SCHEMES:
+        # Object-store data (s3://, minio://, gs://): the files it names, copied to this
+        # task's temporary folder, then matched exactly as local ones.
+        path = Path(storage.localize_pattern(input_uri))
     if path is None:
-        raise InputDataError(f"{input_uri}: only local paths and pkg:// data are supported here")
+        raise InputDataError(
+            f"{input_uri}: only local paths, pkg:// data and s3://, minio:// or gs:// URIs are supported"
+        )
     text = str(path)
     if SPAN_PLACEHOLDER in text:
         regex = re.compile(

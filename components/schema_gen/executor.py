@@ -291,11 +291,20 @@ def load_schema_file(path_or_uri: str) -> Any:
     from google.protobuf import text_format
     from tensorflow_metadata.proto.v0 import schema_pb2
 
+    from kubetfx import storage
+
     path = local_path(path_or_uri)
-    if path is None or not path.is_file():
+    if path is None and storage.scheme_of(path_or_uri) in storage.REMOTE_SCHEMES:
+        try:  # a curated schema kept in the object store
+            text = storage.read_bytes(path_or_uri).decode()
+        except storage.StorageError as err:
+            raise InputDataError(f"{path_or_uri}: schema file not found; check schema_file ({err})") from None
+    elif path is None or not path.is_file():
         raise InputDataError(f"{path_or_uri}: schema file not found; check schema_file")
+    else:
+        text = path.read_text()
     try:
-        return text_format.Parse(path.read_text(), schema_pb2.Schema())
+        return text_format.Parse(text, schema_pb2.Schema())
     except text_format.ParseError as err:
         raise InputDataError(f"{path_or_uri}:{err}") from None  # ParseError reads "LINE:COL : ..."
 

@@ -81,14 +81,77 @@ def fingerprint_path(path: str | os.PathLike[str]) -> str | None:
     return None
 
 
+def fingerprint_remote(uri: str) -> str | None:
+    """Fingerprint of a file or folder in an object store, or None if nothing is there.
+
+    The same digest as :func:`fingerprint_path` gives a local copy of the same files:
+    inside a KFP pod, where the launcher already downloaded ``uri``, that copy is hashed
+    instead of reading the store again.
+    """
+    from kubetfx import storage
+
+    if storage.scheme_of(uri) not in storage.REMOTE_SCHEMES:
+        return None
+    mounted = storage.launcher_path(uri)
+    if mounted and os.path.exists(mounted):
+        return fingerprint_path(mounted)
+    listed = storage.files(uri)
+    if not listed:
+        return None
+    single = storage.is_file(uri)
+    digest = hashlib.blake2b(digest_size=16)
+    for rel in sorted(listed):
+        name = rel.rsplit("/", 1)[-1]
+        if not single and name.startswith("."):
+            continue
+        content = hashlib.blake2b(digest_size=16)
+        with storage.open_uri(uri if single else storage.join(uri, rel), "rb") as f:
+            while chunk := f.read(_CHUNK):
+                content.update(chunk)
+        digest.update(f"{rel}\0{listed[rel]}\0{content.hexdigest()}\n".encode())
+    return digest.hexdigest()
+
+
+def _fingerprint_remote_pattern(uri: str) -> str | None:
+    """:func:`fingerprint_uri` of an object-store pattern: the digest a local copy of the
+    matching files, laid out the same way, would have."""
+    import posixpath
+
+    from kubetfx import storage
+
+    matches = storage.glob_files(uri)
+    if not matches:
+        return None
+    fs, pattern = storage.filesystem(uri)
+    base = posixpath.dirname(pattern)
+    digest = hashlib.blake2b(digest_size=16)
+    for name in matches:
+        content = hashlib.blake2b(digest_size=16)
+        size = 0
+        with fs.open(name, "rb") as f:
+            while chunk := f.read(_CHUNK):
+                content.update(chunk)
+                size += len(chunk)
+        digest.update(f"{posixpath.relpath(name, base)}\0{size}\0{content.hexdigest()}\n".encode())
+    return digest.hexdigest()
+
+
 def fingerprint_uri(uri: str) -> str | None:
-    """Fingerprint of the local data a URI or path pattern names, if any.
+    """Fingerprint of the data a URI or path pattern names, if any.
 
     Patterns may use ``*`` or a ``{SPAN}`` placeholder; every matching file counts.
+    Object-store URIs (``s3://``, ``gs://``, ``minio://``) are read through
+    :mod:`kubetfx.storage` (patterns are local only).
     """
     path = local_path(uri)
     if path is None:
-        return None
+        from kubetfx import storage
+
+        if storage.scheme_of(uri) not in storage.REMOTE_SCHEMES:
+            return None
+        if "{SPAN}" in uri or any(c in uri for c in "*?["):
+            return _fingerprint_remote_pattern(uri)
+        return fingerprint_remote(uri)
     text = str(path)
     if "{SPAN}" in text or any(c in text for c in "*?["):
         matches = [m for m in glob.glob(text.replace("{SPAN}", "*")) if os.path.isfile(m)]

@@ -209,13 +209,16 @@ def _filesystem(location: str) -> tuple[Any, str]:
         raise missing_runtime("fsspec", err) from err
     if not _is_uri(location):
         return fsspec.filesystem("file"), location
+    from kubetfx import storage
+
     try:
-        # A fresh instance: the endpoint and credentials are read from the environment now.
-        return fsspec.core.url_to_fs(location, skip_instance_cache=True)
-    except ImportError as err:
-        scheme = location.split("://")[0]
-        raise missing_runtime(f"the filesystem for {scheme}:// (s3fs, gcsfs, ...)", err) from err
-    except ValueError as err:
+        # A fresh instance: the endpoint and credentials are read from the environment now
+        # (minio:// is the S3 protocol at the cluster's MinIO endpoint, see kubetfx.storage).
+        return storage.filesystem(location)
+    except storage.StorageError as err:
+        if isinstance(err.__cause__, ImportError):
+            scheme = location.split("://")[0]
+            raise missing_runtime(f"the filesystem for {scheme}:// (s3fs, gcsfs, ...)", err) from err
         raise DestinationError(f"push destination {location!r}: {err}") from None
 
 

@@ -193,6 +193,9 @@ def _run_kfp_executor(args: argparse.Namespace, executor_input: dict[str, Any]) 
         module_directory=os.path.dirname(module_path),
     )
     func = getattr(module, args.function_to_execute)
+    from kubetfx.storage import apply_mount_root
+
+    apply_mount_root()  # the local runner's object-store mode: this task's own launcher paths
     kfp_executor.Executor(executor_input=executor_input, function_to_execute=func).execute()
 
 

@@ -24,9 +24,15 @@ def test_every_task_gets_settings_and_secret_from_the_namespace() -> None:
         [config_map] = config["configMapAsEnv"]
         assert config_map["configMapName"] == "kubetfx-settings", name
         assert {e["envVar"] for e in config_map["keyToEnv"]} == set(cluster.SETTINGS_KEYS)
-        [secret] = config["secretAsEnv"]
+        secret, store = config["secretAsEnv"]
         assert secret["secretName"] == "kubetfx-metadata"
         assert [e["envVar"] for e in secret["keyToEnv"]] == ["KUBETFX_METADATA_PASSWORD"]
+        # KFP's own object-store Secret: tasks read artifacts handed to them by URI.
+        assert store["secretName"] == "mlpipeline-minio-artifact"
+        assert {e["secretKey"]: e["envVar"] for e in store["keyToEnv"]} == {
+            "accesskey": "AWS_ACCESS_KEY_ID",
+            "secretkey": "AWS_SECRET_ACCESS_KEY",
+        }
         assert "nodeSelector" not in config and "tolerations" not in config  # CPU by default
 
 

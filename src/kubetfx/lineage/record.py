@@ -23,6 +23,9 @@ RUN_CONTEXT = "system.PipelineRun"
 CONTAINER_EXECUTION = "system.ContainerExecution"
 IMPORTER_EXECUTION = "system.ImporterExecution"
 FINGERPRINT_KEY = "kubetfx_fingerprint"
+# The output KFP's driver adds to every task when it publishes pod logs; the launcher
+# uploads and records it after the command, so a task never records it as its own.
+EXECUTOR_LOGS = "executor-logs"
 
 STATE_NAMES = {v: k for k, v in pb.Execution.State.items()}
 
@@ -354,13 +357,16 @@ def output_records(
     executor_input: dict[str, Any], document: dict[str, Any], staged: dict[str, str]
 ) -> dict[str, list[ArtifactRecord]]:
     """Output artifacts from an executor-output document (declared ones where it is silent),
-    at their final URIs, with the content fingerprint of local data."""
-    from kubetfx.fingerprint import fingerprint_path
+    at their final URIs, with the content fingerprint of their data (local, or in an
+    object store: the launcher's local copy when there is one)."""
+    from kubetfx.fingerprint import fingerprint_path, fingerprint_remote
     from kubetfx.staging import is_local
 
     written = document.get("artifacts", {})
     records: dict[str, list[ArtifactRecord]] = {}
     for key, spec in executor_input.get("outputs", {}).get("artifacts", {}).items():
+        if key == EXECUTOR_LOGS:
+            continue
         runtime = written.get(key, spec).get("artifacts", [])
         result = []
         for index, artifact in enumerate(runtime):
@@ -368,8 +374,9 @@ def output_records(
             merged = {**declared, **artifact}
             merged["uri"] = staged.get(merged.get("uri", ""), merged.get("uri", ""))
             record = ArtifactRecord.from_runtime(key, merged)
-            if is_local(record.uri) and FINGERPRINT_KEY not in record.metadata:
-                fp = fingerprint_path(record.uri)  # the task wrapper hashed it already, if it ran
+            if record.uri and FINGERPRINT_KEY not in record.metadata:
+                # The task wrapper hashed it already, if it ran.
+                fp = fingerprint_path(record.uri) if is_local(record.uri) else fingerprint_remote(record.uri)
                 if fp:
                     record.metadata[FINGERPRINT_KEY] = fp
             result.append(record)

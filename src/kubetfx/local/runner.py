@@ -9,6 +9,15 @@ killed cannot take the runner down.
 
 Lineage: kubetfx tasks record their own executions (``kubetfx.task``); the runner
 records the run, cached and skipped tasks, and tasks of plain KFP components.
+
+Object-store mode (a pipeline root such as ``s3://BUCKET/PREFIX`` or ``minio://...``):
+every artifact lives in the object store, at the URI the KFP backend would give it
+(``ROOT/PIPELINE/RUN/TASK/SALT/OUTPUT``), and the runner plays KFP's launcher for each
+task: it gives the task its own temporary folder in place of the pod's filesystem,
+downloads the input artifacts to the launcher's local paths under it (``/minio/...``,
+``/s3/...``, ``/gcs/...``), runs the command, uploads the outputs on success and removes
+the folder. No task is handed a local path another task wrote, and tasks are named as
+the backend names them (``pusher``, not ``condition-1/pusher``).
 """
 
 from __future__ import annotations
@@ -17,9 +26,12 @@ import functools
 import hashlib
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -30,6 +42,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from kubetfx import storage
 from kubetfx.errors import PipelineSpecError
 from kubetfx.fingerprint import fingerprint_files, fingerprint_uri, local_path
 from kubetfx.identity import IDENTITY_INPUTS
@@ -39,7 +52,7 @@ from kubetfx.local.warm import enabled as warm_enabled
 from kubetfx.local.warm import shim_dir as warm_shim_dir
 from kubetfx.process import ENV_RUNNER_PID, with_parent_death_signal
 from kubetfx.settings import PUSH_ROOT_ENV, redact, resolve_push_roots
-from kubetfx.staging import discard, is_local, publish, stage_outputs, unstage_uris
+from kubetfx.staging import discard, publish, stage_outputs, unstage_uris
 
 SUCCEEDED = "SUCCEEDED"
 CACHED = "CACHED"
@@ -143,7 +156,14 @@ class LocalRunner:
         self._results_lock = threading.Lock()
         now = datetime.now(UTC)
         self.run_id = f"{doc.name}-{now:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
-        self.run_root = os.path.join(pipeline_root, doc.name, self.run_id)
+        # Object-store mode: every artifact in the store, every task in its own folder.
+        self.remote = storage.is_remote(pipeline_root)
+        self.run_root = storage.join(pipeline_root, doc.name, self.run_id)
+        self.log_root = ""
+        if self.remote:
+            from kubetfx.settings import default_home
+
+            self.log_root = str(default_home().absolute() / "logs" / doc.name / self.run_id)
         self.started = time.monotonic()
 
     # ------------------------------------------------------------------ public
@@ -163,6 +183,11 @@ class LocalRunner:
         self.echo(f"run {self.run_id}: pipeline {self.doc.name}, outputs under {self.run_root}")
         for note in self.doc.notes:
             self.echo(f"note: {note}")
+        if self.remote:
+            self.echo(
+                "note: object-store mode: artifacts in the object store, each task in its own "
+                "folder with the KFP launcher's downloads and uploads"
+            )
         try:
             result = self._run_dag(self.doc.root, parameters, {}, prefix="")
         except BaseException:
@@ -301,7 +326,9 @@ class LocalRunner:
         if "parameterIterator" in task:
             return self._run_loop(qname, task, component, params, artifacts)
         if "dag" in component:
-            result = self._run_dag(component, params, artifacts, prefix=f"{qname}/")
+            # The backend names a task by its own name, whatever DAG it is in.
+            inner = "" if self.remote else f"{qname}/"
+            result = self._run_dag(component, params, artifacts, prefix=inner)
             result.name = qname
             return result
         executor = self.doc.executors[component["executorLabel"]]
@@ -332,7 +359,7 @@ class LocalRunner:
             TaskResult(name=qname, state=state, message=reason, execution_id=execution_id, kind=kind)
         )
         if kind == "dag":  # name what did not run inside it, for the summary
-            self._add_skipped_inside(component, f"{qname}/", reason, state)
+            self._add_skipped_inside(component, "" if self.remote else f"{qname}/", reason, state)
         return result
 
     def _add_skipped_inside(self, component: dict[str, Any], prefix: str, reason: str, state: str) -> None:
@@ -391,13 +418,15 @@ class LocalRunner:
     # ------------------------------------------------------------------ inputs
 
     def _placeholders(self, qname: str) -> dict[str, str]:
+        # The backend's driver replaces a constant only when it *is* one of these
+        # (backend/src/v2/driver/resolve.go); a placeholder inside a longer string, or
+        # {{$.pipeline_root}}, reaches the task as written. So here.
         return {
             "{{$.pipeline_job_name}}": self.doc.name,
             "{{$.pipeline_job_resource_name}}": self.run_id,
             "{{$.pipeline_job_uuid}}": self.run_id,
             "{{$.pipeline_task_name}}": qname,
             "{{$.pipeline_task_uuid}}": f"{self.run_id}/{qname}",
-            "{{$.pipeline_root}}": self.pipeline_root,
         }
 
     def _resolve_inputs(
@@ -429,8 +458,7 @@ class LocalRunner:
             elif "runtimeValue" in spec:
                 value = spec["runtimeValue"].get("constant")
                 if isinstance(value, str):
-                    for placeholder, actual in self._placeholders(qname).items():
-                        value = value.replace(placeholder, actual)
+                    value = self._placeholders(qname).get(value, value)
             elif "taskFinalStatus" in spec:
                 producer = done[spec["taskFinalStatus"]["producerTask"]]
                 value = {
@@ -482,7 +510,16 @@ class LocalRunner:
         type_schema = importer.get("typeSchema", {})
         metadata = dict(importer.get("metadata") or {})
         path = local_path(uri)
+        if self.remote and not storage.is_remote(uri):
+            # KFP's launcher downloads only object-store URIs: a path or pkg:// on this
+            # machine would not reach a pod.
+            raise PipelineSpecError(
+                f"importer {qname}: {uri} is not an object-store URI (s3://, gs://, minio://); "
+                "in object-store mode, as in a cluster, upload it first and import its URI"
+            )
         if path is not None and not path.exists():
+            raise FileNotFoundError(f"importer {qname}: nothing at {uri}")
+        if path is None and storage.is_remote(uri) and not storage.exists(uri):
             raise FileNotFoundError(f"importer {qname}: nothing at {uri}")
         fp = fingerprint_uri(uri)
         if fp:
@@ -535,9 +572,18 @@ class LocalRunner:
         component: dict[str, Any],
         params: dict[str, Any],
         artifacts: dict[str, list[Artifact]],
+        pod: str = "",
     ) -> dict[str, Any]:
         root = self._task_root(qname)
         inner = os.path.join(root, ".kubetfx")
+        outputs_dir = os.path.join(inner, "outputs")
+        output_file = os.path.join(inner, "executor_output.json")
+        if self.remote:
+            # As KFP's driver and launcher: outputs at ROOT/PIPELINE/RUN/TASK/SALT/KEY, the
+            # parameter files and executor output in the pod's own /tmp.
+            root = storage.join(self.run_root, qname.rsplit("/", 1)[-1], uuid.uuid4().hex)
+            outputs_dir = os.path.join(pod, "tmp/kfp/outputs")
+            output_file = os.path.join(pod, "tmp/kfp_outputs/output_metadata.json")
         values = {}
         declared = component.get("inputDefinitions", {}).get("parameters", {})
         for key, spec in declared.items():
@@ -555,7 +601,7 @@ class LocalRunner:
             },
             "outputs": {
                 "parameters": {
-                    key: {"outputFile": os.path.join(inner, "outputs", key)}
+                    key: {"outputFile": os.path.join(outputs_dir, key)}
                     for key in outputs.get("parameters", {})
                 },
                 "artifacts": {
@@ -564,14 +610,14 @@ class LocalRunner:
                             {
                                 "name": key,
                                 "type": spec.get("artifactType", {}),
-                                "uri": os.path.join(root, key),
+                                "uri": storage.join(root, key),
                                 "metadata": {},
                             }
                         ]
                     }
                     for key, spec in outputs.get("artifacts", {}).items()
                 },
-                "outputFile": os.path.join(inner, "executor_output.json"),
+                "outputFile": output_file,
             },
         }
 
@@ -616,11 +662,26 @@ class LocalRunner:
 
         for execution in record.find_cached(self.store, cache_key):
             outputs = record.outputs_of(self.store, execution.id)
-            uris = [a.uri for arts in outputs.values() for a in arts]
-            # A hit whose outputs were deleted since is no hit.
-            if all(not is_local(uri) or os.path.exists(uri) for uri in uris):
+            # A hit whose outputs were deleted since is no hit; nor one whose outputs a task
+            # of this mode cannot read (local outputs in object-store mode, or the reverse).
+            if all(self._reachable(a) for arts in outputs.values() for a in arts if a.uri):
                 return execution, outputs
         return None
+
+    def _reachable(self, artifact: Any) -> bool:
+        from kubetfx.lineage.record import FINGERPRINT_KEY, props
+
+        uri = artifact.uri
+        if storage.is_remote(uri) != self.remote:
+            return False
+        if self.remote and not props(artifact).get(FINGERPRINT_KEY):
+            # The launcher uploads nothing for an output its task did not write (a Metrics
+            # artifact whose values are in the executor output): nothing there to miss.
+            return True
+        try:
+            return storage.exists(uri)
+        except storage.StorageError:
+            return False
 
     def _run_container(
         self,
@@ -636,8 +697,12 @@ class LocalRunner:
         from kubetfx.lineage import record
 
         started = time.monotonic()
-        executor_input = self._executor_input(qname, component, params, artifacts)
-        cache_key = self._cache_key(container, executor_input, artifacts)
+        pod = self._new_pod(qname)
+        try:
+            executor_input = self._executor_input(qname, component, params, artifacts, pod)
+            cache_key = self._cache_key(container, executor_input, artifacts)
+        finally:
+            self._remove_pod(pod)
         # The compiler writes ``cachingOptions: {}`` for set_caching_options(False): a
         # missing enableCache is false, as in the backend's proto.
         use_cache = self.cache and bool(task.get("cachingOptions", {}).get("enableCache", False))
@@ -673,17 +738,73 @@ class LocalRunner:
                     execution_id=execution_id,
                     message=f"reused execution {execution.id}",
                 )
-        retries = int(task.get("retryPolicy", {}).get("maxRetryCount", 0) or 0)
+        policy = task.get("retryPolicy", {})
+        retries = int(policy.get("maxRetryCount", 0) or 0)
         attempt = 0
         while True:
-            result = self._execute(qname, container, executor_input, artifacts, cache_key, user_params)
+            # Every attempt is a new pod: a fresh folder, new output URIs.
+            pod = self._new_pod(qname)
+            try:
+                executor_input = self._executor_input(qname, component, params, artifacts, pod)
+                result = self._execute(
+                    qname, container, executor_input, artifacts, cache_key, user_params, pod
+                )
+            finally:
+                self._remove_pod(pod)
             if result.state != FAILED or attempt >= retries:
                 break
             attempt += 1
-            self.echo(f"  {qname}: retry {attempt} of {retries}")
-            executor_input = self._executor_input(qname, component, params, artifacts)
+            delay = retry_delay(policy, attempt)
+            self.echo(f"  {qname}: retry {attempt} of {retries}" + (f" in {delay:g}s" if delay else ""))
+            if delay:
+                time.sleep(delay)
         result.seconds = time.monotonic() - started
         return result
+
+    def _new_pod(self, qname: str) -> str:
+        """Object-store mode: a task's own folder, in place of a pod's filesystem ("" otherwise)."""
+        if not self.remote:
+            return ""
+        return tempfile.mkdtemp(prefix=f"kubetfx-pod-{qname.rsplit('/', 1)[-1]}-")
+
+    @staticmethod
+    def _remove_pod(pod: str) -> None:
+        if pod:
+            shutil.rmtree(pod, ignore_errors=True)
+
+    def _launcher_download(self, qname: str, executor_input: dict[str, Any], pod: str) -> None:
+        """What KFP's launcher does before the command: inputs at their local paths, and the
+        folders of output artifacts and parameter files made."""
+        for key, spec in executor_input["inputs"]["artifacts"].items():
+            for artifact in spec.get("artifacts", []):
+                uri = artifact.get("uri", "")
+                local = storage.launcher_path(uri, pod)
+                if local is None:
+                    raise PipelineSpecError(
+                        f"task {qname}: input {key!r} is at {uri}, which a KFP launcher cannot "
+                        "download (object-store mode takes s3://, gs:// or minio:// URIs only)"
+                    )
+                storage.download(uri, local, missing_ok=True)
+        for spec in executor_input["outputs"]["artifacts"].values():
+            for artifact in spec.get("artifacts", []):
+                local = storage.launcher_path(artifact["uri"], pod)
+                if local:
+                    os.makedirs(os.path.dirname(local), exist_ok=True)
+        for spec in executor_input["outputs"]["parameters"].values():
+            os.makedirs(os.path.dirname(spec["outputFile"]), exist_ok=True)
+        os.makedirs(os.path.dirname(executor_input["outputs"]["outputFile"]), exist_ok=True)
+
+    def _launcher_upload(self, executor_input: dict[str, Any], document: dict[str, Any], pod: str) -> None:
+        """What KFP's launcher does after a command that succeeded: each output artifact's
+        local path uploaded to its URI (one the executor did not write is skipped, as there)."""
+        written = document.get("artifacts", {})
+        for key, spec in executor_input["outputs"]["artifacts"].items():
+            runtime = written.get(key, spec).get("artifacts", []) or spec.get("artifacts", [])
+            for artifact in runtime:
+                uri = artifact.get("uri") or spec["artifacts"][0]["uri"]
+                local = storage.launcher_path(uri, pod)
+                if local and os.path.exists(local):
+                    storage.upload(local, uri)
 
     def _execute(
         self,
@@ -693,16 +814,24 @@ class LocalRunner:
         artifacts: dict[str, list[Artifact]],
         cache_key: str,
         user_params: dict[str, Any],
+        pod: str = "",
     ) -> TaskResult:
         from kfp.local import placeholder_utils
 
         from kubetfx.lineage import record
 
-        root = self._task_root(qname)
-        inner = Path(root, ".kubetfx")
+        root = pod or self._task_root(qname)
+        inner = Path(pod, "tmp/kubetfx") if pod else Path(root, ".kubetfx")
         inner.mkdir(parents=True, exist_ok=True)
         command = list(container.get("command", [])) + list(container.get("args", []))
         wrapped = any(TASK_MODULE_MARK in part for part in command)
+        if pod and not wrapped:
+            # KFP's SDK writes such a task's outputs to /minio/..., /s3/... on this machine.
+            raise PipelineSpecError(
+                f"task {qname}: object-store mode runs kubetfx components (python -m kubetfx.task) "
+                "only; this task runs a plain KFP command, which would write to this machine's "
+                "/minio, /s3 or /gcs: run it in the default local mode or in a cluster"
+            )
         identity = self._identity(qname)
         staged: dict[str, str] = {}
         execution_id = None
@@ -717,16 +846,33 @@ class LocalRunner:
                 inputs={k: [_lineage_record(a) for a in v] for k, v in artifacts.items()},
                 extra={"cache_fingerprint": cache_key, "image": container.get("image")},
             )
+        shielded, tokens = _shield_pipeline_placeholders(executor_input)
         argv = placeholder_utils.replace_placeholders(
             full_command=command,
-            executor_input_dict=executor_input,
+            executor_input_dict=shielded,
             pipeline_resource_name=self.doc.name,
             task_resource_name=qname,
             pipeline_root=self.pipeline_root,
             unique_pipeline_id=self.run_id,
         )
+        argv = [_unshield(part, tokens) for part in argv]
         state_file = inner / "state.json"
         log_path = inner / "log.txt"
+        pod_env: dict[str, str] = {}
+        if pod:
+            # The runner keeps the log (as KFP keeps a pod's log); the task sees only its folder.
+            log_path = Path(self.log_root, f"{qname.replace('/', '.')}-{Path(pod).name}.log")
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            Path(pod, "tmp").mkdir(exist_ok=True)
+            Path(pod, "work").mkdir(exist_ok=True)
+            root = str(Path(pod, "work"))
+            pod_env = {storage.MOUNT_ROOT_ENV: pod, "TMPDIR": str(Path(pod, "tmp"))}
+            try:
+                self._launcher_download(qname, executor_input, pod)
+            except storage.StorageError as err:
+                message = redact(f"launcher: {err}")
+                self.echo(f"  {qname}: FAILED: {message}")
+                return TaskResult(name=qname, state=FAILED, message=message)
         env = {
             **os.environ,
             **self.task_env,
@@ -743,6 +889,7 @@ class LocalRunner:
             "KUBETFX_DIE_WITH_RUNNER": "1",
             PUSH_ROOT_ENV: ",".join(resolve_push_roots()),
             ENV_RUNNER_PID: str(os.getpid()),
+            **pod_env,
         }
         if wrapped and self.warm:
             # The same command, run by a warm worker's forked process (kubetfx.local.warm).
@@ -780,6 +927,15 @@ class LocalRunner:
                 log=str(log_path),
             )
         document = _read_json(Path(executor_input["outputs"]["outputFile"]))
+        if pod:
+            try:
+                self._launcher_upload(executor_input, document, pod)
+            except storage.StorageError as err:
+                message = redact(f"launcher: {err}")
+                if execution_id:
+                    record.fail_execution(self.store, execution_id, message)
+                self.echo(f"  {qname}: FAILED: {message}")
+                return TaskResult(name=qname, state=FAILED, message=message, execution_id=execution_id)
         if staged:
             unstage_uris(document, staged)
             publish(staged)
@@ -840,6 +996,62 @@ def _as_launched(value: Any, declared: str | None) -> Any:
     if isinstance(value, dict):
         return {k: _as_launched(v, None) for k, v in value.items()}
     return value
+
+
+_PIPELINE_PLACEHOLDER = re.compile(r"\{\{\$\.pipeline_[a-z_]+\}\}")
+
+
+def _shield_pipeline_placeholders(executor_input: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """A copy of ``executor_input`` whose parameter values hide ``{{$.pipeline_*}}``
+    placeholders from kfp.local, which would replace them inside longer strings; KFP's
+    launcher replaces only input and output placeholders there, so they reach the task as
+    written. Returns the copy and token -> placeholder for :func:`_unshield`."""
+    tokens: dict[str, str] = {}
+
+    def hide(match: re.Match[str]) -> str:
+        token = f"@@kubetfx-placeholder-{uuid.uuid4().hex}@@"
+        tokens[token] = match.group(0)
+        return token
+
+    shielded = json.loads(json.dumps(executor_input))
+    values = shielded.get("inputs", {}).get("parameterValues", {})
+    for key, value in values.items():
+        if isinstance(value, str) and "{{$.pipeline_" in value:
+            values[key] = _PIPELINE_PLACEHOLDER.sub(hide, value)
+    return shielded, tokens
+
+
+def _unshield(part: Any, tokens: dict[str, str]) -> Any:
+    if not isinstance(part, str):
+        return part
+    for token, placeholder in tokens.items():
+        part = part.replace(token, placeholder)
+    return part
+
+
+def _seconds(value: Any) -> float:
+    """A protobuf Duration as the pipeline spec writes it (``"30s"``, ``"1.5s"``), in seconds."""
+    if isinstance(value, int | float):
+        return float(value)
+    text = str(value or "0s").strip()
+    try:
+        return float(text[:-1] if text.endswith("s") else text)
+    except ValueError:
+        raise PipelineSpecError(
+            f"retry policy: cannot read duration {value!r} (expected e.g. '30s')"
+        ) from None
+
+
+def retry_delay(policy: dict[str, Any], attempt: int) -> float:
+    """Seconds to wait before retry ``attempt`` (1, 2, ...) under a task's ``retryPolicy``:
+    ``backoffDuration * backoffFactor ** (attempt - 1)``, at most ``backoffMaxDuration``
+    (the backend's Argo retry strategy; the compiler's defaults are 0s, 2 and 3600s)."""
+    base = _seconds(policy.get("backoffDuration", "0s"))
+    if base <= 0:
+        return 0.0
+    factor = float(policy.get("backoffFactor", 2.0) or 1.0)
+    cap = _seconds(policy.get("backoffMaxDuration", "3600s")) or float("inf")
+    return min(base * factor ** max(0, attempt - 1), cap)
 
 
 def _upstream(task: dict[str, Any]) -> set[str]:
@@ -966,6 +1178,4 @@ def _from_mlmd(key: str, artifact: Any, store: Any) -> Artifact:
 def _readable(condition: str) -> str:
     """``inputs.parameter_values['pipelinechannel--evaluator-blessed'] == true`` ->
     ``evaluator-blessed == true``: the compiler's channel names, without the plumbing."""
-    import re
-
     return re.sub(r"inputs\.parameter_values\['pipelinechannel--([^']+)'\]", r"\1", condition)

@@ -108,6 +108,8 @@ VOLATILE_ENV = frozenset(
         "KUBETFX_PUSH_ROOT",
         "KUBETFX_COMPONENT_VERSION",
         "KUBETFX_EXECUTION_ID",
+        "KUBETFX_LOCAL_MOUNT_ROOT",  # object-store mode: the task's own folder
+        "TMPDIR",
         ENABLE_ENV,
         DIR_ENV,
         IDLE_ENV,
