@@ -46,12 +46,13 @@ def _publish_file(path: str, uri: str) -> bool:
             dst.unlink()
         os.replace(src, dst)
         return True
-    try:
-        import fsspec
+    from kubetfx import storage
 
-        fs, remote = fsspec.core.url_to_fs(final)
-        fs.put(path, remote, recursive=os.path.isdir(path))
-    except (ImportError, ValueError, OSError) as err:
+    if not os.path.exists(path):
+        os.makedirs(path)  # an output with nothing written (Metrics): nothing to upload
+    try:
+        storage.upload(path, final)
+    except storage.StorageError as err:
         log.warning(
             "%s: not uploaded before the failure (%s); the error message still names every anomaly",
             final,

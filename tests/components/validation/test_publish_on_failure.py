@@ -1,6 +1,6 @@
 """A failing validation publishes its finished outputs before the task fails: renamed into
 place from the staging path locally, uploaded to an object store (moto's S3 server on
-loopback, a stand-in: it proves the fsspec upload, not a cluster's MinIO endpoint), and
+loopback, a stand-in: it proves the upload through kubetfx.storage, not a cluster's MinIO), and
 recorded in a real ML Metadata store as outputs of the running execution."""
 
 from __future__ import annotations
@@ -129,12 +129,39 @@ def test_object_store_outputs_are_uploaded_and_recorded(tmp_path: Path, running,
     assert [a.uri for a in record.outputs_of(store, execution_id)["report"]] == [uri]
 
 
-def test_an_unknown_scheme_is_not_recorded_as_published(tmp_path: Path, running) -> None:
+def test_minio_outputs_go_to_the_configured_endpoint(tmp_path: Path, running, s3) -> None:
+    # KFP's minio:// URIs: the S3 protocol at the endpoint the cluster's settings name.
     store, execution_id = running
+    local = tmp_path / "report.html"
+    local.write_text("<html>FAILED</html>")
+    uri = "minio://pipeline-root/run-2/example-validator/report.html"
+    published = publish_before_failing({"report": _output(str(local), uri, "system.HTML")})
+    assert published == {"report": uri}
+    body = s3.get_object(Bucket="pipeline-root", Key="run-2/example-validator/report.html")["Body"].read()
+    assert body == b"<html>FAILED</html>"
+    assert [a.uri for a in record.outputs_of(store, execution_id)["report"]] == [uri]
+
+
+def test_an_unreachable_store_is_not_recorded_as_published(
+    tmp_path: Path, running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, execution_id = running
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "stand-in",
+        "AWS_SECRET_ACCESS_KEY": "stand-in",
+        "AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}",
+        "AWS_MAX_ATTEMPTS": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
     local = tmp_path / "report"
     local.write_text("x")
     published = publish_before_failing(
-        {"report": _output(str(local), "minio://mlpipeline/v2/artifacts/report", "system.HTML")}
+        {"report": _output(str(local), "s3://pipeline-root/run-3/example-validator/report", "system.HTML")}
     )
     assert published == {}
     assert record.outputs_of(store, execution_id) == {}
