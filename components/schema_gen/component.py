@@ -55,5 +55,8 @@ def schema_gen(
     schema.metadata.update(result.metadata())
     for line in result.summary():
         print(line)
-    with open(report.path, "w") as f:
-        f.write(executor.report_html(result, executor.load(schema.path), f"Schema of {statistics.uri}"))
+    from kubetfx.reports import write_report
+
+    write_report(
+        report, executor.report_html(result, executor.load(schema.path), f"Schema of {statistics.uri}")
+    )

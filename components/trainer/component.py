@@ -99,8 +99,9 @@ def trainer(
     model.metadata.update(result.metadata())
     from kubetfx.components.trainer.report import training_html
 
-    with open(report.path, "w") as f:
-        f.write(training_html(result, f"Training: label {label_key!r}"))
+    from kubetfx.reports import write_report
+
+    write_report(report, training_html(result, f"Training: label {label_key!r}"))
     for name, value in result.metrics.items():
         metrics.log_metric(name, value)
     outputs = NamedTuple("Outputs", [("val_accuracy", float), ("device", str), ("warnings", str)])

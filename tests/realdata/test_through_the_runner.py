@@ -43,7 +43,7 @@ def test_penguins_raw_first_run_passes_and_lineage_names_the_free_columns(
     recorded = props(schemas[0])
     assert json.loads(recorded["inferred_from_splits"]) == ["train", "eval"]  # lists are stored as JSON
     assert recorded["open_features"] == {"Comments": "free text", "Date Egg": "date", "Individual ID": "id"}
-    reports = [a for a in store.get_artifacts() if a.uri.endswith("/report") and "schema-gen" in a.uri]
+    reports = [a for a in store.get_artifacts() if a.uri.endswith("/report.html") and "schema-gen" in a.uri]
     assert reports, [a.uri for a in store.get_artifacts()]
     page = Path(reports[0].uri).read_text()
     assert "Date Egg" in page and "looks like a date or time" in page
