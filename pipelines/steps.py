@@ -66,7 +66,7 @@ def validate_train_evaluate_push(
     ).after(validated)
     place_on_accelerator(trained)  # GPUs when compiled with --accelerator-profile
     # The baseline is read from lineage when the candidate is ready: never from a cache.
-    baseline = model_resolver(model_name=model_name).after(trained)
+    baseline = model_resolver(model_name=model_name, candidate=trained.outputs["model"])
     baseline.set_caching_options(False)
     evaluated = evaluator(
         examples=examples,

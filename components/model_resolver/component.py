@@ -1,6 +1,8 @@
 """model_resolver's KFP interface: finds the Evaluator's baseline in ML Metadata."""
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
+
+from kfp.dsl import Artifact, Input
 
 from kubetfx.dsl import component
 
@@ -9,6 +11,7 @@ from kubetfx.dsl import component
 def model_resolver(
     model_name: str,
     pipeline_name: str = "",
+    candidate: Optional[Input[Artifact]] = None,
 ) -> NamedTuple("Outputs", [("found", bool), ("model_uri", str), ("model_id", int), ("source", str)]):
     """Finds the baseline model: the one being served, else the latest blessed one.
 
@@ -21,6 +24,8 @@ def model_resolver(
     Args:
         model_name: The name models are blessed and pushed under.
         pipeline_name: Whose blessed models count; empty: the running pipeline.
+        candidate: The model about to be evaluated (the Trainer's ``model``): never its
+            own baseline. Optional; wiring it also orders the resolver after training.
 
     Returns:
         found: Whether there is a baseline.
@@ -37,7 +42,13 @@ def model_resolver(
     if store is None:
         print("model_resolver: lineage is off (no KUBETFX_METADATA): no baseline")
         return outputs(False, "", 0, "none: lineage is off")
-    baseline = resolve_baseline(store, model_name, pipeline_name or running_pipeline())
+    candidate_id = 0
+    if candidate is not None:
+        from kubetfx.lineage.record import find_artifact
+
+        found = find_artifact(store, candidate.uri)
+        candidate_id = found.id if found is not None else 0
+    baseline = resolve_baseline(store, model_name, pipeline_name or running_pipeline(), candidate_id)
     if baseline is None:
         print(f"model_resolver: no model {model_name!r} served or blessed yet: no baseline")
         return outputs(False, "", 0, "none")

@@ -4,7 +4,9 @@
   pushes and rollbacks alike (a rollback is recorded as a push of an older model), then
   the Model artifact its execution took as input ``model``.
 * Else: the newest ``kubetfx.ModelBlessing`` with ``blessed == 1`` for the model name in
-  the same pipeline, then the Model its Evaluator took as input ``model``.
+  the same pipeline, then the Model its Evaluator took as input ``model``; never the
+  candidate itself (a run whose push failed after its model was blessed would otherwise
+  be compared with its own model when it runs again).
 
 Used by the ``model_resolver`` component; an ordinary task, because the open-source KFP
 backend rejects TFX's resolver nodes.
@@ -89,8 +91,13 @@ def served_model(store: Store, model_name: str) -> Baseline | None:
     return None
 
 
-def resolve_baseline(store: Store, model_name: str, pipeline_name: str) -> Baseline | None:
-    """The baseline for ``model_name`` (see the module docstring), or None."""
+def resolve_baseline(
+    store: Store, model_name: str, pipeline_name: str, candidate_id: int = 0
+) -> Baseline | None:
+    """The baseline for ``model_name`` (see the module docstring), or None.
+
+    ``candidate_id``: the Model artifact being evaluated, never its own blessed baseline.
+    """
     served = served_model(store, model_name)
     if served is not None:
         return served
@@ -98,7 +105,7 @@ def resolve_baseline(store: Store, model_name: str, pipeline_name: str) -> Basel
         if not _flag(blessing, "blessed"):
             continue
         model = model_behind(store, blessing.id)
-        if model is not None:
+        if model is not None and model.id != candidate_id:
             return Baseline(
                 model.id, model.uri, "blessed", blessing.id, "latest blessed model (nothing pushed yet)"
             )
