@@ -23,16 +23,25 @@ from collections.abc import Sequence
 from typing import Any
 
 from kubetfx.errors import KubetfxError
-from kubetfx.identity import PIPELINE_INPUT, RUN_INPUT, TASK_INPUT
+from kubetfx.identity import (
+    DATA_FINGERPRINT_INPUT,
+    ENV_PIPELINE,
+    ENV_RUN,
+    ENV_TASK,
+    IDENTITY_INPUTS,
+    KFP_POD_ENV,
+    PIPELINE_INPUT,
+    RUN_INPUT,
+    SCOPE_INPUT,
+    TASK_INPUT,
+)
 from kubetfx.settings import METADATA_ENV, redact
 from kubetfx.staging import discard, publish, stage_outputs, unstage_uris
 
 log = logging.getLogger("kubetfx.task")
 
-# Set by the local runner (in a cluster the identity comes from KFP placeholders).
-ENV_PIPELINE = "KUBETFX_PIPELINE_NAME"
-ENV_RUN = "KUBETFX_RUN_ID"
-ENV_TASK = "KUBETFX_TASK_NAME"
+# ENV_PIPELINE, ENV_RUN, ENV_TASK (kubetfx.identity): set by the local runner, and in a
+# cluster by what kubetfx.cluster.use_cluster_settings() compiles in.
 ENV_CACHE_KEY = "KUBETFX_CACHE_KEY"
 ENV_STATE_FILE = "KUBETFX_TASK_STATE"
 ENV_PIPELINE_ROOT = "KUBETFX_PIPELINE_ROOT"
@@ -40,13 +49,56 @@ ENV_COMPONENT_VERSION = "KUBETFX_COMPONENT_VERSION"
 ENV_EXECUTION_ID = "KUBETFX_EXECUTION_ID"  # set for the executor, see add_input()
 
 
-def _identity_value(params: dict[str, Any], key: str, env: str, default: str) -> str:
+NO_IDENTITY = (
+    "this task runs in a Kubeflow Pipelines pod but does not know its run: kubetfx components"
+    " take their run id, pipeline and task names from the environment that"
+    " kubetfx.cluster.use_cluster_settings() wires; call it as the last line of your"
+    " @dsl.pipeline function (after every task), then compile and submit again"
+)
+
+
+def _legacy_value(params: dict[str, Any], key: str) -> str:
+    """An identity input of a component compiled by an earlier kubetfx, if it was filled."""
     value = params.get(key) or ""
-    # An unresolved placeholder means nobody filled it in (a YAML-loaded component
-    # run by a plain orchestrator): fall back to the environment.
-    if not value or value.startswith("{{$"):
-        value = os.environ.get(env, "") or default
-    return value
+    return "" if not isinstance(value, str) or value.startswith("{{$") else value
+
+
+def resolve_identity(params: dict[str, Any], function_name: str) -> dict[str, str]:
+    """The task's pipeline (its lineage scope), run and task name, from the environment.
+
+    Raises KubetfxError in a KFP pod that lacks them (a component loaded from YAML into a
+    pipeline that does not call ``use_cluster_settings()``): lineage recorded under an
+    unknown run would make the resolver, drift and the data change check find nothing.
+    Outside a KFP pod and without a runner (a plain ``kfp.local`` run) it falls back to
+    ``unknown-pipeline`` / ``unknown-run``.
+    """
+    pipeline = os.environ.get(ENV_PIPELINE) or _legacy_value(params, PIPELINE_INPUT)
+    run_id = os.environ.get(ENV_RUN) or _legacy_value(params, RUN_INPUT)
+    task = os.environ.get(ENV_TASK) or _legacy_value(params, TASK_INPUT) or function_name.replace("_", "-")
+    if os.environ.get(KFP_POD_ENV) and not (pipeline and run_id):
+        raise KubetfxError(NO_IDENTITY)
+    scope = params.get(SCOPE_INPUT) or ""
+    return {
+        "pipeline_name": scope if isinstance(scope, str) and scope else pipeline or "unknown-pipeline",
+        "run_id": run_id or "unknown-run",
+        "task_name": task,
+        "pipeline_root": os.environ.get(ENV_PIPELINE_ROOT, ""),
+    }
+
+
+def _check_data_fingerprint(params: dict[str, Any], document: dict[str, Any]) -> None:
+    """The data a task read is the data its ``kubetfx_data_fingerprint`` input named.
+
+    That input is what makes KFP's cache key change with the data; if the data changed
+    between the fingerprint and the read, the outputs would be cached under the wrong key.
+    """
+    expected = params.get(DATA_FINGERPRINT_INPUT) or ""
+    read = (document.get("parameterValues") or {}).get("fingerprint")
+    if expected and isinstance(read, str) and read != expected:
+        raise KubetfxError(
+            f"the input data changed while the run read it: fingerprint {read[:12]} read, "
+            f"{expected[:12]} expected (kubetfx_data_fingerprint); run the pipeline again"
+        )
 
 
 def _write_state(path: str | None, state: dict[str, Any]) -> None:
@@ -75,28 +127,17 @@ def run(argv: Sequence[str]) -> int:
 
     executor_input = json.loads(args.executor_input)
     params = dict(executor_input.get("inputs", {}).get("parameterValues", {}))
-    identity_args = {
-        # The pipeline's own name comes from the environment where there is one (the local
-        # runner, and in a cluster the env that kubetfx.cluster compiles in): KFP's
-        # {{$.pipeline_job_name}} is the *run's* display name, different on every run.
-        "pipeline_name": os.environ.get(ENV_PIPELINE)
-        or _identity_value(params, PIPELINE_INPUT, ENV_PIPELINE, "unknown-pipeline"),
-        "run_id": _identity_value(params, RUN_INPUT, ENV_RUN, "unknown-run"),
-        "task_name": _identity_value(
-            params, TASK_INPUT, ENV_TASK, args.function_to_execute.replace("_", "-")
-        ),
-        "pipeline_root": os.environ.get(ENV_PIPELINE_ROOT, ""),
-    }
-    # The runner's qualified name (loop iterations, nested pipelines) wins locally.
-    if os.environ.get(ENV_TASK):
-        identity_args["task_name"] = os.environ[ENV_TASK]
-    # Executors that read lineage (drift baselines) find their pipeline and store here.
-    os.environ.setdefault(ENV_PIPELINE, identity_args["pipeline_name"])
-    os.environ.setdefault(ENV_RUN, identity_args["run_id"])
+    try:
+        identity_args = resolve_identity(params, args.function_to_execute)
+    except KubetfxError as err:
+        print(f"kubetfx: error: {err}", file=sys.stderr, flush=True)
+        return 1
+    # Executors that read lineage (drift baselines, the resolver, the data change check)
+    # find their scope and store here.
+    os.environ[ENV_PIPELINE] = identity_args["pipeline_name"]
+    os.environ[ENV_RUN] = identity_args["run_id"]
     user_params = {
-        k: redact(v) if isinstance(v, str) else v
-        for k, v in params.items()
-        if k not in (PIPELINE_INPUT, RUN_INPUT, TASK_INPUT)
+        k: redact(v) if isinstance(v, str) else v for k, v in params.items() if k not in IDENTITY_INPUTS
     }
     state_file = os.environ.get(ENV_STATE_FILE)
 
@@ -116,6 +157,7 @@ def run(argv: Sequence[str]) -> int:
     output_file = executor_input.get("outputs", {}).get("outputFile")
     try:
         _run_kfp_executor(args, executor_input)
+        _check_data_fingerprint(params, _read_output(output_file))
     except BaseException as err:  # noqa: BLE001 - every failure is recorded, then re-raised
         discard(staged)
         message = _describe(err)
