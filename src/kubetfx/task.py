@@ -162,17 +162,26 @@ def run(argv: Sequence[str]) -> int:
         discard(staged)
         message = _describe(err)
         if recorder and execution_id:
-            recorder.fail(execution_id, message)
+            try:
+                recorder.fail(execution_id, message)
+            except Exception as again:  # noqa: BLE001 - report the task's own error below
+                print(f"kubetfx: error: marking the task FAILED failed: {_describe(again)}", flush=True)
         _write_state(state_file, {"execution_id": execution_id, "status": "failed", "error": message})
         if not isinstance(err, KubetfxError):
             traceback.print_exc()
         print(f"kubetfx: error: {message}", file=sys.stderr, flush=True)
         return 1
 
-    document = _read_output(output_file)
+    from kubetfx.lineage.record import finite, output_records
+
+    # NaN and infinities (a diverged loss) become their names: the KFP launcher's protojson
+    # and ML Metadata's SQL stores cannot hold them, and would leave the task half-recorded.
+    non_finite: list[str] = []
+    document = finite(_read_output(output_file), non_finite)
+    if non_finite:
+        print(f"kubetfx: warning: not a finite number, recorded by name: {', '.join(non_finite)}", flush=True)
     unstage_uris(document, staged)
     publish(staged)
-    from kubetfx.lineage.record import output_records
 
     outputs = output_records(executor_input, document, staged)
     # Hand the fingerprints on to the orchestrator, so nobody hashes the data twice.
@@ -186,7 +195,20 @@ def run(argv: Sequence[str]) -> int:
     if output_file:
         _write_json(output_file, document)
     output_params = document.get("parameterValues", {})
-    artifact_ids = recorder.finish(execution_id, outputs, output_params) if recorder and execution_id else {}
+    artifact_ids: dict[str, list[int]] = {}
+    if recorder and execution_id:
+        extra = {"non_finite": ", ".join(non_finite)} if non_finite else {}
+        try:
+            artifact_ids = recorder.finish(execution_id, outputs, output_params, extra)
+        except Exception as err:  # noqa: BLE001 - never leave the execution RUNNING
+            message = f"recording the task's outputs in lineage failed: {_describe(err)}"
+            try:
+                recorder.fail(execution_id, message)
+            except Exception as again:  # noqa: BLE001 - the store is gone: say so, exit non-zero
+                message += f"; marking it FAILED failed too: {_describe(again)}"
+            _write_state(state_file, {"execution_id": execution_id, "status": "failed", "error": message})
+            print(f"kubetfx: error: {message}", file=sys.stderr, flush=True)
+            return 1
     peak = _peak_rss_mb()
     _write_state(
         state_file,
@@ -288,12 +310,16 @@ class _Recorder:
         return start_execution(self.store, self.identity, params=params, inputs=inputs, extra=self._extra())
 
     def finish(
-        self, execution_id: int, outputs: dict[str, list[Any]], output_params: dict[str, Any]
+        self,
+        execution_id: int,
+        outputs: dict[str, list[Any]],
+        output_params: dict[str, Any],
+        extra: dict[str, Any] | None = None,
     ) -> dict[str, list[int]]:
         from kubetfx.lineage.record import finish_execution
 
         return finish_execution(
-            self.store, self.identity, execution_id, outputs=outputs, output_params=output_params
+            self.store, self.identity, execution_id, outputs=outputs, output_params=output_params, extra=extra
         )
 
     def fail(self, execution_id: int, message: str) -> None:
