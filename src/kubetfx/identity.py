@@ -28,6 +28,7 @@ RUN_ID_FIELD_PATH = f"metadata.labels['{RUN_ID_POD_LABEL}']"
 KFP_POD_ENV = "KFP_POD_NAME"
 
 SCOPE_INPUT = "kubetfx_lineage_scope"
+SCOPE_PARAMETER = "lineage_scope"  # the reference pipelines' parameter that fills it
 DATA_FINGERPRINT_INPUT = "kubetfx_data_fingerprint"
 KUBETFX_INPUTS = (SCOPE_INPUT, DATA_FINGERPRINT_INPUT)
 

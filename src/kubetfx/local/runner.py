@@ -32,7 +32,7 @@ from typing import Any
 
 from kubetfx.errors import PipelineSpecError
 from kubetfx.fingerprint import fingerprint_files, fingerprint_uri, local_path
-from kubetfx.identity import IDENTITY_INPUTS
+from kubetfx.identity import IDENTITY_INPUTS, SCOPE_PARAMETER
 from kubetfx.local import cel
 from kubetfx.local.spec import PipelineDoc, select
 from kubetfx.local.warm import enabled as warm_enabled
@@ -145,6 +145,7 @@ class LocalRunner:
         self.run_id = f"{doc.name}-{now:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:6]}"
         self.run_root = os.path.join(pipeline_root, doc.name, self.run_id)
         self.started = time.monotonic()
+        self.scope = doc.name  # the lineage scope: the pipeline's name unless lineage_scope says
 
     # ------------------------------------------------------------------ public
 
@@ -152,6 +153,8 @@ class LocalRunner:
         """Run the pipeline with already type-checked root parameters."""
         from kubetfx.lineage import record
 
+        scope = parameters.get(SCOPE_PARAMETER)
+        self.scope = scope if isinstance(scope, str) and scope else self.doc.name
         identity = self._identity("")
         record.update_run(
             self.store,
@@ -188,7 +191,7 @@ class LocalRunner:
         from kubetfx.lineage.record import Identity
 
         return Identity(
-            pipeline_name=self.doc.name,
+            pipeline_name=self.scope,
             run_id=self.run_id,
             task_name=task_name,
             pipeline_root=self.pipeline_root,
