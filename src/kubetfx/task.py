@@ -143,7 +143,11 @@ def run(argv: Sequence[str]) -> int:
 
     recorder = _Recorder.open(identity_args)
     inputs = _input_records(executor_input)
-    execution_id = recorder.start(user_params, inputs) if recorder else None
+    try:
+        execution_id = recorder.start(user_params, inputs) if recorder else None
+    except KubetfxError as err:  # a store kubetfx must not write to, or cannot open
+        print(f"kubetfx: error: {err}", file=sys.stderr, flush=True)
+        return 1
     _write_state(state_file, {"execution_id": execution_id, "status": "running", "pid": os.getpid()})
     if execution_id:
         os.environ[ENV_EXECUTION_ID] = str(execution_id)

@@ -120,7 +120,11 @@ def props(message: Any) -> dict[str, Any]:
 
 
 def contexts_for(store: Store, identity: Identity) -> list[pb.Context]:
-    """The pipeline and run contexts of a task (created if missing, by whoever is first)."""
+    """The pipeline and run contexts of a task (created if missing, by whoever is first).
+
+    Every lineage write passes here: it is where a write into KFP's own store is refused.
+    """
+    store.ensure_own()
     pipeline = pb.Context(type_id=store.type_id("context", PIPELINE_CONTEXT), name=identity.pipeline_name)
     run = pb.Context(type_id=store.type_id("context", RUN_CONTEXT), name=identity.run_id)
     to_value(identity.pipeline_name, run.custom_properties["pipeline_name"])

@@ -75,6 +75,9 @@ _retry_type = tenacity.retry(
 )
 
 
+KFP_DRIVER_EXECUTION = "system.DAGExecution"  # registered only by the KFP backend's driver
+
+
 class Store:
     """An ML Metadata store plus the type ids kubetfx uses, with retried calls."""
 
@@ -85,6 +88,7 @@ class Store:
         self._lock = threading.Lock()
         # The ML Metadata client is not thread-safe: one call at a time per store.
         self._call_lock = threading.RLock()
+        self._own: bool | None = None  # see ensure_own()
 
     def __str__(self) -> str:
         return str(self.config)
@@ -97,6 +101,28 @@ class Store:
                 return fn(*args, **kwargs)
 
         return _retry(locked)()
+
+    def ensure_own(self) -> None:
+        """Refuse to write into KFP's own metadata store (its metadata-grpc-service).
+
+        kubetfx records runs in the KFP backend's layout (``system.PipelineRun`` contexts
+        named by run id), so in KFP's store its executions would land in KFP's own run
+        contexts, among the driver's. KFP's store is recognised by the execution type only
+        its driver registers, ``system.DAGExecution``. Checked once per store and process.
+        """
+        if self._own is None:
+            try:
+                self.call(self.mlmd.get_execution_type, KFP_DRIVER_EXECUTION)
+                self._own = False
+            except mlmd_errors.NotFoundError:
+                self._own = True
+        if not self._own:
+            raise MetadataStoreError(
+                f"metadata store {self} is Kubeflow Pipelines' own (it holds {KFP_DRIVER_EXECUTION} "
+                "executions): kubetfx records its lineage in a store of its own, or its executions "
+                "would mix into KFP's run contexts; point KUBETFX_METADATA at kubetfx's store "
+                "(kustomize/components/mysql provides one)"
+            )
 
     def type_id(self, kind: str, name: str) -> int:
         """Id of an artifact, execution or context type, registered on first use."""
