@@ -14,6 +14,10 @@ compiled YAML:
 The run's identity (pipeline, run, task) is *not* an input: the KFP backend's cache key
 holds every input value, and a run id there would make every run miss. It comes from
 the environment (:mod:`kubetfx.identity`, :func:`kubetfx.cluster.use_cluster_settings`).
+The command also names KFP's identity placeholders (``--kubetfx_run_id
+'{{$.pipeline_job_uuid}}'`` ...): the KFP SDK's local runner and kubetfx's own resolve
+them there; the KFP backend's launcher leaves them as they are (the environment applies),
+and as compiled text they are the same on every run, so they never change a cache key.
 
 The command also carries ``KUBETFX_COMPONENT_VERSION``: the kubetfx version plus a hash
 of the component's own source files, which goes into cache keys and lineage.
@@ -35,6 +39,12 @@ from kubetfx.identity import KUBETFX_INPUTS, SCOPE_INPUT
 from kubetfx.images import RUNTIME_IMAGE
 
 SCOPE_ATTRIBUTE = "_kubetfx_lineage_scope"  # set on the pipeline being defined
+# kubetfx.task's identity arguments, each a KFP placeholder inside the compiled command.
+IDENTITY_ARGS = (
+    ("--kubetfx_pipeline", dsl.PIPELINE_JOB_NAME_PLACEHOLDER),
+    ("--kubetfx_run_id", dsl.PIPELINE_JOB_ID_PLACEHOLDER),
+    ("--kubetfx_task", dsl.PIPELINE_TASK_NAME_PLACEHOLDER),
+)
 KFP_EXECUTOR = "python3 -m kfp.dsl.executor_main"
 TASK_MODULE = "kubetfx.task"
 
@@ -67,8 +77,9 @@ def component(func: Callable[..., Any] | None = None, *, base_image: str = RUNTI
     spec = base.component_spec
     version = component_version(func)
     container = spec.implementation.container
+    identity = " ".join(f"{flag} '{placeholder}'" for flag, placeholder in IDENTITY_ARGS)
     replaced = [
-        part.replace(KFP_EXECUTOR, f"KUBETFX_COMPONENT_VERSION={version} python3 -m {TASK_MODULE}")
+        part.replace(KFP_EXECUTOR, f"KUBETFX_COMPONENT_VERSION={version} python3 -m {TASK_MODULE} {identity}")
         if isinstance(part, str)
         else part
         for part in container.command

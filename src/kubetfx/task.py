@@ -57,24 +57,34 @@ NO_IDENTITY = (
 )
 
 
-def _legacy_value(params: dict[str, Any], key: str) -> str:
-    """An identity input of a component compiled by an earlier kubetfx, if it was filled."""
-    value = params.get(key) or ""
+def _resolved(value: Any) -> str:
+    """A value a runner filled in; empty for a KFP placeholder nobody resolved."""
     return "" if not isinstance(value, str) or value.startswith("{{$") else value
 
 
-def resolve_identity(params: dict[str, Any], function_name: str) -> dict[str, str]:
-    """The task's pipeline (its lineage scope), run and task name, from the environment.
+def resolve_identity(
+    params: dict[str, Any], function_name: str, placeholders: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The task's pipeline (its lineage scope), run and task name.
 
-    Raises KubetfxError in a KFP pod that lacks them (a component loaded from YAML into a
-    pipeline that does not call ``use_cluster_settings()``): lineage recorded under an
-    unknown run would make the resolver, drift and the data change check find nothing.
-    Outside a KFP pod and without a runner (a plain ``kfp.local`` run) it falls back to
-    ``unknown-pipeline`` / ``unknown-run``.
+    From the environment first (kubetfx's runner; in a cluster, what
+    ``use_cluster_settings()`` compiles in), then from the command's identity arguments
+    when a runner resolved their KFP placeholders (the KFP SDK's local runner does; the
+    KFP backend does not), then from the inputs of components compiled by earlier kubetfx
+    versions. Raises KubetfxError in a KFP pod that lacks them (a component loaded from
+    YAML into a pipeline that does not call ``use_cluster_settings()``): lineage recorded
+    under an unknown run would make the resolver, drift and the data change check find
+    nothing. Anywhere else it falls back to ``unknown-pipeline`` / ``unknown-run``.
     """
-    pipeline = os.environ.get(ENV_PIPELINE) or _legacy_value(params, PIPELINE_INPUT)
-    run_id = os.environ.get(ENV_RUN) or _legacy_value(params, RUN_INPUT)
-    task = os.environ.get(ENV_TASK) or _legacy_value(params, TASK_INPUT) or function_name.replace("_", "-")
+    given = {k: _resolved(v) for k, v in (placeholders or {}).items()}
+    pipeline = os.environ.get(ENV_PIPELINE) or given.get("pipeline") or _resolved(params.get(PIPELINE_INPUT))
+    run_id = os.environ.get(ENV_RUN) or given.get("run_id") or _resolved(params.get(RUN_INPUT))
+    task = (
+        os.environ.get(ENV_TASK)
+        or given.get("task")
+        or _resolved(params.get(TASK_INPUT))
+        or function_name.replace("_", "-")
+    )
     if os.environ.get(KFP_POD_ENV) and not (pipeline and run_id):
         raise KubetfxError(NO_IDENTITY)
     scope = params.get(SCOPE_INPUT) or ""
@@ -117,6 +127,9 @@ def run(argv: Sequence[str]) -> int:
     parser.add_argument("--component_module_path")
     parser.add_argument("--function_to_execute", required=True)
     parser.add_argument("--executor_input", required=True)
+    parser.add_argument("--kubetfx_pipeline", default="")
+    parser.add_argument("--kubetfx_run_id", default="")
+    parser.add_argument("--kubetfx_task", default="")
     args, _ = parser.parse_known_args(argv)
     if os.environ.get("KUBETFX_DIE_WITH_RUNNER") == "1":
         from kubetfx.process import ENV_RUNNER_PID, die_with, die_with_parent
@@ -128,7 +141,12 @@ def run(argv: Sequence[str]) -> int:
     executor_input = json.loads(args.executor_input)
     params = dict(executor_input.get("inputs", {}).get("parameterValues", {}))
     try:
-        identity_args = resolve_identity(params, args.function_to_execute)
+        placeholders = {
+            "pipeline": args.kubetfx_pipeline,
+            "run_id": args.kubetfx_run_id,
+            "task": args.kubetfx_task,
+        }
+        identity_args = resolve_identity(params, args.function_to_execute, placeholders)
     except KubetfxError as err:
         print(f"kubetfx: error: {err}", file=sys.stderr, flush=True)
         return 1

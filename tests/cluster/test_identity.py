@@ -127,3 +127,39 @@ def test_data_read_must_be_the_data_fingerprinted() -> None:
     kubetfx_task._check_data_fingerprint({}, {"parameterValues": {"fingerprint": "b" * 32}})
     with pytest.raises(KubetfxError, match="input data changed while the run read it"):
         kubetfx_task._check_data_fingerprint(params, {"parameterValues": {"fingerprint": "b" * 32}})
+
+
+def test_the_command_s_placeholders_serve_runners_that_resolve_them(tmp_path: Path) -> None:
+    """The KFP SDK's local runner resolves KFP's placeholders in the command (the backend's
+    launcher does not): resolved, they give the identity where no environment does."""
+    from kfp.local import placeholder_utils
+
+    doc = yaml.safe_load((REPO / "components/data_fingerprint/component.yaml").read_text())
+    [executor] = doc["deploymentSpec"]["executors"].values()
+    command = executor["container"]["command"]
+    resolved = placeholder_utils.replace_placeholders(
+        full_command=command,
+        executor_input_dict={"outputs": {"outputFile": str(tmp_path / "out.json")}},
+        pipeline_resource_name="my-local-pipeline",
+        task_resource_name="data-fingerprint",
+        pipeline_root=str(tmp_path),
+        unique_pipeline_id="4242",
+    )
+    script = resolved[2]
+    assert "--kubetfx_run_id '4242'" in script and "--kubetfx_pipeline 'my-local-pipeline'" in script
+    given = {"pipeline": "my-local-pipeline", "run_id": "4242", "task": "data-fingerprint"}
+    identity = kubetfx_task.resolve_identity({}, "data_fingerprint", given)
+    assert (identity["pipeline_name"], identity["run_id"]) == ("my-local-pipeline", "4242")
+
+
+def test_in_a_kfp_pod_the_unresolved_placeholders_give_way_to_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    literal = {"pipeline": "{{$.pipeline_job_name}}", "run_id": "{{$.pipeline_job_uuid}}", "task": "x"}
+    monkeypatch.setenv("KFP_POD_NAME", "pod")
+    with pytest.raises(KubetfxError, match="use_cluster_settings"):
+        kubetfx_task.resolve_identity({}, "trainer", literal)
+    monkeypatch.setenv("KUBETFX_PIPELINE_NAME", "kubetfx-training")
+    monkeypatch.setenv("KUBETFX_RUN_ID", "9d1c-run")
+    identity = kubetfx_task.resolve_identity({}, "trainer", literal)
+    assert (identity["pipeline_name"], identity["run_id"]) == ("kubetfx-training", "9d1c-run")
