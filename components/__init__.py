@@ -9,6 +9,7 @@ import os
 
 if os.environ.get("_KFP_RUNTIME") != "true":
     from kubetfx.components.data_change_check.component import data_change_check
+    from kubetfx.components.data_fingerprint.component import data_fingerprint
     from kubetfx.components.evaluator.component import evaluator
     from kubetfx.components.example_gen.component import example_gen
     from kubetfx.components.example_validator.component import example_validator
@@ -20,6 +21,7 @@ if os.environ.get("_KFP_RUNTIME") != "true":
 
 __all__ = [
     "data_change_check",
+    "data_fingerprint",
     "evaluator",
     "example_gen",
     "example_validator",

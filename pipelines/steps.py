@@ -8,7 +8,9 @@ from typing import Any
 
 from kfp import dsl
 from kubetfx.components import (
+    data_fingerprint,
     evaluator,
+    example_gen,
     example_validator,
     model_resolver,
     pusher,
@@ -18,6 +20,24 @@ from kubetfx.components import (
 )
 
 from kubetfx.cluster import place_on_accelerator
+
+
+def read_examples(input_uri: Any, *, splits: Any, partition_feature: Any) -> Any:
+    """data_fingerprint -> ExampleGen; returns the ExampleGen task.
+
+    KFP's cache key holds input values, not the data behind a URI: ExampleGen gets the
+    data's content fingerprint as an input, so a run on unchanged data reuses ExampleGen
+    (and everything downstream) from KFP's cache, and new data at the same URI does not.
+    The fingerprint itself is computed on every run.
+    """
+    fingerprint = data_fingerprint(input_uri=input_uri)
+    fingerprint.set_caching_options(False)
+    return example_gen(
+        input_uri=input_uri,
+        splits=splits,
+        partition_feature=partition_feature,
+        kubetfx_data_fingerprint=fingerprint.outputs["fingerprint"],
+    )
 
 
 def validate_train_evaluate_push(

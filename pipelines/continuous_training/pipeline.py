@@ -7,10 +7,10 @@ the served model, else the latest blessed one) -> Pusher (only when blessed).
 """
 
 from kfp import dsl
-from kubetfx.components import data_change_check, example_gen
-from kubetfx.pipelines.steps import validate_train_evaluate_push
+from kubetfx.components import data_change_check
+from kubetfx.pipelines.steps import read_examples, validate_train_evaluate_push
 
-from kubetfx.cluster import use_cluster_settings
+from kubetfx.cluster import use_cluster_settings, use_lineage_scope
 
 PENGUINS = "pkg://palmerpenguins/data/penguins.csv"
 PENGUINS_SCHEMA = "pkg://kubetfx.schemas/penguins/schema.pbtxt"
@@ -42,6 +42,7 @@ def continuous_training(
     min_slice_size: int = 10,
     model_name: str = "penguins",
     push_destination: str = "",
+    lineage_scope: str = "",
 ) -> None:
     """The continuous-training pipeline.
 
@@ -70,8 +71,12 @@ def continuous_training(
         model_name: Name the model is blessed and pushed under.
         push_destination: Where to push (a path or object-store URI inside the allowed
             push root from kubetfx's settings); empty: the allowed root itself.
+        lineage_scope: The lineage this run belongs to: the resolver's baseline, drift
+            baselines and the data change check look only at runs of the same scope (one
+            per dataset, say); empty: the pipeline's name.
     """
-    gen = example_gen(input_uri=input_uri, splits=splits, partition_feature=partition_feature)
+    use_lineage_scope(lineage_scope)
+    gen = read_examples(input_uri, splits=splits, partition_feature=partition_feature)
     # Its answer depends on the lineage written since the last run: never from a cache.
     check = data_change_check(examples=gen.outputs["examples"], force=force_training)
     check.set_caching_options(False)

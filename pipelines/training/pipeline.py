@@ -5,10 +5,9 @@ ExampleGen -> StatisticsGen -> SchemaGen -> ExampleValidator -> Trainer -> Evalu
 """
 
 from kfp import dsl
-from kubetfx.components import example_gen
-from kubetfx.pipelines.steps import validate_train_evaluate_push
+from kubetfx.pipelines.steps import read_examples, validate_train_evaluate_push
 
-from kubetfx.cluster import use_cluster_settings
+from kubetfx.cluster import use_cluster_settings, use_lineage_scope
 
 PENGUINS = "pkg://palmerpenguins/data/penguins.csv"
 PENGUINS_SCHEMA = "pkg://kubetfx.schemas/penguins/schema.pbtxt"
@@ -39,6 +38,7 @@ def training(
     min_slice_size: int = 10,
     model_name: str = "penguins",
     push_destination: str = "",
+    lineage_scope: str = "",
 ) -> None:
     """The reference pipeline.
 
@@ -66,8 +66,12 @@ def training(
         model_name: Name the model is blessed and pushed under.
         push_destination: Where to push (a path or object-store URI inside the allowed
             push root from kubetfx's settings); empty: the allowed root itself.
+        lineage_scope: The lineage this run belongs to: the resolver's baseline, drift
+            baselines and the data change check look only at runs of the same scope (one
+            per dataset, say); empty: the pipeline's name.
     """
-    gen = example_gen(input_uri=input_uri, splits=splits, partition_feature=partition_feature)
+    use_lineage_scope(lineage_scope)
+    gen = read_examples(input_uri, splits=splits, partition_feature=partition_feature)
     validate_train_evaluate_push(
         gen.outputs["examples"],
         schema_file=schema_file,

@@ -125,6 +125,12 @@ def _require_mysql_schema(config: Any) -> None:
 @click.option(
     "--param", "-p", "params", multiple=True, metavar="NAME=VALUE", help="Pipeline parameter (repeatable)."
 )
+@click.option(
+    "--scope",
+    metavar="NAME",
+    help="Lineage scope of the run (the pipeline's lineage_scope parameter): baselines, drift and"
+    " the data change check look only at runs of the same scope [default: the pipeline's name].",
+)
 @click.option("--metadata", help=METADATA_HELP)
 @click.option(
     "--pipeline-root", help="Where outputs go [env KUBETFX_PIPELINE_ROOT; default ./.kubetfx/pipeline_root]."
@@ -140,6 +146,7 @@ def _require_mysql_schema(config: Any) -> None:
 def run(
     pipeline_file: str,
     params: tuple[str, ...],
+    scope: str | None,
     metadata: str | None,
     pipeline_root: str | None,
     no_cache: bool,
@@ -148,11 +155,18 @@ def run(
     no_warm: bool,
 ) -> None:
     """Run a compiled KFP pipeline YAML on this machine."""
+    from kubetfx.errors import ParameterError
+    from kubetfx.identity import SCOPE_PARAMETER
     from kubetfx.local import run_pipeline
 
+    parsed = _parse_params(params)
+    if scope is not None:
+        if parsed.get(SCOPE_PARAMETER, scope) != scope:
+            raise ParameterError(f"--scope {scope!r} and --param {SCOPE_PARAMETER}= disagree; give one")
+        parsed[SCOPE_PARAMETER] = scope
     result = run_pipeline(
         pipeline_file,
-        params=_parse_params(params),
+        params=parsed,
         metadata=resolve_metadata_url(metadata),
         pipeline_root=resolve_pipeline_root(pipeline_root),
         cache=not no_cache,

@@ -84,6 +84,8 @@ def _report_versions(server: Server, checks: list[VersionCheck], strict: bool) -
         if check.compatible is True:
             click.echo(f"KFP at {server.connection.label}: {check.message}")
         elif check.compatible is False:
+            if check.blocking:
+                raise KfpServerError(check.message)
             if strict:
                 raise KfpServerError(f"{check.message} (stopped by --strict-version)")
             click.echo(f"kubetfx: warning: {check.message}", err=True)
@@ -152,7 +154,7 @@ def submit(
     pipeline = read_pipeline(pipeline_file)
     typed = coerce_params(_parse_params(params), pipeline.parameters, str(pipeline.path))
     server = _connect(host, namespace, token, kube_context=kube_context, ui_host=ui_host)
-    check = check_versions(pipeline.sdk_version, server.server_version, pipeline.path.name)
+    check = check_versions(pipeline.sdk_version, server.server_version, pipeline.path.name, pipeline.floor)
     _report_versions(server, [check], strict_version)
     done = do_submit(
         server,

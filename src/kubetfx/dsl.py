@@ -10,8 +10,18 @@ compiled YAML:
   kfp.dsl.executor_main``): ``kubetfx.task`` checks it, and the KFP SDK's own local
   runner (``kfp.local.SubprocessRunner``) looks for that module name in a command before
   it runs a task, so kubetfx components run there too (docs/local-runner.md);
-* three identity inputs (pipeline name, run id, task name) that a pipeline fills with
-  KFP's placeholders, so a task knows which run it belongs to in any cluster.
+* two optional inputs: ``kubetfx_lineage_scope`` (the lineage scope of the run, filled
+  from the pipeline's scope parameter, see :func:`kubetfx.cluster.use_lineage_scope`) and
+  ``kubetfx_data_fingerprint`` (the content fingerprint of the data a task reads, so that
+  KFP's cache key changes with the data; the task checks it against what it read).
+
+The run's identity (pipeline, run, task) is *not* an input: the KFP backend's cache key
+holds every input value, and a run id there would make every run miss. It comes from
+the environment (:mod:`kubetfx.identity`, :func:`kubetfx.cluster.use_cluster_settings`).
+The command also names KFP's identity placeholders (``--kubetfx_run_id
+'{{$.pipeline_job_uuid}}'`` ...): the KFP SDK's local runner and kubetfx's own resolve
+them there; the KFP backend's launcher leaves them as they are (the environment applies),
+and as compiled text they are the same on every run, so they never change a cache key.
 
 The command also carries ``KUBETFX_COMPONENT_VERSION``: the kubetfx version plus a hash
 of the component's own source files, which goes into cache keys and lineage.
@@ -29,14 +39,16 @@ from kfp import dsl
 from kfp.dsl import pipeline_context, python_component, structures
 
 from kubetfx import __version__
-from kubetfx.identity import PIPELINE_INPUT, RUN_INPUT, TASK_INPUT
+from kubetfx.identity import KUBETFX_INPUTS, SCOPE_INPUT
 from kubetfx.images import RUNTIME_IMAGE
 
-IDENTITY_PLACEHOLDERS = {
-    PIPELINE_INPUT: dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-    RUN_INPUT: dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-    TASK_INPUT: dsl.PIPELINE_TASK_NAME_PLACEHOLDER,
-}
+SCOPE_ATTRIBUTE = "_kubetfx_lineage_scope"  # set on the pipeline being defined
+# kubetfx.task's identity arguments, each a KFP placeholder inside the compiled command.
+IDENTITY_ARGS = (
+    ("--kubetfx_pipeline", dsl.PIPELINE_JOB_NAME_PLACEHOLDER),
+    ("--kubetfx_run_id", dsl.PIPELINE_JOB_ID_PLACEHOLDER),
+    ("--kubetfx_task", dsl.PIPELINE_TASK_NAME_PLACEHOLDER),
+)
 KFP_EXECUTOR_MODULE = "kfp.dsl.executor_main"
 KFP_EXECUTOR = f"python3 -m {KFP_EXECUTOR_MODULE}"
 TASK_MODULE = "kubetfx.task"
@@ -44,8 +56,10 @@ TASK_MODULE = "kubetfx.task"
 
 def task_command(version: str) -> str:
     """What replaces ``python3 -m kfp.dsl.executor_main`` in a component's command."""
+    identity = " ".join(f"{flag} '{placeholder}'" for flag, placeholder in IDENTITY_ARGS)
     return (
-        f"KUBETFX_COMPONENT_VERSION={version} python3 -m {TASK_MODULE} --kfp_executor {KFP_EXECUTOR_MODULE}"
+        f"KUBETFX_COMPONENT_VERSION={version} python3 -m {TASK_MODULE}"
+        f" --kfp_executor {KFP_EXECUTOR_MODULE} {identity}"
     )
 
 
@@ -59,12 +73,13 @@ def component_version(func: Callable[..., Any]) -> str:
 
 
 class KubetfxComponent(python_component.PythonComponent):
-    """A KFP Python component whose tasks get their run identity from KFP placeholders."""
+    """A KFP Python component whose tasks get the pipeline's lineage scope, when it has one."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if pipeline_context.Pipeline.get_default_pipeline() is not None:
-            for name, placeholder in IDENTITY_PLACEHOLDERS.items():
-                kwargs.setdefault(name, placeholder)
+        pipeline = pipeline_context.Pipeline.get_default_pipeline()
+        scope = getattr(pipeline, SCOPE_ATTRIBUTE, None) if pipeline is not None else None
+        if scope is not None:
+            kwargs.setdefault(SCOPE_INPUT, scope)
         return super().__call__(*args, **kwargs)
 
 
@@ -84,7 +99,7 @@ def component(func: Callable[..., Any] | None = None, *, base_image: str = RUNTI
         raise RuntimeError("kfp's component command changed; kubetfx.dsl needs updating")
     container.command = replaced
     inputs = dict(spec.inputs or {})
-    for name in IDENTITY_PLACEHOLDERS:
+    for name in KUBETFX_INPUTS:
         inputs[name] = structures.InputSpec(type="String", default="", optional=True)
     spec.inputs = inputs
     return KubetfxComponent(component_spec=spec, python_func=func)

@@ -169,6 +169,42 @@ _SDK_BACKENDS: tuple[tuple[Release, Release, Release, Release], ...] = (  # SDK 
 )
 
 
+# The KFP backend releases that run kubetfx's compiled pipelines (docs/kubeflow.md has the
+# matrix). The driver parses each task's Kubernetes platform config strictly; kfp-kubernetes
+# 1.5 writes the ``*NameParameter`` fields, which the drivers of 2.4.x and earlier do not
+# know, so every task fails there. tests/cluster/test_backend_versions.py checks the
+# compiled pipelines against the protos of each release named here.
+KUBETFX_BACKEND_FLOOR: Release = (2, 5, 0)
+KUBETFX_BACKENDS_CHECKED: tuple[Release, ...] = ((2, 5, 0), (2, 14, 0), (2, 17, 0))
+# Platform-config fields the KFP driver knows only from 2.5.0 on (kfp-kubernetes 1.5 writes them).
+PLATFORM_FIELDS_SINCE_2_5 = (
+    "configMapNameParameter",
+    "secretNameParameter",
+    "pvcNameParameter",
+    "nodeSelectorJson",
+    "tolerationJson",
+)
+
+
+def platform_floor(platform: Any) -> tuple[Release, str] | None:
+    """(oldest KFP backend whose driver parses it, the field that needs it) for a compiled
+    pipeline's Kubernetes platform spec; None when nothing in it needs a newer driver."""
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                if key in PLATFORM_FIELDS_SINCE_2_5:
+                    found.append(key)
+                walk(inner)
+        elif isinstance(value, list):
+            for inner in value:
+                walk(inner)
+
+    walk(platform)
+    return (KUBETFX_BACKEND_FLOOR, found[0]) if found else None
+
+
 @dataclass(frozen=True)
 class VersionCheck:
     """The compiled pipeline's SDK against the server's version."""
@@ -178,6 +214,7 @@ class VersionCheck:
     works_with: str | None  # e.g. ">=2.1.0,<2.5.0"
     compatible: bool | None  # None: cannot tell
     message: str
+    blocking: bool = False  # the run cannot work at all: refuse it, --strict-version or not
 
 
 def _installed_kfp_range() -> tuple[Release, Release, Release] | None:
@@ -215,17 +252,27 @@ def backend_range(sdk_version: str) -> tuple[Release, Release] | None:
     return None
 
 
-def check_versions(sdk_version: str | None, server_tag: str | None, pipeline: str) -> VersionCheck:
+def check_versions(
+    sdk_version: str | None,
+    server_tag: str | None,
+    pipeline: str,
+    floor: tuple[Release, str] | None = None,
+) -> VersionCheck:
     """Judge whether a pipeline compiled by kfp ``sdk_version`` suits a server reporting ``server_tag``.
 
     The server's version is the ``tag_name`` its healthz endpoint reports; the SDK's is the
-    ``sdkVersion`` the compiled YAML records. Compatible means the server version lies in
-    the range of KFP API versions that SDK release declares it works with (see
-    :func:`backend_range`); when either version or the range is unknown, the answer is
-    "cannot tell", never a guess.
+    ``sdkVersion`` the compiled YAML records. With a ``floor`` (:func:`platform_floor`: the
+    pipeline's platform spec needs a newer driver), a server below it is refused
+    (``blocking``), and one from it on is judged by kubetfx's own checks
+    (:data:`KUBETFX_BACKENDS_CHECKED`), not by the range the SDK's client declares.
+    Otherwise compatible means the server version lies in the range of KFP API versions
+    that SDK release declares it works with (see :func:`backend_range`); when either
+    version or the range is unknown, the answer is "cannot tell", never a guess.
     """
     sdk = (sdk_version or "").removeprefix("kfp-") or None
     server = _release(server_tag)
+    if floor is not None and server is not None:
+        return _check_floor(sdk, server, pipeline, floor)
     if sdk is None:
         return VersionCheck(None, server_tag, None, None, f"{pipeline} records no sdkVersion; cannot check")
     if server is None:
@@ -269,6 +316,49 @@ def check_versions(sdk_version: str | None, server_tag: str | None, pipeline: st
     )
 
 
+def _check_floor(sdk: str | None, server: Release, pipeline: str, floor: tuple[Release, str]) -> VersionCheck:
+    low, field = floor
+    newest = max(KUBETFX_BACKENDS_CHECKED)
+    works_with = f">={_show(low)},<3.0.0"
+    if server < low:
+        return VersionCheck(
+            sdk,
+            _show(server),
+            works_with,
+            False,
+            f"KFP server {_show(server)} cannot run {pipeline}: its driver rejects the platform field "
+            f"{field!r} that kfp-kubernetes writes, so every task would fail; kubetfx pipelines need "
+            f"KFP {_show(low)} or later (see docs/kubeflow.md)",
+            blocking=True,
+        )
+    if server[0] != low[0]:
+        return VersionCheck(
+            sdk,
+            _show(server),
+            works_with,
+            False,
+            f"KFP server {_show(server)} is a major version kubetfx has not checked {pipeline} against "
+            f"(checked: {', '.join(map(_show, KUBETFX_BACKENDS_CHECKED))})",
+        )
+    if server > newest:
+        return VersionCheck(
+            sdk,
+            _show(server),
+            works_with,
+            None,
+            f"KFP server {_show(server)} is newer than the newest release kubetfx checked {pipeline} "
+            f"against (KFP {_show(newest)}); it should work, as KFP 2 keeps its pipeline format",
+        )
+    return VersionCheck(
+        sdk,
+        _show(server),
+        works_with,
+        True,
+        f"KFP server {_show(server)} suits {pipeline} (kubetfx pipelines run on KFP {works_with}; "
+        f"checked against {', '.join(map(_show, KUBETFX_BACKENDS_CHECKED))})",
+    )
+
+
 # --------------------------------------------------------------------------- pipeline files
 
 
@@ -281,6 +371,7 @@ class PipelineFile:
     sdk_version: str | None
     parameters: dict[str, dict[str, Any]]
     digest: str  # sha256 of the file's bytes
+    floor: tuple[Release, str] | None = None  # see platform_floor()
 
     @property
     def version_name(self) -> str:
@@ -297,10 +388,11 @@ def read_pipeline(path: str | Path) -> PipelineFile:
         raise PipelineSpecError(f"{path}: no such pipeline file; compile one with `kubetfx compile`")
     raw = path.read_bytes()
     try:
-        spec = next(iter(yaml.safe_load_all(raw)), None)
+        docs = list(yaml.safe_load_all(raw))
     except yaml.YAMLError as err:
         raise PipelineSpecError(f"{path}: not valid YAML ({getattr(err, 'problem', err)})") from None
-    spec = _pipeline_spec(spec)
+    spec = _pipeline_spec(docs[0] if docs else None)
+    platform = docs[1] if len(docs) > 1 else None
     if not spec:
         raise PipelineSpecError(
             f"{path}: not a compiled KFP v2 pipeline (no pipelineInfo/root); compile it with kfp 2"
@@ -311,6 +403,7 @@ def read_pipeline(path: str | Path) -> PipelineFile:
         sdk_version=spec.get("sdkVersion"),
         parameters=_declared_parameters(spec),
         digest=hashlib.sha256(raw).hexdigest(),
+        floor=platform_floor(platform),
     )
 
 
@@ -321,6 +414,11 @@ def _pipeline_spec(doc: Any) -> dict[str, Any] | None:
     if isinstance(doc, dict) and isinstance(doc.get("pipelineInfo"), dict) and "root" in doc:
         return doc
     return None
+
+
+def _platform_spec(doc: Any) -> Any:
+    """The platform spec a server's pipeline_spec carries next to the PipelineSpec, if any."""
+    return doc.get("platform_spec") if isinstance(doc, dict) else None
 
 
 def _declared_parameters(spec: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -1011,6 +1109,7 @@ def _resolve(
             compiled.get("sdkVersion"),
             server.server_version,
             f"pipeline {spec.pipeline!r} version {version.display_name!r}",
+            floor=platform_floor(_platform_spec(version.pipeline_spec)),
         )
     desired = Desired(
         spec=spec,

@@ -11,7 +11,8 @@ endpoint, so it is read with s3fs. The endpoint comes from ``KUBETFX_S3_ENDPOINT
 AWS's own ``AWS_ENDPOINT_URL``, else (for ``minio://`` only) KFP's in-cluster default
 ``http://minio-service.kubeflow:9000``; credentials come from the standard
 ``AWS_ACCESS_KEY_ID`` / ``AWS_SECRET_ACCESS_KEY`` (in a cluster: from the
-``mlpipeline-minio-artifact`` Secret, keys ``accesskey`` and ``secretkey``).
+``kubetfx-object-store`` Secret that ``kubetfx.cluster.use_cluster_settings`` wires; for
+KFP's own MinIO it holds the keys of KFP's ``mlpipeline-minio-artifact`` Secret).
 
 Inside a KFP pod the launcher presents each input and output artifact at a local path
 (``minio://b/k`` at ``/minio/b/k``, ``s3://`` at ``/s3/``, ``gs://`` at ``/gcs/``): it
@@ -36,7 +37,6 @@ ENDPOINT_ENV = "KUBETFX_S3_ENDPOINT"
 AWS_ENDPOINT_ENV = "AWS_ENDPOINT_URL"
 MOUNT_ROOT_ENV = "KUBETFX_LOCAL_MOUNT_ROOT"
 MINIO_DEFAULT_ENDPOINT = "http://minio-service.kubeflow:9000"
-MINIO_SECRET = "mlpipeline-minio-artifact"  # noqa: S105 - a Secret's name, not a password
 
 # KFP's launcher (LocalPathForURI in backend/src/v2/component/launcher_v2.go).
 LAUNCHER_PREFIXES = {"gs": "/gcs/", "minio": "/minio/", "s3": "/s3/"}

@@ -23,16 +23,25 @@ from collections.abc import Sequence
 from typing import Any
 
 from kubetfx.errors import KubetfxError
-from kubetfx.identity import PIPELINE_INPUT, RUN_INPUT, TASK_INPUT
+from kubetfx.identity import (
+    DATA_FINGERPRINT_INPUT,
+    ENV_PIPELINE,
+    ENV_RUN,
+    ENV_TASK,
+    IDENTITY_INPUTS,
+    KFP_POD_ENV,
+    PIPELINE_INPUT,
+    RUN_INPUT,
+    SCOPE_INPUT,
+    TASK_INPUT,
+)
 from kubetfx.settings import METADATA_ENV, redact
 from kubetfx.staging import discard, publish, stage_outputs, unstage_uris
 
 log = logging.getLogger("kubetfx.task")
 
-# Set by the local runner (in a cluster the identity comes from KFP placeholders).
-ENV_PIPELINE = "KUBETFX_PIPELINE_NAME"
-ENV_RUN = "KUBETFX_RUN_ID"
-ENV_TASK = "KUBETFX_TASK_NAME"
+# ENV_PIPELINE, ENV_RUN, ENV_TASK (kubetfx.identity): set by the local runner, and in a
+# cluster by what kubetfx.cluster.use_cluster_settings() compiles in.
 ENV_CACHE_KEY = "KUBETFX_CACHE_KEY"
 ENV_STATE_FILE = "KUBETFX_TASK_STATE"
 ENV_PIPELINE_ROOT = "KUBETFX_PIPELINE_ROOT"
@@ -41,13 +50,66 @@ ENV_EXECUTION_ID = "KUBETFX_EXECUTION_ID"  # set for the executor, see add_input
 KFP_EXECUTOR_MODULE = "kfp.dsl.executor_main"
 
 
-def _identity_value(params: dict[str, Any], key: str, env: str, default: str) -> str:
-    value = params.get(key) or ""
-    # An unresolved placeholder means nobody filled it in (a YAML-loaded component
-    # run by a plain orchestrator): fall back to the environment.
-    if not value or value.startswith("{{$"):
-        value = os.environ.get(env, "") or default
-    return value
+NO_IDENTITY = (
+    "this task runs in a Kubeflow Pipelines pod but does not know its run: kubetfx components"
+    " take their run id, pipeline and task names from the environment that"
+    " kubetfx.cluster.use_cluster_settings() wires; call it as the last line of your"
+    " @dsl.pipeline function (after every task), then compile and submit again"
+)
+
+
+def _resolved(value: Any) -> str:
+    """A value a runner filled in; empty for a KFP placeholder nobody resolved."""
+    return "" if not isinstance(value, str) or value.startswith("{{$") else value
+
+
+def resolve_identity(
+    params: dict[str, Any], function_name: str, placeholders: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The task's pipeline (its lineage scope), run and task name.
+
+    From the environment first (kubetfx's runner; in a cluster, what
+    ``use_cluster_settings()`` compiles in), then from the command's identity arguments
+    when a runner resolved their KFP placeholders (the KFP SDK's local runner does; the
+    KFP backend does not), then from the inputs of components compiled by earlier kubetfx
+    versions. Raises KubetfxError in a KFP pod that lacks them (a component loaded from
+    YAML into a pipeline that does not call ``use_cluster_settings()``): lineage recorded
+    under an unknown run would make the resolver, drift and the data change check find
+    nothing. Anywhere else it falls back to ``unknown-pipeline`` / ``unknown-run``.
+    """
+    given = {k: _resolved(v) for k, v in (placeholders or {}).items()}
+    pipeline = os.environ.get(ENV_PIPELINE) or given.get("pipeline") or _resolved(params.get(PIPELINE_INPUT))
+    run_id = os.environ.get(ENV_RUN) or given.get("run_id") or _resolved(params.get(RUN_INPUT))
+    task = (
+        os.environ.get(ENV_TASK)
+        or given.get("task")
+        or _resolved(params.get(TASK_INPUT))
+        or function_name.replace("_", "-")
+    )
+    if os.environ.get(KFP_POD_ENV) and not (pipeline and run_id):
+        raise KubetfxError(NO_IDENTITY)
+    scope = params.get(SCOPE_INPUT) or ""
+    return {
+        "pipeline_name": scope if isinstance(scope, str) and scope else pipeline or "unknown-pipeline",
+        "run_id": run_id or "unknown-run",
+        "task_name": task,
+        "pipeline_root": os.environ.get(ENV_PIPELINE_ROOT, ""),
+    }
+
+
+def _check_data_fingerprint(params: dict[str, Any], document: dict[str, Any]) -> None:
+    """The data a task read is the data its ``kubetfx_data_fingerprint`` input named.
+
+    That input is what makes KFP's cache key change with the data; if the data changed
+    between the fingerprint and the read, the outputs would be cached under the wrong key.
+    """
+    expected = params.get(DATA_FINGERPRINT_INPUT) or ""
+    read = (document.get("parameterValues") or {}).get("fingerprint")
+    if expected and isinstance(read, str) and read != expected:
+        raise KubetfxError(
+            f"the input data changed while the run read it: fingerprint {read[:12]} read, "
+            f"{expected[:12]} expected (kubetfx_data_fingerprint); run the pipeline again"
+        )
 
 
 def _write_state(path: str | None, state: dict[str, Any]) -> None:
@@ -69,6 +131,9 @@ def run(argv: Sequence[str]) -> int:
     # The KFP entry point this wrapper stands in for (its executor is what runs inside);
     # compiled commands name it, which is also what the KFP SDK's local runner looks for.
     parser.add_argument("--kfp_executor", default=KFP_EXECUTOR_MODULE, choices=[KFP_EXECUTOR_MODULE])
+    parser.add_argument("--kubetfx_pipeline", default="")
+    parser.add_argument("--kubetfx_run_id", default="")
+    parser.add_argument("--kubetfx_task", default="")
     args, _ = parser.parse_known_args(argv)
     if os.environ.get("KUBETFX_DIE_WITH_RUNNER") == "1":
         from kubetfx.process import ENV_RUNNER_PID, die_with, die_with_parent
@@ -79,34 +144,32 @@ def run(argv: Sequence[str]) -> int:
 
     executor_input = json.loads(args.executor_input)
     params = dict(executor_input.get("inputs", {}).get("parameterValues", {}))
-    identity_args = {
-        # The pipeline's own name comes from the environment where there is one (the local
-        # runner, and in a cluster the env that kubetfx.cluster compiles in): KFP's
-        # {{$.pipeline_job_name}} is the *run's* display name, different on every run.
-        "pipeline_name": os.environ.get(ENV_PIPELINE)
-        or _identity_value(params, PIPELINE_INPUT, ENV_PIPELINE, "unknown-pipeline"),
-        "run_id": _identity_value(params, RUN_INPUT, ENV_RUN, "unknown-run"),
-        "task_name": _identity_value(
-            params, TASK_INPUT, ENV_TASK, args.function_to_execute.replace("_", "-")
-        ),
-        "pipeline_root": os.environ.get(ENV_PIPELINE_ROOT, ""),
-    }
-    # The runner's qualified name (loop iterations, nested pipelines) wins locally.
-    if os.environ.get(ENV_TASK):
-        identity_args["task_name"] = os.environ[ENV_TASK]
-    # Executors that read lineage (drift baselines) find their pipeline and store here.
-    os.environ.setdefault(ENV_PIPELINE, identity_args["pipeline_name"])
-    os.environ.setdefault(ENV_RUN, identity_args["run_id"])
+    try:
+        placeholders = {
+            "pipeline": args.kubetfx_pipeline,
+            "run_id": args.kubetfx_run_id,
+            "task": args.kubetfx_task,
+        }
+        identity_args = resolve_identity(params, args.function_to_execute, placeholders)
+    except KubetfxError as err:
+        print(f"kubetfx: error: {err}", file=sys.stderr, flush=True)
+        return 1
+    # Executors that read lineage (drift baselines, the resolver, the data change check)
+    # find their scope and store here.
+    os.environ[ENV_PIPELINE] = identity_args["pipeline_name"]
+    os.environ[ENV_RUN] = identity_args["run_id"]
     user_params = {
-        k: redact(v) if isinstance(v, str) else v
-        for k, v in params.items()
-        if k not in (PIPELINE_INPUT, RUN_INPUT, TASK_INPUT)
+        k: redact(v) if isinstance(v, str) else v for k, v in params.items() if k not in IDENTITY_INPUTS
     }
     state_file = os.environ.get(ENV_STATE_FILE)
 
     recorder = _Recorder.open(identity_args)
     inputs = _input_records(executor_input)
-    execution_id = recorder.start(user_params, inputs) if recorder else None
+    try:
+        execution_id = recorder.start(user_params, inputs) if recorder else None
+    except KubetfxError as err:  # a store kubetfx must not write to, or cannot open
+        print(f"kubetfx: error: {err}", file=sys.stderr, flush=True)
+        return 1
     _write_state(state_file, {"execution_id": execution_id, "status": "running", "pid": os.getpid()})
     if execution_id:
         os.environ[ENV_EXECUTION_ID] = str(execution_id)
@@ -120,21 +183,31 @@ def run(argv: Sequence[str]) -> int:
     output_file = executor_input.get("outputs", {}).get("outputFile")
     try:
         _run_kfp_executor(args, executor_input)
+        _check_data_fingerprint(params, _read_output(output_file))
     except BaseException as err:  # noqa: BLE001 - every failure is recorded, then re-raised
         discard(staged)
         message = _describe(err)
         if recorder and execution_id:
-            recorder.fail(execution_id, message)
+            try:
+                recorder.fail(execution_id, message)
+            except Exception as again:  # noqa: BLE001 - report the task's own error below
+                print(f"kubetfx: error: marking the task FAILED failed: {_describe(again)}", flush=True)
         _write_state(state_file, {"execution_id": execution_id, "status": "failed", "error": message})
         if not isinstance(err, KubetfxError):
             traceback.print_exc()
         print(f"kubetfx: error: {message}", file=sys.stderr, flush=True)
         return 1
 
-    document = _read_output(output_file)
+    from kubetfx.lineage.record import finite, output_records
+
+    # NaN and infinities (a diverged loss) become their names: the KFP launcher's protojson
+    # and ML Metadata's SQL stores cannot hold them, and would leave the task half-recorded.
+    non_finite: list[str] = []
+    document = finite(_read_output(output_file), non_finite)
+    if non_finite:
+        print(f"kubetfx: warning: not a finite number, recorded by name: {', '.join(non_finite)}", flush=True)
     unstage_uris(document, staged)
     publish(staged)
-    from kubetfx.lineage.record import output_records
 
     outputs = output_records(executor_input, document, staged)
     # Hand the fingerprints on to the orchestrator, so nobody hashes the data twice.
@@ -148,7 +221,20 @@ def run(argv: Sequence[str]) -> int:
     if output_file:
         _write_json(output_file, document)
     output_params = document.get("parameterValues", {})
-    artifact_ids = recorder.finish(execution_id, outputs, output_params) if recorder and execution_id else {}
+    artifact_ids: dict[str, list[int]] = {}
+    if recorder and execution_id:
+        extra = {"non_finite": ", ".join(non_finite)} if non_finite else {}
+        try:
+            artifact_ids = recorder.finish(execution_id, outputs, output_params, extra)
+        except Exception as err:  # noqa: BLE001 - never leave the execution RUNNING
+            message = f"recording the task's outputs in lineage failed: {_describe(err)}"
+            try:
+                recorder.fail(execution_id, message)
+            except Exception as again:  # noqa: BLE001 - the store is gone: say so, exit non-zero
+                message += f"; marking it FAILED failed too: {_describe(again)}"
+            _write_state(state_file, {"execution_id": execution_id, "status": "failed", "error": message})
+            print(f"kubetfx: error: {message}", file=sys.stderr, flush=True)
+            return 1
     peak = _peak_rss_mb()
     _write_state(
         state_file,
@@ -253,12 +339,16 @@ class _Recorder:
         return start_execution(self.store, self.identity, params=params, inputs=inputs, extra=self._extra())
 
     def finish(
-        self, execution_id: int, outputs: dict[str, list[Any]], output_params: dict[str, Any]
+        self,
+        execution_id: int,
+        outputs: dict[str, list[Any]],
+        output_params: dict[str, Any],
+        extra: dict[str, Any] | None = None,
     ) -> dict[str, list[int]]:
         from kubetfx.lineage.record import finish_execution
 
         return finish_execution(
-            self.store, self.identity, execution_id, outputs=outputs, output_params=output_params
+            self.store, self.identity, execution_id, outputs=outputs, output_params=output_params, extra=extra
         )
 
     def fail(self, execution_id: int, message: str) -> None:

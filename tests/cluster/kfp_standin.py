@@ -123,7 +123,9 @@ def to_model(data: Any, type_name: str) -> Any:
 class KfpStandIn:
     """The stand-in server; use as a context manager (``with KfpStandIn() as kfp: kfp.url``)."""
 
-    def __init__(self, *, version: str = "2.4.0", multi_user: bool = False, token: str | None = None) -> None:
+    def __init__(
+        self, *, version: str = "2.14.0", multi_user: bool = False, token: str | None = None
+    ) -> None:
         self.version = version
         self.multi_user = multi_user
         self.token = token

@@ -124,24 +124,39 @@ def test_submit_checks_parameters_before_any_request(standin, kubetfx) -> None:
 @pytest.mark.parametrize(
     ("server", "stream", "expected"),
     [
-        ("2.4.0", "stdout", "KFP server 2.4.0 suits kfp 2.13.0"),
-        ("2.0.5", "stderr", "warning: KFP server 2.0.5 does not match kfp 2.13.0"),
-        ("2.5.0", "stderr", "works with KFP >=2.1.0,<2.5.0"),
+        ("2.14.0", "stdout", "KFP server 2.14.0 suits pipeline.yaml"),
+        ("2.5.0", "stdout", "kubetfx pipelines run on KFP >=2.5.0,<3.0.0"),
+        ("2.20.0", "stderr", "note: KFP server 2.20.0 is newer than the newest release kubetfx checked"),
+        ("3.0.0", "stderr", "warning: KFP server 3.0.0 is a major version kubetfx has not checked"),
         ("unknown", "stderr", "note: the KFP server does not report its version"),
     ],
 )
-def test_submit_compares_server_and_sdk_versions(standin, kubetfx, server, stream, expected) -> None:
+def test_submit_compares_the_server_with_the_backends_kubetfx_supports(
+    standin, kubetfx, server, stream, expected
+) -> None:
     kfp = standin(version=server)
     done = kubetfx("submit", PIPELINE, "--no-run", "--host", kfp.url)
     assert done.exit_code == 0, done.output
     assert expected in getattr(done, stream)
 
 
+@pytest.mark.parametrize("server", ["2.4.0", "2.0.5"])
+def test_a_backend_whose_driver_rejects_the_pipeline_is_refused_before_uploading(
+    standin, kubetfx, server
+) -> None:
+    kfp = standin(version=server)
+    done = kubetfx("submit", PIPELINE, "--experiment", "e", "--host", kfp.url)
+    assert done.exit_code == 2
+    assert f"KFP server {server} cannot run pipeline.yaml" in one_line(done.stderr)
+    assert "2.5.0 or later" in done.stderr
+    assert kfp.calls("POST") == []
+
+
 def test_strict_version_stops_before_uploading(standin, kubetfx) -> None:
-    kfp = standin(version="2.0.5")
+    kfp = standin(version="3.0.0")
     done = kubetfx("submit", PIPELINE, "--experiment", "e", "--strict-version", "--host", kfp.url)
     assert done.exit_code == 2
-    assert "does not match" in one_line(done.stderr) and "--strict-version" in done.stderr
+    assert "has not checked" in one_line(done.stderr) and "--strict-version" in done.stderr
     assert kfp.calls("POST") == []
 
 

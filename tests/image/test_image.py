@@ -73,7 +73,7 @@ RUN_FLAGS = [
 
 
 def podman_run(
-    out: Path, entrypoint: list[str], args: list[str], timeout: int = 600
+    out: Path, entrypoint: list[str], args: list[str], timeout: int = 600, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
     """Run the image as a KFP pod runs it: entrypoint = the task's command, then its args."""
     return subprocess.run(
@@ -83,6 +83,7 @@ def podman_run(
             *RUN_FLAGS,
             f"--volume={out}:{MOUNT}",
             f"--env=KUBETFX_METADATA=sqlite:///{MOUNT}/mlmd.sqlite",
+            *(f"--env={name}={value}" for name, value in (env or {}).items()),
             f"--entrypoint={json.dumps(entrypoint)}",
             image(),
             *args,
@@ -114,16 +115,16 @@ def launch(
     out: Path, component: str, task: str, run_id: str, arguments: dict[str, Any]
 ) -> tuple[dict[str, Any], subprocess.CompletedProcess]:
     """Build the executor input for one task, run it in the container; (executor input, process)."""
-    from kfp import dsl
     from kfp.local import executor_input_utils, placeholder_utils
 
     spec, container = load_component(component)
-    # What a compiled pipeline passes for the identity inputs: KFP's placeholders.
-    arguments = {
-        "kubetfx_pipeline": dsl.PIPELINE_JOB_NAME_PLACEHOLDER,
-        "kubetfx_run_id": dsl.PIPELINE_JOB_ID_PLACEHOLDER,
-        "kubetfx_task": dsl.PIPELINE_TASK_NAME_PLACEHOLDER,
-        **arguments,
+    # What kubetfx.cluster.use_cluster_settings() gives a task in a KFP pod: its identity
+    # as environment (the run id from the pod's pipeline/runid label), and KFP's pod name.
+    identity = {
+        "KUBETFX_PIPELINE_NAME": PIPELINE,
+        "KUBETFX_RUN_ID": run_id,
+        "KUBETFX_TASK_NAME": task,
+        "KFP_POD_NAME": f"{PIPELINE}-{task}",
     }
     task_root = f"{MOUNT}/{task}"
     message = executor_input_utils.construct_executor_input(
@@ -142,7 +143,7 @@ def launch(
     (json_arg,) = [a for a in args if a.startswith("{")]
     (out / task).mkdir()
     os.chown(out / task, UID, UID)
-    process = podman_run(out, command, args)
+    process = podman_run(out, command, args, env=identity)
     return json.loads(json_arg), process
 
 

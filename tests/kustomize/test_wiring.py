@@ -5,7 +5,7 @@
 * components/mysql's MariaDB is the store KUBETFX_METADATA names;
 * the gpu overlay's accelerator profile loads with kubetfx.accelerators and fits the quota;
 * the serving overlay serves what the Pusher publishes;
-* the kfp-kubernetes calls kustomize/README.md shows compile, and name these objects.
+* what use_cluster_settings() compiles into a pipeline names these objects and keys.
 
 No ``from __future__ import annotations`` here: it would turn the annotations of the
 pipeline function below into strings, which kfp cannot read.
@@ -18,12 +18,17 @@ from typing import Any
 import pytest
 import yaml
 
-from kubetfx import settings
+from kubetfx import cluster, settings
 from kubetfx.accelerators import KUBERNETES_GPU, AcceleratorProfile
 
 KUSTOMIZE = Path(__file__).resolve().parents[2] / "kustomize"
 PROFILE = KUSTOMIZE / "overlays/gpu/accelerator-profile.yaml"
-SETTINGS_KEYS = {settings.METADATA_ENV, settings.PIPELINE_ROOT_ENV, settings.PUSH_ROOT_ENV}
+SETTINGS_KEYS = {
+    settings.METADATA_ENV,
+    settings.PIPELINE_ROOT_ENV,
+    settings.PUSH_ROOT_ENV,
+    *cluster.OBJECT_STORE_SETTINGS,  # the object store's endpoint and region (not secret)
+}
 
 Objects = list[dict[str, Any]]
 
@@ -114,12 +119,13 @@ def test_inference_service_serves_what_the_pusher_publishes(build: Callable[[str
     assert account["secrets"] == [{"name": "kubetfx-serving-storage"}]
 
 
-def test_readme_kfp_kubernetes_calls_compile_and_name_these_objects(
+def test_use_cluster_settings_compiles_to_names_these_manifests_provide(
     build: Callable[[str], Objects], tmp_path: Path
 ) -> None:
-    """What kustomize/README.md tells a pipeline author to write, compiled with the
-    kfp-kubernetes in this environment; the names it compiles to exist in the build."""
-    from kfp import compiler, dsl, kubernetes
+    """What kustomize/README.md tells a pipeline author to write (use_cluster_settings()
+    and an accelerator profile), compiled with the kfp-kubernetes in this environment: the
+    ConfigMap and its keys exist in the build, the Secrets and keys in secret.example.yaml."""
+    from kfp import compiler, dsl
     from kubetfx.components import trainer
 
     profile = AcceleratorProfile.load(PROFILE)
@@ -129,16 +135,7 @@ def test_readme_kfp_kubernetes_calls_compile_and_name_these_objects(
         data = dsl.importer(artifact_uri=examples_uri, artifact_class=dsl.Dataset)
         task = trainer(examples=data.output, schema=data.output, statistics=data.output, label_key="y")
         profile.apply(task)
-        kubernetes.use_config_map_as_env(
-            task,
-            config_map_name="kubetfx-settings",
-            config_map_key_to_env={key: key for key in sorted(SETTINGS_KEYS)},
-        )
-        kubernetes.use_secret_as_env(
-            task,
-            secret_name="kubetfx-metadata",
-            secret_key_to_env={"KUBETFX_METADATA_PASSWORD": "KUBETFX_METADATA_PASSWORD"},
-        )
+        cluster.use_cluster_settings()
 
     path = tmp_path / "wiring.yaml"
     compiler.Compiler().compile(wiring, str(path))
@@ -147,12 +144,19 @@ def test_readme_kfp_kubernetes_calls_compile_and_name_these_objects(
 
     (config_map,) = config["configMapAsEnv"]
     data = _named(build("overlays/gpu"), "ConfigMap", config_map["configMapName"])["data"]
-    assert {kv["configMapKey"] for kv in config_map["keyToEnv"]} <= set(data)
-    (secret,) = config["secretAsEnv"]
-    assert (secret["secretName"], secret["keyToEnv"][0]["envVar"]) == (
-        "kubetfx-metadata",
-        settings.METADATA_PASSWORD_ENV,
-    )
+    assert {kv["configMapKey"] for kv in config_map["keyToEnv"]} == set(data)
+    examples = {
+        secret["metadata"]["name"]: set(secret["stringData"])
+        for example in KUSTOMIZE.rglob("secret.example.yaml")
+        for secret in yaml.safe_load_all(example.read_text())
+    }
+    wired = {s["secretName"]: {kv["secretKey"] for kv in s["keyToEnv"]} for s in config["secretAsEnv"]}
+    assert wired == {
+        "kubetfx-metadata": {settings.METADATA_PASSWORD_ENV},
+        "kubetfx-object-store": {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"},
+    }
+    for name, keys in wired.items():
+        assert examples[name] == keys, name
     assert config["nodeSelector"]["labels"] == profile.node_selector
     assert config["tolerations"][0]["key"] == KUBERNETES_GPU
 

@@ -96,7 +96,7 @@ def test_cli_run_summary_cache_and_lineage(workdir: Path, cli) -> None:
     assert run_ctx is not None and props(run_ctx)["state"] == "SUCCEEDED"
     assert store.mlmd.get_context_by_type_and_name("system.Pipeline", "kubetfx-training") is not None
     executions = _by_task(store, run_id)
-    assert set(executions) == {*TASKS, "model-resolver", "evaluator", "pusher"}
+    assert set(executions) == {*TASKS, "data-fingerprint", "model-resolver", "evaluator", "pusher"}
     execution = executions["example-gen"]
     assert store.mlmd.get_execution_types_by_id([execution.type_id])[0].name == "system.ContainerExecution"
     p = props(execution)

@@ -245,20 +245,28 @@ def test_no_secret_in_any_compiled_yaml(sweep: dict[str, Any]) -> None:
         assert not [n for n in names if any(w in n.lower() for w in ("password", "token", "secret"))], path
 
 
-def test_in_a_cluster_the_password_comes_from_a_kubernetes_secret(sweep: dict[str, Any]) -> None:
-    """Not a parameter: every task reads KUBETFX_METADATA_PASSWORD from a Secret (kfp-kubernetes)."""
+CLUSTER_SECRETS = {  # variable -> the Kubernetes Secret every task takes it from
+    "KUBETFX_METADATA_PASSWORD": "kubetfx-metadata",
+    "AWS_ACCESS_KEY_ID": "kubetfx-object-store",
+    "AWS_SECRET_ACCESS_KEY": "kubetfx-object-store",
+}
+
+
+def test_in_a_cluster_the_credentials_come_from_kubernetes_secrets(sweep: dict[str, Any]) -> None:
+    """Not parameters, not env values: every task reads the metadata password and the
+    object-store keys from Secrets, by name (kfp-kubernetes), in the compiled pipeline."""
     spec, platform = list(yaml.safe_load_all(sweep["pipeline"].read_text()))
-    assert "KUBETFX_METADATA_PASSWORD" not in yaml.safe_dump(spec)
+    for variable in CLUSTER_SECRETS:
+        assert variable not in yaml.safe_dump(spec), variable  # no parameter, no literal env
     executors = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     containers = {k for k, v in spec["deploymentSpec"]["executors"].items() if "container" in v}
     for name in containers:
-        wired = [
-            key
+        wired = {
+            key["envVar"]: secret["secretName"]
             for secret in executors.get(name, {}).get("secretAsEnv", [])
             for key in secret["keyToEnv"]
-            if key["envVar"] == "KUBETFX_METADATA_PASSWORD"
-        ]
-        assert wired, f"{name}: KUBETFX_METADATA_PASSWORD is not taken from a Kubernetes Secret"
+        }
+        assert wired == CLUSTER_SECRETS, f"{name}: credentials not all taken from Kubernetes Secrets"
 
 
 def test_no_secret_in_any_file_the_runs_left(sweep: dict[str, Any]) -> None:

@@ -8,6 +8,7 @@ runner adds what only it knows: runs, cached and skipped tasks.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -61,21 +62,49 @@ class ArtifactRecord:
         )
 
 
+def non_finite_name(number: float) -> str:
+    """``NaN``, ``Infinity`` or ``-Infinity``: the names JSON parsers that accept them use."""
+    return "NaN" if math.isnan(number) else ("Infinity" if number > 0 else "-Infinity")
+
+
+def finite(value: Any, found: list[str] | None = None, path: str = "") -> Any:
+    """``value`` with every NaN or infinity replaced by its name as a string.
+
+    Neither the KFP launcher (protojson refuses NaN in a ``google.protobuf.Value``) nor ML
+    Metadata's SQL stores (``no such column: nan``) can hold them, and a diverged
+    training's loss is exactly that. The paths of replaced values are appended to
+    ``found``, so the caller can say which numbers were not numbers.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        if found is not None:
+            found.append(path or "value")
+        return non_finite_name(value)
+    if isinstance(value, Mapping):
+        return {k: finite(v, found, f"{path}.{k}" if path else str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v, found, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
 def to_value(value: Any, target: pb.Value) -> None:
-    """Store a Python value in an MLMD ``Value`` (structs for lists and dicts)."""
+    """Store a Python value in an MLMD ``Value`` (structs for lists and dicts); NaN and
+    infinities are stored as their names (see :func:`finite`)."""
     if isinstance(value, bool):
         target.bool_value = value
     elif isinstance(value, int):
         target.int_value = value
     elif isinstance(value, float):
-        target.double_value = value
+        if math.isfinite(value):
+            target.double_value = value
+        else:
+            target.string_value = non_finite_name(value)
     elif isinstance(value, str):
         target.string_value = value
     elif isinstance(value, Mapping):
         target.struct_value.SetInParent()  # an empty dict is still a struct, never an unset Value
-        target.struct_value.update(json.loads(json.dumps(value, default=str)))
+        target.struct_value.update(json.loads(json.dumps(finite(value), default=str, allow_nan=False)))
     else:
-        target.string_value = json.dumps(value, default=str)
+        target.string_value = json.dumps(finite(value), default=str, allow_nan=False)
 
 
 def from_value(value: pb.Value) -> Any:
@@ -94,7 +123,11 @@ def props(message: Any) -> dict[str, Any]:
 
 
 def contexts_for(store: Store, identity: Identity) -> list[pb.Context]:
-    """The pipeline and run contexts of a task (created if missing, by whoever is first)."""
+    """The pipeline and run contexts of a task (created if missing, by whoever is first).
+
+    Every lineage write passes here: it is where a write into KFP's own store is refused.
+    """
+    store.ensure_own()
     pipeline = pb.Context(type_id=store.type_id("context", PIPELINE_CONTEXT), name=identity.pipeline_name)
     run = pb.Context(type_id=store.type_id("context", RUN_CONTEXT), name=identity.run_id)
     to_value(identity.pipeline_name, run.custom_properties["pipeline_name"])

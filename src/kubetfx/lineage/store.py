@@ -75,6 +75,9 @@ _retry_type = tenacity.retry(
 )
 
 
+KFP_DRIVER_PROPERTY = "parent_dag_id"  # written on executions only by the KFP backend's driver
+
+
 class Store:
     """An ML Metadata store plus the type ids kubetfx uses, with retried calls."""
 
@@ -85,6 +88,7 @@ class Store:
         self._lock = threading.Lock()
         # The ML Metadata client is not thread-safe: one call at a time per store.
         self._call_lock = threading.RLock()
+        self._own: bool | None = None  # see ensure_own()
 
     def __str__(self) -> str:
         return str(self.config)
@@ -97,6 +101,29 @@ class Store:
                 return fn(*args, **kwargs)
 
         return _retry(locked)()
+
+    def ensure_own(self) -> None:
+        """Refuse to write into KFP's own metadata store (its metadata-grpc-service).
+
+        kubetfx records runs in the KFP backend's layout (``system.PipelineRun`` contexts
+        named by run id), so in KFP's store its executions would land in KFP's own run
+        contexts, among the driver's. KFP's store is recognised by a property only KFP's
+        driver writes: ``parent_dag_id`` on the executions of a run's tasks. Checked once
+        per store and process.
+        """
+        if self._own is None:
+            from ml_metadata.metadata_store import ListOptions
+
+            query = f"custom_properties.{KFP_DRIVER_PROPERTY}.int_value > 0"
+            found = self.call(self.mlmd.get_executions, list_options=ListOptions(limit=1, filter_query=query))
+            self._own = not found
+        if not self._own:
+            raise MetadataStoreError(
+                f"metadata store {self} is Kubeflow Pipelines' own (its executions carry KFP's "
+                f"{KFP_DRIVER_PROPERTY}): kubetfx records its lineage in a store of its own, or its "
+                "executions would mix into KFP's run contexts; point KUBETFX_METADATA at kubetfx's store "
+                "(kustomize/components/mysql provides one)"
+            )
 
     def type_id(self, kind: str, name: str) -> int:
         """Id of an artifact, execution or context type, registered on first use."""
@@ -258,7 +285,7 @@ def _explain(config: MetadataConfig, err: BaseException) -> str:
     if config.kind == "grpc":
         return (
             f"cannot reach metadata service {config}; is it running (in a cluster: "
-            f"kubectl port-forward svc/metadata-grpc-service 8080:8080)? ({detail})"
+            f"kubectl port-forward to kubetfx's metadata service, never KFP's)? ({detail})"
         )
     return f"cannot open metadata store {config}: {detail}"
 

@@ -45,7 +45,7 @@ from typing import Any
 from kubetfx import storage
 from kubetfx.errors import PipelineSpecError
 from kubetfx.fingerprint import fingerprint_files, fingerprint_uri, local_path
-from kubetfx.identity import IDENTITY_INPUTS
+from kubetfx.identity import IDENTITY_INPUTS, SCOPE_PARAMETER
 from kubetfx.local import cel
 from kubetfx.local.spec import PipelineDoc, select
 from kubetfx.local.warm import enabled as warm_enabled
@@ -165,6 +165,7 @@ class LocalRunner:
 
             self.log_root = str(default_home().absolute() / "logs" / doc.name / self.run_id)
         self.started = time.monotonic()
+        self.scope = doc.name  # the lineage scope: the pipeline's name unless lineage_scope says
 
     # ------------------------------------------------------------------ public
 
@@ -172,6 +173,8 @@ class LocalRunner:
         """Run the pipeline with already type-checked root parameters."""
         from kubetfx.lineage import record
 
+        scope = parameters.get(SCOPE_PARAMETER)
+        self.scope = scope if isinstance(scope, str) and scope else self.doc.name
         identity = self._identity("")
         record.update_run(
             self.store,
@@ -213,7 +216,7 @@ class LocalRunner:
         from kubetfx.lineage.record import Identity
 
         return Identity(
-            pipeline_name=self.doc.name,
+            pipeline_name=self.scope,
             run_id=self.run_id,
             task_name=task_name,
             pipeline_root=self.pipeline_root,

@@ -1,0 +1,1 @@
+"""data_fingerprint: the content hash of the data a run is about to read."""
