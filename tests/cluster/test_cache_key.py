@@ -263,12 +263,12 @@ CACHED_TASKS = {
     "example-gen",
     "statistics-gen",
     "schema-gen",
-    "example-validator",
     "trainer",
     "evaluator",
     "pusher",
 }
-ALWAYS_RUN = {"data-fingerprint", "model-resolver"}
+# Caching off by design: they look at the data or read lineage (the drift baseline) each run.
+ALWAYS_RUN = {"data-fingerprint", "example-validator", "model-resolver"}
 
 
 @pytest.fixture
