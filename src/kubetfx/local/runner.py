@@ -703,7 +703,6 @@ class LocalRunner:
         """Executions with this key whose runner died before their outputs were all
         uploaded: FAILED, their outputs ABANDONED and removed from the store."""
         from ml_metadata.metadata_store import ListOptions
-        from ml_metadata.proto import metadata_store_pb2 as pb
 
         query = (
             f"custom_properties.cache_fingerprint.string_value LIKE '{UPLOAD_PENDING}%:{cache_key}'"
@@ -720,17 +719,16 @@ class LocalRunner:
                 execution.id,
                 f"the runner (pid {pid}) stopped before the launcher had uploaded this task's "
                 "outputs to the object store",
-                pb,
             )
 
-    def _abandon(self, execution_id: int, message: str, pb: Any = None) -> None:
+    def _abandon(self, execution_id: int, message: str) -> None:
         """A COMPLETE execution whose outputs never fully reached the object store: FAILED,
         its output artifacts ABANDONED, what was uploaded of them removed."""
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
         from kubetfx.lineage import record
         from kubetfx.lineage.record import to_value
 
-        if pb is None:
-            from ml_metadata.proto import metadata_store_pb2 as pb
         [execution] = self.store.call(self.store.mlmd.get_executions_by_id, [execution_id])
         outputs = record.outputs_of(self.store, execution_id)
         abandoned = []
