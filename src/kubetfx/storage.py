@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -347,11 +348,12 @@ def download(uri: str, local: str, *, missing_ok: bool = False) -> str:
     return local
 
 
-def upload(local: str, uri: str) -> int:
+def upload(local: str, uri: str, progress: Callable[[], None] | None = None) -> int:
     """Copy the local file or folder ``local`` to ``uri``; returns the number of files.
 
     A folder's files land under ``uri/`` with their relative paths (what the launcher does
-    with an output artifact's local path after the command).
+    with an output artifact's local path after the command). ``progress`` is called after
+    each file uploaded.
     """
     if not os.path.exists(local):
         raise StorageError(f"{local}: nothing to upload to {uri}")
@@ -362,11 +364,15 @@ def upload(local: str, uri: str) -> int:
     try:
         if os.path.isfile(local):
             fs.put_file(local, path)
+            if progress:
+                progress()
             return 1
         count = 0
         for rel in sorted(files(local)):
             fs.put_file(os.path.join(local, *rel.split("/")), f"{path}/{rel}")
             count += 1
+            if progress:
+                progress()
         return count
     except Exception as err:  # noqa: BLE001
         raise _wrap(uri, err) from None

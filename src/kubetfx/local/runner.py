@@ -18,6 +18,13 @@ downloads the input artifacts to the launcher's local paths under it (``/minio/.
 ``/s3/...``, ``/gcs/...``), runs the command, uploads the outputs on success and removes
 the folder. No task is handed a local path another task wrote, and tasks are named as
 the backend names them (``pusher``, not ``condition-1/pusher``).
+
+A kubetfx task records itself COMPLETE before the launcher uploads its outputs, so in
+object-store mode the runner hands it a *pending* cache key (``upload-pending:HOST:PID:KEY``)
+and sets the real key only once every output is in the store: no other run, and no rerun,
+takes a half-uploaded artifact from the cache. An upload that fails, or whose runner died
+(the next run with that key finds the PID gone), marks the execution FAILED, its outputs
+ABANDONED, and removes what was uploaded of them.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -44,6 +52,7 @@ from typing import Any
 
 from kubetfx import storage
 from kubetfx.errors import PipelineSpecError
+from kubetfx.faults import failpoint
 from kubetfx.fingerprint import fingerprint_files, fingerprint_uri, local_path
 from kubetfx.identity import IDENTITY_INPUTS, SCOPE_PARAMETER
 from kubetfx.local import cel
@@ -62,6 +71,8 @@ NOT_RUN = "NOT_RUN"  # an upstream task failed
 OK_STATES = (SUCCEEDED, CACHED)
 
 TASK_MODULE_MARK = "-m kubetfx.task"
+# Object-store mode: a task's cache key until its outputs are all in the store.
+UPLOAD_PENDING = "upload-pending:"
 
 
 @dataclass
@@ -663,6 +674,8 @@ class LocalRunner:
     def _cache_hit(self, cache_key: str) -> tuple[Any, dict[str, list[Any]]] | None:
         from kubetfx.lineage import record
 
+        if self.remote:
+            self._abandon_dead_uploads(cache_key)
         for execution in record.find_cached(self.store, cache_key):
             outputs = record.outputs_of(self.store, execution.id)
             # A hit whose outputs were deleted since is no hit; nor one whose outputs a task
@@ -685,6 +698,62 @@ class LocalRunner:
             return storage.exists(uri)
         except storage.StorageError:
             return False
+
+    def _abandon_dead_uploads(self, cache_key: str) -> None:
+        """Executions with this key whose runner died before their outputs were all
+        uploaded: FAILED, their outputs ABANDONED and removed from the store."""
+        from ml_metadata.metadata_store import ListOptions
+
+        query = (
+            f"custom_properties.cache_fingerprint.string_value LIKE '{UPLOAD_PENDING}%:{cache_key}'"
+            " AND last_known_state = COMPLETE"
+        )
+        found = self.store.call(self.store.mlmd.get_executions, list_options=ListOptions(filter_query=query))
+        for execution in found:
+            tag = execution.custom_properties["cache_fingerprint"].string_value
+            host, _, rest = tag[len(UPLOAD_PENDING) :].partition(":")
+            pid = rest.partition(":")[0]
+            if host != socket.gethostname() or not pid.isdigit() or _pid_alive(int(pid)):
+                continue  # uploading now (another run), or on a machine we cannot look at
+            self._abandon(
+                execution.id,
+                f"the runner (pid {pid}) stopped before the launcher had uploaded this task's "
+                "outputs to the object store",
+            )
+
+    def _abandon(self, execution_id: int, message: str) -> None:
+        """A COMPLETE execution whose outputs never fully reached the object store: FAILED,
+        its output artifacts ABANDONED, what was uploaded of them removed."""
+        from ml_metadata.proto import metadata_store_pb2 as pb
+
+        from kubetfx.lineage import record
+        from kubetfx.lineage.record import to_value
+
+        [execution] = self.store.call(self.store.mlmd.get_executions_by_id, [execution_id])
+        outputs = record.outputs_of(self.store, execution_id)
+        abandoned = []
+        for artifacts in outputs.values():
+            for artifact in artifacts:
+                if artifact.uri and storage.is_remote(artifact.uri):
+                    try:
+                        storage.remove(artifact.uri)
+                    except storage.StorageError as err:
+                        self.echo(f"  warning: could not remove the partial upload {artifact.uri}: {err}")
+                artifact.state = pb.Artifact.ABANDONED
+                abandoned.append(artifact)
+        if abandoned:
+            self.store.call(self.store.mlmd.put_artifacts, abandoned)
+        execution.last_known_state = pb.Execution.FAILED
+        to_value(message[:4000], execution.custom_properties["error"])
+        self.store.call(self.store.mlmd.put_executions, [execution])
+
+    def _uploaded(self, execution_id: int, cache_key: str) -> None:
+        """Every output is in the store: the execution's real cache key, for later runs."""
+        from kubetfx.lineage.record import to_value
+
+        [execution] = self.store.call(self.store.mlmd.get_executions_by_id, [execution_id])
+        to_value(cache_key, execution.custom_properties["cache_fingerprint"])
+        self.store.call(self.store.mlmd.put_executions, [execution])
 
     def _run_container(
         self,
@@ -797,17 +866,21 @@ class LocalRunner:
             os.makedirs(os.path.dirname(spec["outputFile"]), exist_ok=True)
         os.makedirs(os.path.dirname(executor_input["outputs"]["outputFile"]), exist_ok=True)
 
-    def _launcher_upload(self, executor_input: dict[str, Any], document: dict[str, Any], pod: str) -> None:
+    def _launcher_upload(
+        self, qname: str, executor_input: dict[str, Any], document: dict[str, Any], pod: str
+    ) -> None:
         """What KFP's launcher does after a command that succeeded: each output artifact's
         local path uploaded to its URI (one the executor did not write is skipped, as there)."""
         written = document.get("artifacts", {})
+        # A test hook (kubetfx.faults): after each file uploaded, before the rest.
+        point = f"launcher.upload.{qname.rsplit('/', 1)[-1]}"
         for key, spec in executor_input["outputs"]["artifacts"].items():
             runtime = written.get(key, spec).get("artifacts", []) or spec.get("artifacts", [])
             for artifact in runtime:
                 uri = artifact.get("uri") or spec["artifacts"][0]["uri"]
                 local = storage.launcher_path(uri, pod)
                 if local and os.path.exists(local):
-                    storage.upload(local, uri)
+                    storage.upload(local, uri, progress=functools.partial(failpoint, point))
 
     def _execute(
         self,
@@ -836,6 +909,8 @@ class LocalRunner:
                 "/minio, /s3 or /gcs: run it in the default local mode or in a cluster"
             )
         identity = self._identity(qname)
+        # The key a kubetfx task records until the launcher has uploaded its outputs.
+        pending = f"{UPLOAD_PENDING}{socket.gethostname()}:{os.getpid()}:{cache_key}" if pod else ""
         staged: dict[str, str] = {}
         execution_id = None
         if not wrapped:
@@ -886,7 +961,7 @@ class LocalRunner:
             "KUBETFX_PIPELINE_NAME": self.doc.name,
             "KUBETFX_RUN_ID": self.run_id,
             "KUBETFX_TASK_NAME": qname,
-            "KUBETFX_CACHE_KEY": cache_key,
+            "KUBETFX_CACHE_KEY": pending or cache_key,
             "KUBETFX_TASK_STATE": str(state_file),
             "PYTHONUNBUFFERED": "1",
             "KUBETFX_DIE_WITH_RUNNER": "1",
@@ -932,13 +1007,15 @@ class LocalRunner:
         document = _read_json(Path(executor_input["outputs"]["outputFile"]))
         if pod:
             try:
-                self._launcher_upload(executor_input, document, pod)
+                self._launcher_upload(qname, executor_input, document, pod)
             except storage.StorageError as err:
                 message = redact(f"launcher: {err}")
                 if execution_id:
-                    record.fail_execution(self.store, execution_id, message)
+                    self._abandon(execution_id, message)
                 self.echo(f"  {qname}: FAILED: {message}")
                 return TaskResult(name=qname, state=FAILED, message=message, execution_id=execution_id)
+            if execution_id:
+                self._uploaded(execution_id, cache_key)
         if staged:
             unstage_uris(document, staged)
             publish(staged)
@@ -970,6 +1047,16 @@ class LocalRunner:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @functools.lru_cache(maxsize=1)
