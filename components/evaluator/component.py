@@ -117,7 +117,8 @@ def evaluator(
     )
     for name, value in executor.metrics_for_ui(result).items():
         metrics.log_metric(name, value)
-    classification_metrics.log_confusion_matrix(result.classes, result.confusion)
+    if result.confusion:  # none when the model's predictions are not finite numbers
+        classification_metrics.log_confusion_matrix(result.classes, result.confusion)
     outputs = NamedTuple("Outputs", [("blessed", bool), ("accuracy", float), ("reason", str)])
     reason = "" if result.blessed else "; ".join(result.reasons)
     return outputs(result.blessed, float(result.overall.metrics.get("accuracy", 0.0)), reason)

@@ -24,6 +24,7 @@ import json
 import math
 import os
 import re
+import tempfile
 import time
 import warnings
 from collections.abc import Mapping, Sequence
@@ -31,7 +32,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubetfx.components.evaluator import intervals
+from kubetfx.components.evaluator import intervals, screen
 from kubetfx.components.evaluator.intervals import Estimate
 
 from kubetfx.errors import KubetfxError
@@ -188,6 +189,8 @@ class EvalResult:
     label_key: str = ""
     positive_class: str = ""  # the label value the rates count as positive (binary labels)
     fairness_threshold: float = 0.5  # the rates' decision threshold (the first fairness threshold)
+    unlabelled_examples: int = 0  # eval examples left out: no label (empty or NaN)
+    non_finite_predictions: dict[str, int] = field(default_factory=dict)  # model -> examples
 
     @property
     def reasons(self) -> list[str]:
@@ -236,6 +239,8 @@ class EvalResult:
                 for r in self.slices
             },
             "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in self.checks],
+            "unlabelled_examples": self.unlabelled_examples,
+            "non_finite_predictions": dict(self.non_finite_predictions),
             "wall_seconds": round(self.wall_seconds, 3),
             "engine": self.engine,
         }
@@ -787,8 +792,6 @@ def run(
     supports the configuration and data, else with TFMA's ``run_model_analysis``;
     ``"tfma"`` always runs TFMA; ``"in-process"`` refuses to fall back.
     """
-    from kubetfx.components.evaluator import fast
-
     if engine not in ENGINES:
         raise EvaluationError(f"engine {engine!r} is not one of {ENGINES}")
     started = time.perf_counter()
@@ -799,11 +802,8 @@ def run(
     classes, serve = _probe(model_dir, sample)
     if len(classes) < 2:
         raise EvaluationError(f"model {model_dir}: answers with {len(classes)} class(es); need two or more")
-    _label_info(sample, settings.label_key, classes, examples_dir)
-    check_features(examples_dir, slice_sample, settings.slice_features, "slice_features")
-    crossed = [n for c in settings.feature_crosses for n in c]
-    check_features(examples_dir, slice_sample, crossed, "feature_crosses")
     binary = len(classes) == 2
+    baseline_serve = None
     if baseline_model_dir:
         if not Path(baseline_model_dir, SERVING_DIR).is_dir():
             raise EvaluationError(f"baseline model {baseline_model_dir}: no {SERVING_DIR}/ SavedModel")
@@ -814,6 +814,126 @@ def run(
                 f" the candidate with {classes}: they cannot be compared"
             )
     metric = gated_metric(settings, binary, classes)
+    # Before any metric: labels present, predictions finite (TFMA fails on NaN predictions).
+    models = {CANDIDATE: serve, **({BASELINE: baseline_serve} if baseline_serve else {})}
+    found = screen.screen(examples_dir, settings.label_key, models)
+    notes: list[Check] = []
+    with tempfile.TemporaryDirectory(prefix="kubetfx-labelled-") as labelled_dir:
+        if found.unlabelled:
+            if not found.labelled:
+                raise EvaluationError(
+                    f"{examples_dir}: none of the {found.examples} eval examples has a label"
+                    f" {settings.label_key!r} (all empty or NaN): there is nothing to evaluate"
+                )
+            notes.append(Check("labels", True, _unlabelled_note(found, settings.label_key)))
+            print(f"evaluator: {notes[-1].detail}", flush=True)
+            examples_dir = screen.write_labelled(examples_dir, settings.label_key, labelled_dir)
+            slice_sample = _sample_examples(examples_dir, 2000)
+            sample = slice_sample[:8]
+        if found.non_finite.get(BASELINE):
+            detail = (
+                f"baseline model {baseline_model_dir} ignored: its "
+                + screen.describe_non_finite("", found.non_finite[BASELINE], found.labelled).lstrip()
+                + "; only the absolute thresholds apply"
+            )
+            notes.append(Check("baseline", True, detail))
+            print(f"evaluator: {detail}", flush=True)
+            baseline_model_dir, baseline_serve = "", None
+        ignored_baseline = bool(found.non_finite.get(BASELINE))
+        common = {
+            "classes": classes,
+            "binary": binary,
+            "fairness_metric": metric,
+            "label_key": settings.label_key,
+            "positive_class": classes[1] if binary else "",
+            "fairness_threshold": settings.fairness_thresholds[0],
+            "unlabelled_examples": found.unlabelled,
+            "non_finite_predictions": {k: v for k, v in found.non_finite.items() if v},
+        }
+        if found.non_finite.get(CANDIDATE):
+            detail = (
+                "the model's "
+                + screen.describe_non_finite("", found.non_finite[CANDIDATE], found.labelled).lstrip()
+                + ": the training diverged (check the learning rate); no metric can be computed"
+            )
+            print(f"evaluator: not blessed: {detail}", flush=True)
+            result = EvalResult(
+                blessed=False,
+                checks=[*notes, Check("predictions", False, detail)],
+                slices=[SliceRow("Overall", "", found.labelled, {})],
+                fairness={},
+                confusion=[],
+                baseline_uri=baseline_model_dir,
+                eval_examples=found.labelled,
+                wall_seconds=time.perf_counter() - started,
+                engine="none",
+                **common,
+            )
+            os.makedirs(evaluation_dir, exist_ok=True)
+            _write_summary(result, settings, evaluation_dir)
+            write_blessing(blessing_dir, False, result.reasons)
+            return result
+        return _evaluate(
+            examples_dir,
+            model_dir,
+            evaluation_dir,
+            blessing_dir,
+            settings,
+            slice_sample=slice_sample,
+            serve=serve,
+            baseline_model_dir=baseline_model_dir,
+            baseline_serve=baseline_serve,
+            notes=notes,
+            ignored_baseline=ignored_baseline,
+            common=common,
+            started=started,
+            pipeline_options=pipeline_options,
+            engine=engine,
+        )
+
+
+def _unlabelled_note(found: screen.Screen, label_key: str) -> str:
+    return (
+        f"left out {found.unlabelled} of {found.examples} eval examples with no {label_key!r} label"
+        f" (empty or NaN; the Trainer's missing_labels='drop' drops such rows too):"
+        f" evaluated on the other {found.labelled}"
+    )
+
+
+def _write_summary(result: EvalResult, settings: EvalSettings, evaluation_dir: str) -> None:
+    summary = asdict(result)
+    summary["reasons"] = result.reasons
+    summary["settings"] = asdict(settings)
+    Path(evaluation_dir, "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+
+
+def _evaluate(
+    examples_dir: str,
+    model_dir: str,
+    evaluation_dir: str,
+    blessing_dir: str,
+    settings: EvalSettings,
+    *,
+    slice_sample: list[bytes],
+    serve: Any,
+    baseline_model_dir: str,
+    baseline_serve: Any,
+    notes: list[Check],
+    ignored_baseline: bool,
+    common: dict[str, Any],
+    started: float,
+    pipeline_options: Sequence[str],
+    engine: str,
+) -> EvalResult:
+    """The metrics and the gates, on labelled examples and finite predictions."""
+    from kubetfx.components.evaluator import fast
+
+    classes, binary, metric = common["classes"], common["binary"], common["fairness_metric"]
+    sample = slice_sample[:8]
+    _label_info(sample, settings.label_key, classes, examples_dir)
+    check_features(examples_dir, slice_sample, settings.slice_features, "slice_features")
+    crossed = [n for c in settings.feature_crosses for n in c]
+    check_features(examples_dir, slice_sample, crossed, "feature_crosses")
     config = build_eval_config(settings, len(classes), bool(baseline_model_dir))
     os.makedirs(evaluation_dir, exist_ok=True)
     used, fallback = "tfma", ""
@@ -840,6 +960,7 @@ def run(
     if not rows or rows[0].feature:
         raise EvaluationError(f"TFMA wrote no overall metrics under {evaluation_dir}")
     validation_ok, checks = read_validation(evaluation_dir)
+    checks = [*notes, *checks]
     overall = rows[0]
     for name, bound in settings.value_thresholds.items():
         ours = _metric_name(name)
@@ -858,7 +979,7 @@ def run(
                         f" within the allowed change {drop:g}",
                     )
                 )
-    else:
+    elif not ignored_baseline:
         checks.append(Check("baseline", True, "no baseline model: only the absolute thresholds apply"))
     if not validation_ok and not any(not c.passed for c in checks):
         checks.append(Check("tfma", False, "TFMA's validation failed (see validations in the evaluation)"))
@@ -869,9 +990,6 @@ def run(
         blessed=blessed,
         checks=checks,
         slices=rows,
-        classes=classes,
-        binary=binary,
-        fairness_metric=metric,
         fairness=fairness,
         confusion=read_confusion(evaluation_dir, len(classes)),
         baseline_uri=baseline_model_dir,
@@ -879,14 +997,9 @@ def run(
         wall_seconds=time.perf_counter() - started,
         engine=used,
         engine_note=fallback,
-        label_key=settings.label_key,
-        positive_class=classes[1] if binary else "",
-        fairness_threshold=first,
+        **common,
     )
-    summary = asdict(result)
-    summary["reasons"] = result.reasons
-    summary["settings"] = asdict(settings)
-    Path(evaluation_dir, "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    _write_summary(result, settings, evaluation_dir)
     write_blessing(blessing_dir, blessed, result.reasons)
     return result
 

@@ -149,3 +149,55 @@ def groups_gap(tmp_path_factory: pytest.TempPathFactory, score_model: str) -> di
         tmp_path_factory.mktemp("groups_gap"), {"a": (300, 0, 100), "b": (150, 150, 100), "c": (0, 2, 300)}
     )
     return {"examples": examples, "model": score_model}
+
+
+@pytest.fixture(scope="session")
+def nan_model(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A penguins model (the three species) whose training diverged on part of the input:
+    NaN probabilities for a flipper over 206 mm, a fixed answer otherwise."""
+    import tensorflow as tf
+
+    classes = ["Adelie", "Chinstrap", "Gentoo"]
+
+    class Diverged(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+        def serve(self, examples):
+            parsed = tf.io.parse_example(
+                examples, {"flipper_length_mm": tf.io.FixedLenFeature([1], tf.int64, default_value=[0])}
+            )
+            long = tf.reshape(parsed["flipper_length_mm"], [-1]) > 206
+            batch = tf.shape(examples)[0]
+            fixed = tf.tile(tf.constant([[0.6, 0.3, 0.1]]), [batch, 1])
+            nan = tf.fill([batch, 3], float("nan"))
+            return {
+                "probabilities": tf.where(long[:, None], nan, fixed),
+                "all_classes": tf.tile(tf.constant([classes]), [batch, 1]),
+            }
+
+    root = tmp_path_factory.mktemp("nan_model")
+    module = Diverged()
+    tf.saved_model.save(module, str(root / "Format-Serving"), signatures={"serving_default": module.serve})
+    return str(root)
+
+
+@pytest.fixture(scope="session")
+def unlabelled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """Penguins with the species left empty in every seventh row, and a model trained with
+    ``missing_labels="drop"``."""
+    root = tmp_path_factory.mktemp("unlabelled")
+    source = root / "penguins.csv"
+    with (
+        open(local_path("pkg://palmerpenguins/data/penguins.csv")) as f,
+        open(source, "w", newline="") as out,
+    ):
+        rows = list(csv.DictReader(f))
+        writer = csv.DictWriter(out, list(rows[0]))
+        writer.writeheader()
+        for i, row in enumerate(rows):
+            if i % 7 == 3:
+                row["species"] = ""
+            writer.writerow(row)
+    data = _prepare(root / "data", str(source), "species")
+    hp = {**HP, "epochs": 5}
+    data["model"] = _train(data, root / "model", "species", hyperparameters=hp, missing_labels="drop")
+    return data
