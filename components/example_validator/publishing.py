@@ -13,38 +13,23 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import shutil
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
+
+from kubetfx.staging import final_uri
 
 log = logging.getLogger("kubetfx.example_validator")
 
 
-def final_uri(uri: str) -> str:
-    """The URI an output will have once published: the task wrapper stages local outputs
-    at ``<uri>.partial-<pid>`` (``kubetfx.staging.stage_outputs``), and a report keeps the
-    suffix its writer gave it (``report.partial-<pid>.html`` becomes ``report.html``)."""
-    return re.sub(rf"\.partial-{os.getpid()}(\.[^./]+)?$", lambda m: m.group(1) or "", uri)
-
-
 def _publish_file(path: str, uri: str) -> bool:
     """Put the finished output at ``path`` at its final ``uri``; False when not possible."""
-    from kubetfx.staging import is_local
+    from kubetfx import staging
 
-    final = final_uri(uri)
-    if is_local(final):
+    final = final_uri(uri)  # the staging path's own naming rule
+    if staging.is_local(final):
         if final == path:
             return os.path.exists(path)
-        src, dst = Path(path), Path(final)
-        if not src.exists():
-            src.mkdir(parents=True)  # an output with nothing written (Metrics) is an empty folder
-        if dst.is_dir():
-            shutil.rmtree(dst)
-        elif dst.exists():
-            dst.unlink()
-        os.replace(src, dst)
+        staging.publish({path: final})  # as the task wrapper publishes on success
         return True
     from kubetfx import storage
 

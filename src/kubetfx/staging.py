@@ -7,6 +7,7 @@ half-written file or folder at the artifact's URI.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,13 @@ def stage_outputs(executor_input: dict[str, Any]) -> dict[str, str]:
                 staged[staging] = uri
                 artifact["uri"] = staging
     return staged
+
+
+def final_uri(uri: str) -> str:
+    """The URI a staged output of this process will have once published: ``<uri>`` for
+    :func:`stage_outputs`' ``<uri>.partial-PID``, keeping a suffix its writer gave it
+    (``report.partial-PID.html`` becomes ``report.html``, as :func:`unstage_uris` does)."""
+    return re.sub(rf"\.partial-{os.getpid()}(\.[^./]+)?$", lambda m: m.group(1) or "", uri)
 
 
 def discard(staged: dict[str, str]) -> None:
