@@ -6,7 +6,8 @@
 * Else: the newest ``kubetfx.ModelBlessing`` with ``blessed == 1`` for the model name in
   the same pipeline, then the Model its Evaluator took as input ``model``; never the
   candidate itself (a run whose push failed after its model was blessed would otherwise
-  be compared with its own model when it runs again).
+  be compared with its own model when it runs again), and never a model whose files are
+  not all in the store (see ``record.content_complete``).
 
 Used by the ``model_resolver`` component; an ordinary task, because the open-source KFP
 backend rejects TFX's resolver nodes.
@@ -19,7 +20,7 @@ from dataclasses import dataclass
 from ml_metadata import metadata_store as ms
 from ml_metadata.proto import metadata_store_pb2 as pb
 
-from kubetfx.lineage.record import PIPELINE_CONTEXT, props
+from kubetfx.lineage.record import PIPELINE_CONTEXT, content_complete, props
 from kubetfx.lineage.store import Store
 from kubetfx.types import BLESSING, PUSHED_MODEL
 
@@ -105,7 +106,7 @@ def resolve_baseline(
         if not _flag(blessing, "blessed"):
             continue
         model = model_behind(store, blessing.id)
-        if model is not None and model.id != candidate_id:
+        if model is not None and model.id != candidate_id and content_complete(model):
             return Baseline(
                 model.id, model.uri, "blessed", blessing.id, "latest blessed model (nothing pushed yet)"
             )

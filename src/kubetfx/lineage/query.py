@@ -194,11 +194,12 @@ def previous_statistics(
     artifact ids: the statistics the previous run of that source used, whether it
     computed them or reused them from a cache. An earlier span wins over the same span
     (the newest earlier span; within it the latest run); without an earlier span, the
-    latest earlier run of the same span. ``run_id`` is the running run (runs that began
-    after it are never a baseline); without it, the latest run that used the current
-    statistics is taken as the running one.
+    latest earlier run of the same span. Statistics whose files are not all in the store
+    (an upload that never finished) are passed over for the next best. ``run_id`` is the
+    running run (runs that began after it are never a baseline); without it, the latest
+    run that used the current statistics is taken as the running one.
     """
-    from kubetfx.lineage.record import find_artifact
+    from kubetfx.lineage.record import content_complete, find_artifact
     from kubetfx.types import STATISTICS
 
     ctx = store.call(store.mlmd.get_context_by_type_and_name, PIPELINE_CONTEXT, pipeline_name)
@@ -253,11 +254,15 @@ def previous_statistics(
             continue
         chosen = max(ids)  # one run, one source: normally one statistics artifact
         earlier.append((_span(same_source[chosen]), first_execution[run], run, same_source[chosen]))
-    older = [e for e in earlier if e[0] < span]
-    same = [e for e in earlier if e[0] == span]
-    if not older and not same:
+    older = sorted((e for e in earlier if e[0] < span), key=lambda e: (e[0], e[1]), reverse=True)
+    same = sorted((e for e in earlier if e[0] == span), key=lambda e: (e[0], e[1]), reverse=True)
+    # The best candidate whose files are all in the store: a run whose task was recorded
+    # but whose upload never finished (a pod that died after its command) is passed over.
+    complete = (e for e in older + same if e[3].id == current.id or content_complete(e[3]))
+    chosen = next(complete, None)
+    if chosen is None:
         return None
-    best_span, _, run, artifact = max(older or same, key=lambda e: (e[0], e[1]))
+    best_span, _, run, artifact = chosen
     return StatisticsBaseline(
         uri=artifact.uri,
         span=best_span,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,11 @@ FINGERPRINT_KEY = "kubetfx_fingerprint"
 # The output KFP's driver adds to every task when it publishes pod logs; the launcher
 # uploads and records it after the command, so a task never records it as its own.
 EXECUTOR_LOGS = "executor-logs"
+# What a task wrote into each output, recorded with the artifact: in a KFP pod the task
+# records its outputs before the launcher uploads them, so a reader checks these against
+# the store before it trusts the artifact (see content_complete).
+CONTENT_FILES = "content_files"
+CONTENT_BYTES = "content_bytes"
 
 STATE_NAMES = {v: k for k, v in pb.Execution.State.items()}
 
@@ -149,6 +155,43 @@ def _artifact_proto(store: Store, record: ArtifactRecord, state: int) -> pb.Arti
     for name, value in record.metadata.items():
         to_value(value, artifact.custom_properties[name])
     return artifact
+
+
+def written_content(uri: str) -> tuple[int, int] | None:
+    """(files, bytes) a task wrote for the output ``uri``, counted where it wrote them.
+
+    For an object-store URI that is the launcher's local path (``/minio/...``), before the
+    launcher uploads it; for a local URI, the folder itself. None when neither is there
+    (a local output still staged under another name, or a URI with no local copy).
+    """
+    from kubetfx import storage
+
+    local = storage.launcher_path(uri) if storage.is_remote(uri) else uri
+    if not local or not os.path.exists(local):
+        return None
+    listing = storage.files(local)
+    return len(listing), sum(listing.values())
+
+
+def content_complete(artifact: pb.Artifact) -> bool:
+    """Whether everything the producing task wrote for ``artifact`` is at its URI.
+
+    False when fewer files or bytes are there than the task recorded (a launcher that
+    died or failed while uploading, an object deleted since) or the store cannot be read.
+    An artifact recorded without counts (written before they were recorded, or whose
+    content had no local copy) is trusted as before.
+    """
+    from kubetfx import storage
+
+    info = props(artifact)
+    want_files, want_bytes = info.get(CONTENT_FILES), info.get(CONTENT_BYTES)
+    if not isinstance(want_files, int | float) or not isinstance(want_bytes, int | float):
+        return True
+    try:
+        listing = storage.files(artifact.uri)
+    except storage.StorageError:
+        return False
+    return len(listing) >= want_files and sum(listing.values()) >= want_bytes
 
 
 def _event(kind: int, key: str, index: int | None = None) -> pb.Event:
@@ -284,7 +327,12 @@ def finish_execution(
     for key, records in outputs.items():
         for index, record in enumerate(records):
             event = _event(pb.Event.OUTPUT, key, index if len(records) > 1 else None)
-            pairs.append((_artifact_proto(store, record, pb.Artifact.LIVE), event))
+            artifact = _artifact_proto(store, record, pb.Artifact.LIVE)
+            written = written_content(record.uri) if record.uri else None
+            if written is not None and CONTENT_FILES not in record.metadata:
+                artifact.custom_properties[CONTENT_FILES].int_value = written[0]
+                artifact.custom_properties[CONTENT_BYTES].int_value = written[1]
+            pairs.append((artifact, event))
             keys.append(key)
     _, artifact_ids, _ = store.call(
         store.mlmd.put_execution,
