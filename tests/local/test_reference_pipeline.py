@@ -173,6 +173,11 @@ def test_cli_run_summary_cache_and_lineage(workdir: Path, cli) -> None:
     record = cli("audit", "penguins:1")
     assert record.returncode == 0, record.stderr
     assert cli("audit", "penguins:1").stdout == record.stdout
+    # The record of the push is the evaluation that gated it (the first run's, with no
+    # baseline), not the second run's re-evaluation of the served model against itself.
+    evaluation = record.stdout.split("\n## Evaluation\n")[1].split("\n## ")[0]
+    assert f"| execution | {executions['evaluator'].id} |" in evaluation, record.stdout
+    assert "no baseline model: only the absolute thresholds apply" in record.stdout
     assert not re.search(r"\d\.\d*[1-9]\d{4}", record.stdout), "numbers rounded to 4 significant digits"
 
     # The cached run's executions point at the first ones and reuse their artifacts.

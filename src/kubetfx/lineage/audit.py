@@ -121,7 +121,17 @@ def build(source: LineageSource, ref: str) -> AuditRecord:
         if outputs.get("blessing") is not None and outputs["blessing"].type == BLESSING:
             evaluations.append((execution, outputs))
     blessed = [(e, o) for e, o in evaluations if o["blessing"].properties.get("blessed") in (1, True)]
-    chosen = max(blessed or evaluations, key=lambda pair: pair[0].id) if evaluations else None
+    # The one whose blessing the push read; later runs re-evaluate the served model as their
+    # baseline and bless it again, which is not the record of this push. A rollback read no
+    # blessing: the evaluation that first blessed the model.
+    gate = push_inputs.get("blessing")
+    gated = [(e, o) for e, o in evaluations if gate is not None and o["blessing"].key == gate.key]
+    if gated:
+        chosen = gated[0]
+    elif blessed:
+        chosen = min(blessed, key=lambda pair: pair[0].id)
+    else:
+        chosen = max(evaluations, key=lambda pair: pair[0].id) if evaluations else None
     evaluation: dict[str, Any] = {}
     blessing: dict[str, Any] = {}
     baseline: dict[str, Any] = {}
