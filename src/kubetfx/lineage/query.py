@@ -331,3 +331,30 @@ def drift_series(store: Store, pipeline_name: str) -> list[DriftPoint]:
             )
         )
     return sorted(points, key=lambda d: d.artifact_id)
+
+
+def unblessed_runs(store: Store, pipeline_name: str, model_name: str, limit: int = 100) -> int:
+    """How many of the newest evaluations of ``model_name`` in ``pipeline_name`` in a row did
+    not bless their candidate (0 when the newest did, or there is none); at most ``limit``.
+
+    Counts ModelBlessing artifacts, newest first: a cached Evaluator reuses its blessing,
+    so a rerun on the same model is not counted twice.
+    """
+    from ml_metadata import metadata_store as ms
+
+    from kubetfx.types import BLESSING
+
+    def quote(text: str) -> str:
+        return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    query = (
+        f"type = {quote(BLESSING)} AND custom_properties.model_name.string_value = {quote(model_name)}"
+        f" AND contexts_p.type = {quote(PIPELINE_CONTEXT)} AND contexts_p.name = {quote(pipeline_name)}"
+    )
+    options = ms.ListOptions(filter_query=query, order_by=ms.OrderByField.ID, is_asc=False, limit=limit)
+    streak = 0
+    for blessing in store.call(store.mlmd.get_artifacts, list_options=options):
+        if props(blessing).get("blessed") in (1, 1.0, True, "1", "true", "True"):
+            break
+        streak += 1
+    return streak
