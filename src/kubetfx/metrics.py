@@ -57,19 +57,13 @@ def _families(*items: Family) -> dict[str, Family]:
 # Every metric kubetfx exports. The dashboard and the alert rules name only these (a test
 # checks it); docs/monitoring.md lists them.
 FAMILIES: dict[str, Family] = _families(
-    # Tasks and pipelines
+    # Tasks (a pipeline's health is its tasks': the same in a cluster, where no process sees
+    # a whole run, as locally)
     Family("kubetfx_task_duration_seconds", "Wall time of the task's last execution."),
     Family("kubetfx_task_succeeded", "1 when the task's last execution succeeded, else 0."),
     Family("kubetfx_task_last_run_timestamp_seconds", "When the task last ended (Unix time)."),
     Family("kubetfx_task_last_success_timestamp_seconds", "When the task last succeeded (Unix time)."),
     Family("kubetfx_task_last_failure_timestamp_seconds", "When the task last failed (Unix time)."),
-    Family("kubetfx_pipeline_duration_seconds", "Wall time of the pipeline's last run."),
-    Family("kubetfx_pipeline_succeeded", "1 when the pipeline's last run succeeded, else 0."),
-    Family("kubetfx_pipeline_last_run_timestamp_seconds", "When the pipeline's last run ended (Unix time)."),
-    Family(
-        "kubetfx_pipeline_last_success_timestamp_seconds", "When the pipeline last succeeded (Unix time)."
-    ),
-    Family("kubetfx_pipeline_last_failure_timestamp_seconds", "When the pipeline last failed (Unix time)."),
     # Data
     Family("kubetfx_examples_rows", "Rows ExampleGen wrote, per split.", ("split",)),
     Family("kubetfx_examples_span", "The span ExampleGen read."),
@@ -288,18 +282,6 @@ def task_samples(
     return samples
 
 
-def pipeline_samples(*, succeeded: bool, seconds: float | None, ended: float) -> Samples:
-    """A pipeline run's push, when it ends."""
-    samples = Samples()
-    samples.add("kubetfx_pipeline_succeeded", int(succeeded))
-    samples.add("kubetfx_pipeline_last_run_timestamp_seconds", ended)
-    if seconds is not None:
-        samples.add("kubetfx_pipeline_duration_seconds", seconds)
-    name = "kubetfx_pipeline_last_success_timestamp_seconds" if succeeded else None
-    samples.add(name or "kubetfx_pipeline_last_failure_timestamp_seconds", ended)
-    return samples
-
-
 # ---------------------------------------------------------------------- pushing
 
 
@@ -316,6 +298,33 @@ def timeout_from_env() -> float:
         log.warning("%s=%r is not a number of seconds: using %s", TIMEOUT_ENV, raw, DEFAULT_TIMEOUT_S)
         return DEFAULT_TIMEOUT_S
     return value if value > 0 else DEFAULT_TIMEOUT_S
+
+
+def push_task(
+    *,
+    pipeline: str,
+    task: str,
+    succeeded: bool,
+    seconds: float | None,
+    ended: float,
+    outputs: Iterable[Mapping[str, Any]] = (),
+    store: Any = None,
+) -> str:
+    """Push a task's metrics when it ends (see the module docstring); "" when pushed or when
+    metrics are off, else why not. ``store``: the lineage store, for the unblessed streak."""
+    if not gateway_from_env():
+        return ""
+    outputs = list(outputs)
+    samples = task_samples(succeeded=succeeded, seconds=seconds, ended=ended, outputs=outputs)
+    model = model_of(outputs)
+    if store is not None and model and "kubetfx_model_blessed" in samples.values:
+        try:
+            from kubetfx.lineage.query import unblessed_runs
+
+            samples.add("kubetfx_model_unblessed_runs", unblessed_runs(store, pipeline, model))
+        except Exception as err:  # noqa: BLE001 - metrics never fail a task
+            log.warning("metrics: the unblessed streak of %s could not be read: %s", model, err)
+    return push(samples, grouping_key(pipeline, task, model))
 
 
 def grouping_key(pipeline: str, task: str = "", model: str = "") -> dict[str, str]:
