@@ -78,7 +78,7 @@ image: venv
 # Known vulnerabilities in the locks (pip-audit). Fails, saying so, when nothing could be
 # checked (no vulnerability database reachable): an unchecked lock is not a pass.
 audit: venv
-	$(BIN)/python -m kubetfx.lockaudit
+	$(BIN)/python scripts/lockaudit.py
 
 clean:
 	rm -rf .kubetfx .pytest_cache .ruff_cache
@@ -101,9 +101,9 @@ bench-install:
 # BENCH_ARGS=--quick for a smoke run. The TFX comparison's environment is built first.
 bench: venv
 	scripts/tfx-bench-env.sh
-	$(BIN)/python -m kubetfx.benchmarks.all $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.all $(BENCH_ARGS)
 
 # The TFX 1.16 comparison alone (15-25 min): a benchmark-only TFX environment, never ours.
 bench-tfx: venv
 	scripts/tfx-bench-env.sh
-	$(BIN)/python -m kubetfx.benchmarks.tfx_cold --repeat 3
+	$(BIN)/python -m benchmarks.tfx_cold --repeat 3
