@@ -14,7 +14,7 @@ PIPELINE ?= pipelines/training/pipeline.yaml
 help:
 	@echo "make run     run the reference pipeline locally on the penguins data"
 	@echo "make test    run the test suite"
-	@echo "make lint    ruff"
+	@echo "make lint    ruff and mypy"
 	@echo "make compile regenerate component.yaml / pipeline.yaml files"
 	@echo "make lock    re-resolve the locked dependency sets"
 
@@ -41,9 +41,11 @@ run: venv
 test: venv system-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# ruff, then mypy on src/kubetfx and components/ (scripts/typecheck.sh says how).
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	MYPY=$(BIN)/mypy scripts/typecheck.sh
 
 format: venv
 	$(BIN)/ruff check --fix .
