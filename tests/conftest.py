@@ -1,4 +1,5 @@
-"""Shared fixtures (no sys.path edits), including a real MariaDB server for the MySQL store."""
+"""Shared fixtures (no sys.path edits): a real MariaDB server for the MySQL store, and data
+sets' artifacts and models trained on them, made once per session."""
 
 from __future__ import annotations
 
@@ -12,9 +13,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from kubetfx.components.trainer.executor import TrainResult
 
 REPO = Path(__file__).resolve().parents[1]
 KUBETFX = str(Path(sys.executable).with_name("kubetfx"))
@@ -191,7 +195,7 @@ class Trained:
 
     path: str
     data: Prepared
-    result: Any  # the Trainer executor's TrainResult
+    result: TrainResult
 
 
 @pytest.fixture(scope="session")
