@@ -83,7 +83,7 @@ audit: venv
 	$(BIN)/python scripts/lockaudit.py
 
 clean:
-	rm -rf .kubetfx .pytest_cache .ruff_cache
+	rm -rf .kubetfx .pytest_cache .ruff_cache build/typecheck build/mypy-cache
 
 # Cold install time and size of each profile (no pip cache), into throw-away venvs.
 bench-install:
