@@ -14,7 +14,7 @@ PIPELINE ?= pipelines/training/pipeline.yaml
 help:
 	@echo "make run     run the reference pipeline locally on the penguins data"
 	@echo "make test    run the test suite"
-	@echo "make lint    ruff"
+	@echo "make lint    ruff and mypy"
 	@echo "make compile regenerate component.yaml / pipeline.yaml files"
 	@echo "make lock    re-resolve the locked dependency sets"
 
@@ -41,9 +41,11 @@ run: venv
 test: venv system-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
+# ruff, then mypy on src/kubetfx and components/ (scripts/typecheck.sh says how).
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	MYPY=$(BIN)/mypy scripts/typecheck.sh
 
 format: venv
 	$(BIN)/ruff check --fix .
@@ -78,10 +80,10 @@ image: venv
 # Known vulnerabilities in the locks (pip-audit). Fails, saying so, when nothing could be
 # checked (no vulnerability database reachable): an unchecked lock is not a pass.
 audit: venv
-	$(BIN)/python -m kubetfx.lockaudit
+	$(BIN)/python scripts/lockaudit.py
 
 clean:
-	rm -rf .kubetfx .pytest_cache .ruff_cache
+	rm -rf .kubetfx .pytest_cache .ruff_cache build/typecheck build/mypy-cache
 
 # Cold install time and size of each profile (no pip cache), into throw-away venvs.
 bench-install:
@@ -101,9 +103,9 @@ bench-install:
 # BENCH_ARGS=--quick for a smoke run. The TFX comparison's environment is built first.
 bench: venv
 	scripts/tfx-bench-env.sh
-	$(BIN)/python -m kubetfx.benchmarks.all $(BENCH_ARGS)
+	$(BIN)/python -m benchmarks.all $(BENCH_ARGS)
 
 # The TFX 1.16 comparison alone (15-25 min): a benchmark-only TFX environment, never ours.
 bench-tfx: venv
 	scripts/tfx-bench-env.sh
-	$(BIN)/python -m kubetfx.benchmarks.tfx_cold --repeat 3
+	$(BIN)/python -m benchmarks.tfx_cold --repeat 3

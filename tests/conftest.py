@@ -1,17 +1,24 @@
-"""Shared fixtures (no sys.path edits), including a real MariaDB server for the MySQL store."""
+"""Shared fixtures (no sys.path edits): a real MariaDB server for the MySQL store, and data
+sets' artifacts and models trained on them, made once per session."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from kubetfx.components.trainer.executor import TrainResult
 
 REPO = Path(__file__).resolve().parents[1]
 KUBETFX = str(Path(sys.executable).with_name("kubetfx"))
@@ -156,3 +163,91 @@ def mysql_url(mariadb: dict) -> Iterator[str]:
         [mariadb["client"], "-S", mariadb["socket"], "-u", "root", "-e", f"DROP DATABASE IF EXISTS {name}"],
         capture_output=True,
     )
+
+
+# ---------------------------------------------------------------------- artifacts and models
+# The executors' artifacts of a data set, and models trained on them, made once per session
+# for each set of arguments and shared by the Trainer's, Evaluator's, Pusher's and the
+# bad-input tests (training is the slow part of those suites). Treat them as read-only:
+# a test that changes a model copies it first.
+
+PENGUINS = "pkg://palmerpenguins/data/penguins.csv"
+PENGUINS_SCHEMA = "pkg://kubetfx.schemas/penguins/schema.pbtxt"
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """ExampleGen's, StatisticsGen's and SchemaGen's artifacts of one data set."""
+
+    examples: str
+    statistics: str
+    schema: str
+    metadata: dict[str, dict[str, Any]]  # per artifact, its metadata as its executor reports it
+
+    def paths(self) -> dict[str, str]:
+        """{"examples": ..., "statistics": ..., "schema": ...}."""
+        return {"examples": self.examples, "statistics": self.statistics, "schema": self.schema}
+
+
+@dataclass(frozen=True)
+class Trained:
+    """A model the Trainer's executor wrote (``path``) from ``data``, and what it returned."""
+
+    path: str
+    data: Prepared
+    result: TrainResult
+
+
+@pytest.fixture(scope="session")
+def prepare_data(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., Prepared]:
+    """``prepare_data(source=PENGUINS, label_key="species", schema_file=PENGUINS_SCHEMA)``:
+    a data set's examples, statistics and schema, made by the executors ("" infers the schema)."""
+    from kubetfx.components.example_gen import executor as example_gen
+    from kubetfx.components.schema_gen import executor as schema_gen
+    from kubetfx.components.statistics_gen import executor as statistics_gen
+
+    made: dict[tuple[str, str, str], Prepared] = {}
+
+    def prepare(
+        source: str = PENGUINS, label_key: str = "species", schema_file: str = PENGUINS_SCHEMA
+    ) -> Prepared:
+        key = (source, label_key, schema_file)
+        if key not in made:
+            root = tmp_path_factory.mktemp("prepared")
+            examples, statistics, schema = (str(root / n) for n in ("examples", "statistics", "schema"))
+            gen = example_gen.run(source, examples)
+            stats = statistics_gen.run(examples, statistics)
+            inferred = schema_gen.run(statistics, schema, schema_file=schema_file, label_key=label_key)
+            metadata = {
+                "examples": gen.metadata(),
+                "statistics": stats.metadata(gen.metadata()),
+                "schema": inferred.metadata(),
+            }
+            made[key] = Prepared(examples, statistics, schema, metadata)
+        return made[key]
+
+    return prepare
+
+
+@pytest.fixture(scope="session")
+def train_model(
+    tmp_path_factory: pytest.TempPathFactory, prepare_data: Callable[..., Prepared]
+) -> Callable[..., Trained]:
+    """``train_model(data=None, label_key="species", **trainer_arguments)``: a model the
+    Trainer's executor trains on ``data`` (default: the penguins, curated schema)."""
+    from kubetfx.components.trainer import executor as trainer
+
+    made: dict[tuple[str, str, str], Trained] = {}
+
+    def train(data: Prepared | None = None, label_key: str = "species", **arguments: Any) -> Trained:
+        data = data or prepare_data()
+        key = (data.examples, label_key, json.dumps(arguments, sort_keys=True))
+        if key not in made:
+            path = str(tmp_path_factory.mktemp("trained") / "model")
+            result = trainer.run(
+                data.examples, data.schema, data.statistics, path, label_key=label_key, **arguments
+            )
+            made[key] = Trained(path, data, result)
+        return made[key]
+
+    return train

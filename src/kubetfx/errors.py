@@ -35,10 +35,6 @@ class InputDataError(KubetfxError):
     """Input data is missing or malformed. The message names file, line and column."""
 
 
-class TaskFailedError(KubetfxError):
-    """A pipeline task exited with an error."""
-
-
 class MissingExtraError(KubetfxError):
     """A heavy optional dependency is not installed."""
 

@@ -493,58 +493,34 @@ def assert_task_failed(run: TaskRun, case: Case, published: tuple[str, ...] = ()
 
 
 @pytest.fixture(scope="module")
-def prepare(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., dict[str, tuple[str, dict[str, Any]]]]:
+def prepare(prepare_data) -> Callable[..., dict[str, tuple[str, dict[str, Any]]]]:
     """Examples, statistics and schema artifacts of a data set, made by the executors (cached)."""
-    from kubetfx.components.example_gen import executor as examples
-    from kubetfx.components.schema_gen import executor as schemas
-    from kubetfx.components.statistics_gen import executor as statistics
-
-    made: dict[tuple[str, str, str], dict[str, tuple[str, dict[str, Any]]]] = {}
 
     def _prepare(data: str = PENGUINS, label_key: str = "species", schema_file: str = CURATED):
-        key = (data, label_key, schema_file)
-        if key not in made:
-            root = tmp_path_factory.mktemp("prepared")
-            gen = examples.run(data, str(root / "examples"))
-            stats = statistics.run(str(root / "examples"), str(root / "statistics"))
-            schema = schemas.run(
-                str(root / "statistics"), str(root / "schema"), schema_file=schema_file, label_key=label_key
-            )
-            made[key] = {
-                "examples": (str(root / "examples"), gen.metadata()),
-                "statistics": (str(root / "statistics"), stats.metadata(gen.metadata())),
-                "schema": (str(root / "schema"), schema.metadata()),
-            }
-        return made[key]
+        prepared = prepare_data(data, label_key, schema_file)
+        return {name: (path, prepared.metadata[name]) for name, path in prepared.paths().items()}
 
     return _prepare
 
 
 @pytest.fixture(scope="module")
-def trained(prepare, tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[str, dict[str, Any]]]:
+def trained(
+    prepare, prepare_data, train_model, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, tuple[str, dict[str, Any]]]:
     """One model for every Evaluator and Pusher case, a blessing for it, and a truncated copy."""
-    from kubetfx.components.trainer import executor as trainer
-
     data = prepare()
+    model = train_model(prepare_data(), "species", hyperparameters={"epochs": 1, "hidden_units": [8]})
     root = tmp_path_factory.mktemp("trained")
-    result = trainer.run(
-        data["examples"][0],
-        data["schema"][0],
-        data["statistics"][0],
-        str(root / "model"),
-        label_key="species",
-        hyperparameters={"epochs": 1, "hidden_units": [8]},
-    )
     (root / "blessing").mkdir()
     (root / "blessing" / "BLESSED").write_text("")
     truncated = root / "truncated"
-    shutil.copytree(root / "model", truncated)
+    shutil.copytree(model.path, truncated)
     graph = truncated / "Format-Serving" / "saved_model.pb"
     graph.write_bytes(graph.read_bytes()[: graph.stat().st_size // 3])
-    model_meta = result.metadata()
+    model_meta = model.result.metadata()
     return {
         **data,
-        "model": (str(root / "model"), model_meta),
+        "model": (model.path, model_meta),
         "truncated": (str(truncated), model_meta),
         "blessing": (str(root / "blessing"), {"kubetfx_type": "kubetfx.ModelBlessing", "blessed": 1}),
     }

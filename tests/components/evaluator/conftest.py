@@ -7,10 +7,6 @@ import csv
 from pathlib import Path
 
 import pytest
-from kubetfx.components.example_gen import executor as example_gen
-from kubetfx.components.schema_gen import executor as schema_gen
-from kubetfx.components.statistics_gen import executor as statistics_gen
-from kubetfx.components.trainer import executor as trainer
 
 from kubetfx.fingerprint import local_path
 
@@ -26,34 +22,20 @@ HP = {
 }
 
 
-def _prepare(root: Path, source: str, label: str, schema_file: str = "") -> dict[str, str]:
-    example_gen.run(source, str(root / "examples"))
-    statistics_gen.run(str(root / "examples"), str(root / "statistics"))
-    schema_gen.run(str(root / "statistics"), str(root / "schema"), schema_file=schema_file, label_key=label)
-    return {k: str(root / k) for k in ("examples", "statistics", "schema")}
-
-
-def _train(data: dict[str, str], model_dir: Path, label: str, **kwargs) -> str:
-    trainer.run(
-        data["examples"], data["schema"], data["statistics"], str(model_dir), label_key=label, **kwargs
-    )
-    return str(model_dir)
-
-
 @pytest.fixture(scope="session")
-def penguins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def penguins(prepare_data, train_model) -> dict[str, str]:
     """Penguins examples and three models: good, weak (barely trained), unfair (a rule)."""
-    root = tmp_path_factory.mktemp("penguins")
-    data = _prepare(root, "pkg://palmerpenguins/data/penguins.csv", "species", CURATED)
-    data["good"] = _train(data, root / "good", "species", hyperparameters=HP)
+    prepared = prepare_data("pkg://palmerpenguins/data/penguins.csv", "species", CURATED)
+    data = prepared.paths()
+    data["good"] = train_model(prepared, "species", hyperparameters=HP).path
     weak = {**HP, "epochs": 1, "learning_rate": 1e-5}
-    data["weak"] = _train(data, root / "weak", "species", hyperparameters=weak)
-    data["unfair"] = _train(data, root / "unfair", "species", module_file=RULE_MODULE)
+    data["weak"] = train_model(prepared, "species", hyperparameters=weak).path
+    data["unfair"] = train_model(prepared, "species", module_file=RULE_MODULE).path
     return data
 
 
 @pytest.fixture(scope="session")
-def adelie(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def adelie(tmp_path_factory: pytest.TempPathFactory, prepare_data, train_model) -> dict[str, str]:
     """A binary label (``adelie``: yes/no) and a model trained on it."""
     root = tmp_path_factory.mktemp("adelie")
     source = root / "adelie.csv"
@@ -67,9 +49,10 @@ def adelie(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
         for row in rows:
             row["adelie"] = "yes" if row.pop("species") == "Adelie" else "no"
             writer.writerow(row)
-    data = _prepare(root / "data", str(source), "adelie")
+    prepared = prepare_data(str(source), "adelie", "")
+    data = prepared.paths()
     hp = {**HP, "epochs": 10, "hidden_units": [8]}
-    data["model"] = _train(data, root / "model", "adelie", hyperparameters=hp)
+    data["model"] = train_model(prepared, "adelie", hyperparameters=hp).path
     return data
 
 
@@ -181,7 +164,7 @@ def nan_model(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 @pytest.fixture(scope="session")
-def unlabelled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def unlabelled(tmp_path_factory: pytest.TempPathFactory, prepare_data, train_model) -> dict[str, str]:
     """Penguins with the species left empty in every seventh row, and a model trained with
     ``missing_labels="drop"``."""
     root = tmp_path_factory.mktemp("unlabelled")
@@ -197,7 +180,8 @@ def unlabelled(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
             if i % 7 == 3:
                 row["species"] = ""
             writer.writerow(row)
-    data = _prepare(root / "data", str(source), "species")
+    prepared = prepare_data(str(source), "species", "")
+    data = prepared.paths()
     hp = {**HP, "epochs": 5}
-    data["model"] = _train(data, root / "model", "species", hyperparameters=hp, missing_labels="drop")
+    data["model"] = train_model(prepared, "species", hyperparameters=hp, missing_labels="drop").path
     return data

@@ -13,36 +13,19 @@ from pathlib import Path
 
 import pytest
 from kfp import dsl
-from kubetfx.components.example_gen import executor as example_gen
 from kubetfx.components.pusher import executor as pusher_executor
 from kubetfx.components.pusher.component import pusher
-from kubetfx.components.schema_gen import executor as schema_gen
-from kubetfx.components.statistics_gen import executor as statistics_gen
-from kubetfx.components.trainer import executor as trainer
 
 from kubetfx.pushing import DestinationError, ServingCheckError
 from kubetfx.settings import PUSH_ROOT_ENV
 from kubetfx.tfrecord import read_tfrecord_gz, split_files
 
-CURATED = "pkg://kubetfx.schemas/penguins/schema.pbtxt"
-
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> dict[str, str]:
+def trained(train_model) -> dict[str, str]:
     """Penguins examples and a model trained on them (2 epochs: the Pusher needs one that serves)."""
-    root = tmp_path_factory.mktemp("trained")
-    example_gen.run("pkg://palmerpenguins/data/penguins.csv", str(root / "examples"))
-    statistics_gen.run(str(root / "examples"), str(root / "statistics"))
-    schema_gen.run(str(root / "statistics"), str(root / "schema"), schema_file=CURATED, label_key="species")
-    trainer.run(
-        str(root / "examples"),
-        str(root / "schema"),
-        str(root / "statistics"),
-        str(root / "model"),
-        label_key="species",
-        hyperparameters={"epochs": 2},
-    )
-    return {k: str(root / k) for k in ("examples", "model")}
+    model = train_model(hyperparameters={"epochs": 2})
+    return {"examples": model.data.examples, "model": model.path}
 
 
 def blessing(path: Path, blessed: bool | None, reasons: list[str] = ()) -> str:

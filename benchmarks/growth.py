@@ -1,6 +1,6 @@
 """How the reference pipeline grows with the data: 10k, 100k and 1M rows.
 
-    python -m kubetfx.benchmarks.growth [--sizes 10000,100000,1000000] [--epochs 2]
+    python -m benchmarks.growth [--sizes 10000,100000,1000000] [--epochs 2]
 
 For each size, a CSV of that many rows is made by resampling the penguins rows with a
 seeded generator (measurements jittered, so rows differ), and the reference pipeline
@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from kubetfx.benchmarks import verdict
+from benchmarks import verdict
 
 KUBETFX = str(Path(sys.executable).with_name("kubetfx"))
 PENGUINS = "pkg://palmerpenguins/data/penguins.csv"

@@ -1,6 +1,6 @@
 """Lineage query cost against store size: provenance, impact and one run's tasks.
 
-    python -m kubetfx.benchmarks.lineage [--executions 10000]
+    python -m benchmarks.lineage [--executions 10000]
 
 Fills a fresh SQLite store through kubetfx's own recording functions with runs of the
 reference pipeline's shape (example-gen -> statistics-gen -> schema-gen -> trainer ->
@@ -19,7 +19,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from kubetfx.benchmarks import verdict
+from benchmarks import verdict
 
 TASKS = (
     ("example-gen", [], [("examples", "system.Dataset")]),

@@ -1,6 +1,6 @@
 """Evaluator throughput: TFMA (as the Evaluator runs it) against plain batch prediction.
 
-    python -m kubetfx.benchmarks.evaluator [--rows 100000] [--batch-size 4096] [--tfma]
+    python -m benchmarks.evaluator [--rows 100000] [--batch-size 4096] [--tfma]
 
 Trains the built-in model on the penguins data (a few epochs), then builds an eval split
 of ``--rows`` examples by resampling the penguins rows with a seeded generator (numeric
@@ -26,7 +26,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from kubetfx.benchmarks import verdict
+from benchmarks import verdict
 
 PENGUINS = "pkg://palmerpenguins/data/penguins.csv"
 SCHEMA = "pkg://kubetfx.schemas/penguins/schema.pbtxt"

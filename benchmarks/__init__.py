@@ -1,8 +1,12 @@
 """Benchmark scripts: each prints figures side by side with a baseline from the same run.
 
 Each script also prints one ``BENCH-RESULT {json}`` line per target it checks (see
-:func:`verdict`); ``python -m kubetfx.benchmarks.all`` (``make bench``) runs them all and
+:func:`verdict`); ``python -m benchmarks.all`` (``make bench``) runs them all and
 gathers those lines into one table: figure, baseline, ratio, target, pass / falls short.
+
+Not part of the wheel: they measure kubetfx rather than being it. Run them from the
+repository root (``python -m benchmarks.<name>``) with the project's environment, where
+kubetfx is installed; they import it like any user would.
 """
 
 from __future__ import annotations

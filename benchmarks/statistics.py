@@ -1,6 +1,6 @@
 """StatisticsGen throughput against a pyarrow/numpy baseline on the same synthetic CSV.
 
-    python -m kubetfx.benchmarks.statistics [--rows 1000000] [--columns 20] [--repeat 3] [--beam]
+    python -m benchmarks.statistics [--rows 1000000] [--columns 20] [--repeat 3] [--beam]
 
 The data comes from a seeded generator (half numeric, half categorical, 2% missing).
 Each side is timed in this process, reading the same data:
@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from kubetfx.benchmarks import verdict as bench_verdict
+from benchmarks import verdict as bench_verdict
 
 
 def generate(path: Path, rows: int, columns: int, seed: int = 7) -> None:

@@ -1,7 +1,7 @@
 """What authoring costs: ``import kfp`` alone vs. importing kubetfx and composing plus
 compiling the reference pipeline, each in fresh processes (median of N).
 
-    python -m kubetfx.benchmarks.authoring [--repeat 7]
+    python -m benchmarks.authoring [--repeat 7]
 """
 
 from __future__ import annotations
@@ -64,7 +64,7 @@ def main() -> None:
     verdict = "pass" if added < 0.5 else "falls short"
     print(f"\ntarget: compose + compile adds < 0.500 s to import kfp -> {added:.3f} s ({verdict})")
     print(f"heavy libraries loaded while authoring: {check}")
-    from kubetfx.benchmarks import verdict as result
+    from benchmarks import verdict as result
 
     result(
         "authoring: compose + compile, added to import kfp", added, base, None, "< 0.5 s added", added < 0.5

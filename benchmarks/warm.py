@@ -1,6 +1,6 @@
 """The warm worker end to end: the reference pipeline cold, with the worker, and bare.
 
-    python -m kubetfx.benchmarks.warm [--epochs 5] [--keep]
+    python -m benchmarks.warm [--epochs 5] [--keep]
 
 Runs ``pipelines/training/pipeline.yaml`` (``--param epochs=5``) through the CLI, as a
 user does, each run on its own copy of the penguins CSV with a few values changed (so
@@ -40,7 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from kubetfx.benchmarks import verdict
+from benchmarks import verdict
 
 KUBETFX = str(Path(sys.executable).with_name("kubetfx"))
 PENGUINS = "pkg://palmerpenguins/data/penguins.csv"
@@ -302,7 +302,7 @@ def _overheads(tasks: dict[str, dict], skip_first: bool) -> tuple[list[float], l
 
 def _bare_work(data: str, root: Path, epochs: int, env: dict[str, str]) -> dict:
     done = subprocess.run(
-        [sys.executable, "-m", "kubetfx.benchmarks.warm", "--epochs", str(epochs), "--bare", data, str(root)],
+        [sys.executable, "-m", "benchmarks.warm", "--epochs", str(epochs), "--bare", data, str(root)],
         env={**env, "KUBETFX_PIPELINE_NAME": PIPELINE_NAME},
         capture_output=True,
         text=True,

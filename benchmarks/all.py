@@ -1,6 +1,6 @@
 """Every benchmark, then one table: figure, baseline, ratio, target, pass / falls short.
 
-    python -m kubetfx.benchmarks.all [--quick] [--only NAME,...] [--log FILE]
+    python -m benchmarks.all [--quick] [--only NAME,...] [--log FILE]
 
 Runs each benchmark script in its own process (their full output goes to ``--log``,
 default ``bench.log``), gathers the ``BENCH-RESULT`` lines they print, and prints the
@@ -20,17 +20,17 @@ import sys
 import time
 from pathlib import Path
 
-from kubetfx.benchmarks import MARK
+from benchmarks import MARK
 
 # (name, module, arguments, quick arguments)
 BENCHMARKS: list[tuple[str, str, list[str], list[str]]] = [
-    ("authoring", "kubetfx.benchmarks.authoring", [], ["--repeat", "3"]),
-    ("statistics", "kubetfx.benchmarks.statistics", [], ["--rows", "100000"]),
-    ("evaluator", "kubetfx.benchmarks.evaluator", [], ["--rows", "20000"]),
-    ("lineage", "kubetfx.benchmarks.lineage", [], ["--executions", "600"]),
-    ("warm", "kubetfx.benchmarks.warm", [], ["--epochs", "2"]),
-    ("tfx", "kubetfx.benchmarks.tfx_cold", [], ["--repeat", "1"]),
-    ("growth", "kubetfx.benchmarks.growth", [], ["--sizes", "10000,100000"]),
+    ("authoring", "benchmarks.authoring", [], ["--repeat", "3"]),
+    ("statistics", "benchmarks.statistics", [], ["--rows", "100000"]),
+    ("evaluator", "benchmarks.evaluator", [], ["--rows", "20000"]),
+    ("lineage", "benchmarks.lineage", [], ["--executions", "600"]),
+    ("warm", "benchmarks.warm", [], ["--epochs", "2"]),
+    ("tfx", "benchmarks.tfx_cold", [], ["--repeat", "1"]),
+    ("growth", "benchmarks.growth", [], ["--sizes", "10000,100000"]),
 ]
 
 

@@ -1,6 +1,6 @@
 """Training throughput of the built-in Trainer model, CPU against GPU, on any Keras 3 backend.
 
-    python -m kubetfx.benchmarks.training [--rows 200000] [--epochs 3] [--batch-size 4096]
+    python -m benchmarks.training [--rows 200000] [--epochs 3] [--batch-size 4096]
 
 Runs the Trainer's own model code (``components/trainer/model.py``: the same
 ``build_model`` and ``train``) on synthetic tabular data (10 numeric and 10 categorical
@@ -74,7 +74,7 @@ def main() -> None:
         command = [
             sys.executable,
             "-m",
-            "kubetfx.benchmarks.training",
+            "benchmarks.training",
             "--child",
             device,
             "--rows",

@@ -1,7 +1,7 @@
 """kubetfx against TFX 1.16's LocalDagRunner, end to end: cold and warm.
 
     scripts/tfx-bench-env.sh        # once: the benchmark-only TFX environment (idempotent)
-    python -m kubetfx.benchmarks.tfx_cold [--rows 15000] [--repeat 3] [--epochs 30]
+    python -m benchmarks.tfx_cold [--rows 15000] [--repeat 3] [--epochs 30]
 
 One CSV for both: the penguins data (``palmerpenguins``), resampled with a seeded generator
 to ``--rows`` rows (bill measurements jittered by 2%, so rows are not mere copies; missing
@@ -30,7 +30,7 @@ file cache is left as it is.
 Targets: kubetfx cold <= 1/2 of TFX's total; kubetfx warm <= 1/3 of TFX's run
 phase. Ratios are of the medians; the range is over the repeats' own pairs.
 (The other warm target, warm run <= 1.5x the bare work, is
-``python -m kubetfx.benchmarks.warm``.)
+``python -m benchmarks.warm``.)
 """
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from kubetfx.benchmarks import verdict
+from benchmarks import verdict
 
 KUBETFX = str(Path(sys.executable).with_name("kubetfx"))
 PENGUINS = "pkg://palmerpenguins/data/penguins.csv"

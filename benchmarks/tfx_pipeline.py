@@ -1,9 +1,9 @@
 """The reference pipeline written for TFX 1.16, run by TFX's LocalDagRunner: the baseline.
 
-    $TFX_PYTHON src/kubetfx/benchmarks/tfx_pipeline.py --data DIR --root DIR [--epochs 30]
+    $TFX_PYTHON benchmarks/tfx_pipeline.py --data DIR --root DIR [--epochs 30]
 
 Runs in the benchmark-only TFX environment (``scripts/tfx-bench-env.sh``), by path: it
-imports nothing of kubetfx, and kubetfx never imports it. ``kubetfx.benchmarks.tfx_cold``
+imports nothing of kubetfx, and kubetfx never imports it. ``benchmarks.tfx_cold``
 starts it in a fresh process and times it from process start to exit.
 
 The same steps as ``pipelines/training`` on the same data and model:

@@ -1,6 +1,6 @@
 """``make audit``: known vulnerabilities in the locked dependencies, or an honest "nothing checked".
 
-    python -m kubetfx.lockaudit [requirements/runtime.txt ...]
+    python scripts/lockaudit.py [requirements/runtime.txt ...]
 
 Runs pip-audit on each lock (hash-checked, without installing it) and reads its JSON.
 pip-audit exits 0 when it could not reach its vulnerability service (every package

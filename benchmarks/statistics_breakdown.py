@@ -1,6 +1,6 @@
 """Where StatisticsGen's in-memory time goes, step by step, before and after (docs/profile.md).
 
-    python -m kubetfx.benchmarks.statistics_breakdown [--rows 1000000] [--columns 20]
+    python -m benchmarks.statistics_breakdown [--rows 1000000] [--columns 20]
 
 On the statistics benchmark's synthetic data, in one process, each step timed on its own
 (seconds, repeats in order): reading the columnar copy into TFDV's record batch the plain
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kubetfx.benchmarks.statistics import generate
+from benchmarks.statistics import generate
 
 
 def _timed(fn: Callable[[], Any], repeat: int) -> tuple[Any, list[float]]:
