@@ -250,9 +250,9 @@ def artifact_samples(samples: Samples, metadata: Mapping[str, Any]) -> None:
         if pushed in (1, True):
             samples.add("kubetfx_model_pushed_version", metadata.get("version"))
         for quantile, key in (("0.5", "latency_p50_ms"), ("0.95", "latency_p95_ms")):
-            value = metadata.get(key)
-            if isinstance(value, int | float):
-                samples.add("kubetfx_serving_check_latency_seconds", value / 1000, quantile=quantile)
+            latency_ms = metadata.get(key)
+            if isinstance(latency_ms, int | float):
+                samples.add("kubetfx_serving_check_latency_seconds", latency_ms / 1000, quantile=quantile)
 
 
 def model_of(outputs: Iterable[Mapping[str, Any]]) -> str:

@@ -259,10 +259,10 @@ def previous_statistics(
     # The best candidate whose files are all in the store: a run whose task was recorded
     # but whose upload never finished (a pod that died after its command) is passed over.
     complete = (e for e in older + same if e[3].id == current.id or content_complete(e[3]))
-    chosen = next(complete, None)
-    if chosen is None:
+    best = next(complete, None)
+    if best is None:
         return None
-    best_span, _, run, artifact = chosen
+    best_span, _, run, artifact = best
     return StatisticsBaseline(
         uri=artifact.uri,
         span=best_span,
