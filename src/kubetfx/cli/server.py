@@ -26,7 +26,7 @@ from kubetfx.kfpclient.connection import (
 )
 
 if TYPE_CHECKING:
-    from kubetfx.kfpclient.connection import Server
+    from kubetfx.kfpclient.connection import Connection, Server
     from kubetfx.kfpclient.versions import VersionCheck
 
 _OPTIONS = (
@@ -94,7 +94,7 @@ def server_options(command: Callable[..., Any]) -> Callable[..., Any]:
     return decorated
 
 
-def connect(connection: Any) -> Server:
+def connect(connection: Connection) -> Server:
     """The connected server (this is where kfp's client is imported and the server asked)."""
     from kubetfx.kfpclient.connection import Server
 
