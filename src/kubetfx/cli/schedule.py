@@ -72,9 +72,7 @@ def schedule_apply(
 
 @schedule.command("list")
 @server_options
-def schedule_list(
-    connection: Connection,
-) -> None:
+def schedule_list(connection: Connection) -> None:
     """List the kubetfx-managed schedules on the server."""
     from tabulate import tabulate
 
@@ -104,29 +102,23 @@ def schedule_list(
 @schedule.command("pause")
 @click.argument("name")
 @server_options
-def schedule_pause(
-    name: str,
-    connection: Connection,
-) -> None:
+def schedule_pause(name: str, connection: Connection) -> None:
     """Disable a schedule: no new runs; runs in flight finish."""
-    from kubetfx.kfpclient.schedules import set_enabled
-
-    server = connect(connection)
-    click.echo(set_enabled(server, name, False))
+    _set_enabled(name, connection, enabled=False)
 
 
 @schedule.command("resume")
 @click.argument("name")
 @server_options
-def schedule_resume(
-    name: str,
-    connection: Connection,
-) -> None:
+def schedule_resume(name: str, connection: Connection) -> None:
     """Enable a paused schedule again (catch-up as the schedule file set it)."""
+    _set_enabled(name, connection, enabled=True)
+
+
+def _set_enabled(name: str, connection: Connection, enabled: bool) -> None:
     from kubetfx.kfpclient.schedules import set_enabled
 
-    server = connect(connection)
-    click.echo(set_enabled(server, name, True))
+    click.echo(set_enabled(connect(connection), name, enabled))
 
 
 @schedule.command("delete")
