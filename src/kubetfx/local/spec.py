@@ -49,7 +49,8 @@ class PipelineDoc:
         return self.spec["root"]
 
     def root_parameters(self) -> dict[str, dict[str, Any]]:
-        return self.root.get("inputDefinitions", {}).get("parameters", {})
+        """The pipeline's own parameters and their declarations."""
+        return pipeline_file.declared_parameters(self.spec)
 
 
 def load(path: str | Path) -> PipelineDoc:
