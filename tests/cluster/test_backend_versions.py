@@ -21,13 +21,9 @@ from typing import Any
 import pytest
 import yaml
 
-from kubetfx.kfp_server import (
-    KUBETFX_BACKEND_FLOOR,
-    KUBETFX_BACKENDS_CHECKED,
-    check_versions,
-    platform_floor,
-    read_pipeline,
-)
+from kubetfx.kfpclient.versions import KUBETFX_BACKENDS_CHECKED, check_versions
+from kubetfx.pipeline_file import KUBETFX_BACKEND_FLOOR, platform_floor
+from kubetfx.pipeline_file import read as read_pipeline
 
 REPO = Path(__file__).resolve().parents[2]
 FIELDS = json.loads(Path(__file__).with_name("kfp_backend_fields.json").read_text())

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from kubetfx.kfp_server import ScheduleError, backend_range, check_versions, kfp_cron
+from kubetfx.kfpclient.cron import ScheduleError, kfp_cron
+from kubetfx.kfpclient.versions import backend_range, check_versions
 
 REPO = Path(__file__).resolve().parents[2]
 PIPELINE = str(REPO / "pipelines/training/pipeline.yaml")
@@ -414,7 +415,7 @@ def test_schedule_apply_reports_missing_pipelines_and_unknown_fields(
 
 
 def test_the_example_schedule_file_is_valid() -> None:
-    from kubetfx.kfp_server import load_schedules
+    from kubetfx.kfpclient.schedule_file import load_schedules
 
     specs = load_schedules(REPO / "docs/schedules.example.yaml")
     assert specs and all(s.kfp_cron for s in specs)

@@ -6,4 +6,7 @@ importers) with KFP's custom properties (``display_name``, ``task_name``, ``imag
 ``cache_fingerprint``, ``cached_execution_id``, ``inputs``, ``outputs``); artifacts typed
 by their schema titles; INPUT/OUTPUT events whose path is the input or output name.
 Source of that layout: ``backend/src/v2/metadata/client.go`` in kubeflow/pipelines.
+
+What the operator's commands show (drift table, a dataset's impact, push history) is
+computed in :mod:`kubetfx.lineage.summaries`; the CLI only formats it.
 """

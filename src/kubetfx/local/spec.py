@@ -1,7 +1,8 @@
-"""Loading and checking a compiled KFP pipeline before anything runs.
+"""Loading and checking a compiled KFP pipeline before it runs on this machine.
 
 Everything the local runner cannot do is found here, so a run never stops halfway
-on an unsupported construct.
+on an unsupported construct. Reading the file and typing its parameters is shared with
+``kubetfx submit``: :mod:`kubetfx.pipeline_file`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from typing import Any
 
 import yaml
 
-from kubetfx.errors import ParameterError, PipelineSpecError, UnsupportedLocallyError
+from kubetfx import pipeline_file
+from kubetfx.errors import PipelineSpecError, UnsupportedLocallyError
 from kubetfx.local import cel
 
 _SELECTOR = re.compile(r"""^parseJson\(string_value\)((?:\[(?:"[^"]*"|'[^']*'|\d+)\])*)$""")
@@ -47,31 +49,16 @@ class PipelineDoc:
         return self.spec["root"]
 
     def root_parameters(self) -> dict[str, dict[str, Any]]:
-        return self.root.get("inputDefinitions", {}).get("parameters", {})
+        """The pipeline's own parameters and their declarations."""
+        return pipeline_file.declared_parameters(self.spec)
 
 
 def load(path: str | Path) -> PipelineDoc:
     """Read, validate and check a compiled pipeline file; raise before any task runs."""
-    path = Path(path)
-    if not path.is_file():
-        raise PipelineSpecError(f"{path}: no such pipeline file")
-    try:
-        text = path.read_text()
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        where = f":{mark.line + 1}:{mark.column + 1}" if mark else ""
-        raise PipelineSpecError(f"{path}{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
-    except UnicodeDecodeError as err:
-        raise PipelineSpecError(f"{path}: not a text file ({err.reason} at byte {err.start})") from None
-    if not docs or not isinstance(docs[0], dict) or not {"pipelineInfo", "root"} <= set(docs[0]):
-        raise PipelineSpecError(
-            f"{path}: not a compiled KFP pipeline (no pipelineInfo/root); compile the "
-            "pipeline function with kfp.compiler.Compiler().compile(...) and run the YAML"
-        )
-    spec = docs[0]
-    _validate_proto(path, spec, text)
-    doc = PipelineDoc(path=str(path), spec=spec, platform=docs[1] if len(docs) > 1 else {})
+    read = pipeline_file.read(path)
+    text = read.path.read_text()
+    _validate_proto(read.path, read.spec, text)
+    doc = PipelineDoc(path=str(path), spec=read.spec, platform=read.platform)
     if doc.platform:
         doc.notes.append(
             "Kubernetes settings in the platform spec (GPU placement, secrets, volumes) "
@@ -193,70 +180,7 @@ def select(value: Any, selector: str) -> Any:
     return current
 
 
-_TYPES = {
-    "STRING": str,
-    "NUMBER_INTEGER": int,
-    "NUMBER_DOUBLE": float,
-    "BOOLEAN": bool,
-    "LIST": list,
-    "STRUCT": dict,
-}
-
-
-def coerce_parameter(name: str, declared: dict[str, Any], raw: Any) -> Any:
-    """Turn a ``--param`` value (text) or a Python value into the declared type, or explain."""
-    kind = declared.get("parameterType", "STRING")
-    want = _TYPES.get(kind)
-    if want is None:
-        raise ParameterError(f"parameter {name!r} has type {kind}, which cannot be set locally")
-    if not isinstance(raw, str) or want is str:
-        value = raw
-    elif want is bool:
-        lowered = raw.strip().lower()
-        if lowered not in ("true", "false", "1", "0", "yes", "no"):
-            raise ParameterError(f"parameter {name!r} must be true or false, got {raw!r}")
-        value = lowered in ("true", "1", "yes")
-    elif want in (int, float):
-        try:
-            value = want(raw)
-        except ValueError:
-            raise ParameterError(
-                f"parameter {name!r} must be {'an integer' if want is int else 'a number'}, got {raw!r}"
-            ) from None
-    else:
-        try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as err:
-            raise ParameterError(
-                f"parameter {name!r} must be JSON ({kind.lower()}), got {raw!r}: {err.msg} "
-                f"at column {err.colno}"
-            ) from None
-    if want is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    if want is int and isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if not isinstance(value, want) or (want in (int, float) and isinstance(value, bool)):
-        raise ParameterError(
-            f"parameter {name!r} must be of type {kind.lower()}, got {type(value).__name__} {value!r}"
-        )
-    return value
-
-
 def resolve_parameters(doc: PipelineDoc, given: dict[str, Any]) -> dict[str, Any]:
-    """Root parameters: declared defaults overlaid with ``given``, each checked for type."""
-    declared = doc.root_parameters()
-    unknown = sorted(set(given) - set(declared))
-    if unknown:
-        raise ParameterError(
-            f"unknown parameter {unknown[0]!r} for pipeline {doc.name!r}; "
-            f"it takes: {', '.join(sorted(declared)) or 'no parameters'}"
-        )
-    values: dict[str, Any] = {}
-    for name, spec in declared.items():
-        if name in given:
-            values[name] = coerce_parameter(name, spec, given[name])
-        elif "defaultValue" in spec:
-            values[name] = coerce_parameter(name, spec, spec["defaultValue"])
-        elif not spec.get("isOptional"):
-            raise ParameterError(f"pipeline {doc.name!r} needs parameter {name!r}; pass --param {name}=VALUE")
-    return values
+    """Root parameters: declared defaults overlaid with ``given``, each typed by the rules
+    :mod:`kubetfx.pipeline_file` applies for ``kubetfx submit`` too."""
+    return pipeline_file.typed_parameters(given, doc.root_parameters(), doc.name, with_defaults=True)

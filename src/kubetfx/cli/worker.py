@@ -1,4 +1,5 @@
-"""``kubetfx worker status|stop``: the warm worker that runs local tasks (kubetfx.local.warm)."""
+"""``kubetfx worker status|stop``: the warm worker that runs local tasks (kubetfx.local.warm),
+and the note ``kubetfx run`` prints when one stays running."""
 
 from __future__ import annotations
 
@@ -6,11 +7,6 @@ import sys
 import time
 
 import click
-
-
-def register(group: click.Group) -> None:
-    """Add the ``worker`` commands to the kubetfx command group."""
-    group.add_command(worker)
 
 
 @click.group()
