@@ -236,7 +236,7 @@ def typed_parameters(
     if unknown:
         raise ParameterError(
             f"{where}unknown parameter {unknown[0]!r} for pipeline {pipeline!r}; "
-            f"it takes: {', '.join(sorted(declared)) or 'no parameters'} (no parameter {unknown[0]!r})"
+            f"it takes: {', '.join(sorted(declared)) or 'no parameters'}"
         )
     values: dict[str, Any] = {}
     for name, spec in declared.items():

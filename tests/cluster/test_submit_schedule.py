@@ -114,7 +114,7 @@ def test_submit_uploads_then_a_version_then_reuses_it_and_runs_with_typed_params
 def test_submit_checks_parameters_before_any_request(standin, kubetfx) -> None:
     kfp = standin()
     unknown = kubetfx("submit", PIPELINE, "--experiment", "e", "--host", kfp.url, "-p", "epoch=3")
-    assert unknown.exit_code == 2 and "no parameter 'epoch'" in one_line(unknown.stderr)
+    assert unknown.exit_code == 2 and "unknown parameter 'epoch'" in one_line(unknown.stderr)
     wrong = kubetfx("submit", PIPELINE, "--experiment", "e", "--host", kfp.url, "-p", "epochs=many")
     assert wrong.exit_code == 2 and "'epochs'" in one_line(wrong.stderr)
     no_experiment = kubetfx("submit", PIPELINE, "--host", kfp.url)
