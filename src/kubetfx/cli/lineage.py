@@ -36,7 +36,10 @@ def drift(pipeline_name: str, metadata: str | None, last: int, plot_file: str | 
             "of the same pipeline (a previous span, or earlier different data) to compare with"
         )
         return
-    headers = ["feature", "threshold"] + [f"{drift_label(p)}\n{when(p.time)}" for p in table.points]
+    headers = ["feature", "threshold"] + [
+        f"{drift_label(p)}\n{when(p.time)}" + ("\nvalidation failed" if i in table.failed_points else "")
+        for i, p in enumerate(table.points)
+    ]
     rows = []
     for row in table.rows:
         cells = [

@@ -21,7 +21,9 @@ if TYPE_CHECKING:
 
 @dataclass
 class FailedValidation:
-    """An ExampleValidator execution that failed: it published no anomalies, so no drift."""
+    """An ExampleValidator execution that failed. One that failed on its findings published
+    them (distances included: it is a point of the drift series too); one that failed
+    before measuring (bad input, a crash) left no point."""
 
     execution_id: int
     run_id: str
@@ -48,7 +50,8 @@ class DriftTable:
 
     points: list[DriftPoint]  # shown, oldest first
     rows: list[DriftRow]
-    failed: list[FailedValidation]  # failed validations in the same window, oldest first
+    failed: list[FailedValidation]  # failed validations in the window with no point, oldest first
+    failed_points: set[int] = field(default_factory=set)  # indexes of points whose validation failed
 
     @property
     def empty(self) -> bool:
@@ -63,17 +66,22 @@ def drift_table(store: Store, pipeline_name: str, last: int) -> DriftTable:
     failed = failed_validations(store, pipeline_name)
     shown = points[-last:]
     since = shown[0].time if shown else 0.0
-    shown_failed = [f for f in failed if f.time >= since] if shown else failed[-last:]
+    in_window = [f for f in failed if f.time >= since] if shown else failed[-last:]
+    # A validation that failed on what it found still published its distances: it is a
+    # point (marked as failed), not a failure with "no distances".
+    measured = {p.run_id for p in shown if p.run_id}
+    shown_failed = [f for f in in_window if f.run_id not in measured]
+    failed_runs = {f.run_id for f in in_window if f.run_id in measured}
+    failed_points = {i for i, p in enumerate(shown) if p.run_id in failed_runs}
     rows = []
     for feature in sorted({f for p in shown for f in p.distances}):
         threshold = next((p.thresholds[feature] for p in reversed(shown) if feature in p.thresholds), None)
         rows.append(DriftRow(feature, threshold, [p.distances.get(feature) for p in shown]))
-    return DriftTable(points=shown, rows=rows, failed=shown_failed)
+    return DriftTable(points=shown, rows=rows, failed=shown_failed, failed_points=failed_points)
 
 
 def failed_validations(store: Store, pipeline_name: str) -> list[FailedValidation]:
-    """ExampleValidator executions of the pipeline that failed (they publish no anomalies,
-    so the drift series has no point for them), oldest first."""
+    """ExampleValidator executions of the pipeline that failed, oldest first."""
     from ml_metadata.proto import metadata_store_pb2 as pb
 
     from kubetfx.lineage.record import PIPELINE_CONTEXT, props
