@@ -103,7 +103,7 @@ def test_a_kubetfx_pipeline_runs_under_the_docker_runner(
         os.chmod(parent, os.stat(parent).st_mode | 0o001)  # traversable for the mount's path
     local.init(runner=local.DockerRunner(), pipeline_root=str(root))
     try:
-        statistics = penguins()
+        statistics = penguins().output
     finally:
         local_config.LocalExecutionConfig.instance = None
     out = capfd.readouterr().out
