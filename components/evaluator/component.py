@@ -73,11 +73,12 @@ def evaluator(
         reason: Why not blessed (the failed checks; empty when blessed).
     """
     from kubetfx.components.evaluator import executor
+    from kubetfx.components.evaluator.report import evaluation_html
 
-    from kubetfx.reports import evaluation_html, write_report
-    from kubetfx.storage import localize
+    from kubetfx.artifacts.kinds import BLESSING, EVALUATION, EXAMPLES, MODEL, TYPE_KEY, expect
+    from kubetfx.artifacts.location import local_dir
+    from kubetfx.reports import write_report
     from kubetfx.task import add_input
-    from kubetfx.types import BLESSING, EVALUATION, EXAMPLES, MODEL, TYPE_KEY, expect
 
     expect(EXAMPLES, examples.metadata, "examples", examples.uri)
     expect(MODEL, model.metadata, "model", model.uri)
@@ -98,7 +99,7 @@ def evaluator(
         max_fairness_gap=max_fairness_gap,
         min_slice_size=min_slice_size,
     )
-    baseline_dir = localize(baseline_model_uri) if baseline_model_uri else ""
+    baseline_dir = local_dir(baseline_model_uri) if baseline_model_uri else ""
     if baseline_model_id:
         add_input("baseline_model", int(baseline_model_id))
     result = executor.run(

@@ -45,11 +45,11 @@ def example_validator(
 
     from kubetfx.components.example_validator import executor
 
+    from kubetfx.artifacts.kinds import SCHEMA, STATISTICS, expect
+    from kubetfx.artifacts.location import local_dir
     from kubetfx.lineage.query import previous_statistics
     from kubetfx.reports import anomalies_html, write_report
-    from kubetfx.storage import localize
     from kubetfx.task import ENV_RUN, lineage_store, pipeline_name
-    from kubetfx.types import SCHEMA, STATISTICS, expect
 
     expect(STATISTICS, statistics.metadata, "statistics", statistics.uri)
     expect(SCHEMA, schema.metadata, "schema", schema.uri)
@@ -63,7 +63,7 @@ def example_validator(
         statistics.path,
         schema.path,
         anomalies.path,
-        baseline_statistics_dir=localize(baseline.uri) if baseline else "",
+        baseline_statistics_dir=local_dir(baseline.uri) if baseline else "",
         baseline_span=baseline.span if baseline else None,
         baseline_run=baseline.run_id if baseline else "",
         baseline_uri=baseline.uri if baseline else "",

@@ -40,7 +40,7 @@ def schema_gen(
     """
     from kubetfx.components.schema_gen import executor
 
-    from kubetfx.types import STATISTICS, expect
+    from kubetfx.artifacts.kinds import STATISTICS, expect
 
     expect(STATISTICS, statistics.metadata, "statistics", statistics.uri)
     result = executor.run(

@@ -65,7 +65,7 @@ def trainer(
     """
     from kubetfx.components.trainer import executor
 
-    from kubetfx.types import SCHEMA, STATISTICS, expect
+    from kubetfx.artifacts.kinds import SCHEMA, STATISTICS, expect
 
     expect(SCHEMA, schema.metadata, "schema", schema.uri)
     expect(STATISTICS, statistics.metadata, "statistics", statistics.uri)

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 from kubetfx.components.evaluator import executor as evaluator
-
-from kubetfx.reports import evaluation_html
+from kubetfx.components.evaluator.report import evaluation_html
 
 
 def _settings(**kwargs) -> evaluator.EvalSettings:

@@ -16,13 +16,15 @@ from kfp import dsl
 from kubetfx.components.example_gen import executor as example_gen
 from kubetfx.components.pusher import executor as pusher_executor
 from kubetfx.components.pusher.component import pusher
+from kubetfx.components.pusher.serving import ServingCheckError
 from kubetfx.components.schema_gen import executor as schema_gen
 from kubetfx.components.statistics_gen import executor as statistics_gen
 from kubetfx.components.trainer import executor as trainer
 
-from kubetfx.pushing import DestinationError, ServingCheckError
+from kubetfx.artifacts.examples import split_files
+from kubetfx.pushing import DestinationError
 from kubetfx.settings import PUSH_ROOT_ENV
-from kubetfx.tfrecord import read_tfrecord_gz, split_files
+from kubetfx.tfrecord import read_tfrecord_gz
 
 CURATED = "pkg://kubetfx.schemas/penguins/schema.pbtxt"
 

@@ -12,8 +12,9 @@ from kubetfx.components.schema_gen import executor as schema_gen
 from kubetfx.components.statistics_gen import executor as statistics_gen
 from kubetfx.components.trainer import executor as trainer
 
+from kubetfx.artifacts.examples import read_split, split_files
 from kubetfx.errors import InputDataError, KubetfxError, ParameterError
-from kubetfx.tfrecord import read_tfrecord_gz, split_files
+from kubetfx.tfrecord import read_tfrecord_gz
 
 CURATED = "pkg://kubetfx.schemas/penguins/schema.pbtxt"
 
@@ -56,7 +57,7 @@ def test_built_in_model_trains_exports_and_serves_tf_examples(prepared, tmp_path
     # The signature replays exactly the preprocessing training used (no skew).
     model = keras.saving.load_model(str(tmp_path / "model/keras/model.keras"))
     spec = trainer.FeatureSpec.from_json((tmp_path / "model/feature_spec.json").read_text())
-    table = trainer.read_split(prepared["examples"], "eval")
+    table = read_split(prepared["examples"], "eval")
     direct = model.predict(trainer.encode_features(spec, trainer._columns(table)), verbose=0)
     assert np.abs(direct - out["probabilities"].numpy()).max() < 1e-5
     labels = trainer.encode_labels(spec, table.column("species").to_pylist())

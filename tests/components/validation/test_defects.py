@@ -11,6 +11,8 @@ from kubetfx.components.example_validator import executor as validator
 from kubetfx.components.schema_gen import executor as schema_gen
 from kubetfx.components.statistics_gen import executor as statistics_gen
 
+from kubetfx.artifacts import schema as schema_artifact
+from kubetfx.artifacts import statistics as statistics_artifact
 from kubetfx.fingerprint import local_path
 
 CURATED = "pkg://kubetfx.schemas/penguins/schema.pbtxt"
@@ -122,7 +124,7 @@ def test_inferred_schema_and_environments(tmp_path: Path, penguins) -> None:
     stats = _stats(tmp_path, penguins, "s")
     result = schema_gen.run(stats, str(tmp_path / "inferred"), label_key="species")
     assert result.source == "inferred from splits train, eval"
-    schema = schema_gen.load(str(tmp_path / "inferred"))
+    schema = schema_artifact.load(str(tmp_path / "inferred"))
     assert list(schema.default_environment) == ["TRAINING", "SERVING"]
     label = next(f for f in schema.feature if f.name == "species")
     assert list(label.not_in_environment) == ["SERVING"]
@@ -154,9 +156,9 @@ def test_columnar_tfrecord_and_beam_paths_agree(tmp_path: Path, penguins) -> Non
     assert columnar.path["train"] == "in-memory (columnar copy)"
     assert decoded.path["train"] == "in-memory" and beam.path["train"] == "beam"
     assert columnar.num_examples == decoded.num_examples == beam.num_examples
-    reference = statistics_gen.load(str(tmp_path / "col"), "train").datasets[0]
+    reference = statistics_artifact.load(str(tmp_path / "col"), "train").datasets[0]
     for other_dir in ("mem", "beam"):
-        other = statistics_gen.load(str(tmp_path / other_dir), "train").datasets[0]
+        other = statistics_artifact.load(str(tmp_path / other_dir), "train").datasets[0]
         by_name = {f.path.step[0]: f for f in other.features}
         for feature in reference.features:
             twin = by_name[feature.path.step[0]]
@@ -180,7 +182,7 @@ def test_statistics_report_counts_empty_cells_as_missing(tmp_path: Path, penguin
     from kubetfx.reports import statistics_html
 
     stats = _stats(tmp_path, penguins, "r")
-    page = statistics_html({s: statistics_gen.load(stats, s) for s in ("train", "eval")})
+    page = statistics_html({s: statistics_artifact.load(stats, s) for s in ("train", "eval")})
     import re
 
     present = [int(n) for n in re.findall(r"<td>sex</td><td class='num'>(\d+)</td>", page)]
