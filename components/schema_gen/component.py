@@ -55,8 +55,9 @@ def schema_gen(
     schema.metadata.update(result.metadata())
     for line in result.summary():
         print(line)
+    from kubetfx.artifacts import schema as schema_artifact
     from kubetfx.reports import write_report
 
     write_report(
-        report, executor.report_html(result, executor.load(schema.path), f"Schema of {statistics.uri}")
+        report, executor.report_html(result, schema_artifact.load(schema.path), f"Schema of {statistics.uri}")
     )

@@ -35,6 +35,7 @@ def statistics_gen(
     """
     from kubetfx.components.statistics_gen import executor
 
+    from kubetfx.artifacts import statistics as statistics_artifact
     from kubetfx.reports import statistics_html, write_report
     from kubetfx.settings import redacted_features
 
@@ -46,7 +47,7 @@ def statistics_gen(
         beam_pipeline_args=beam_pipeline_args,
     )
     statistics.metadata.update(result.metadata(examples.metadata))
-    stats = {split: executor.load(statistics.path, split) for split in result.num_examples}
+    stats = {split: statistics_artifact.load(statistics.path, split) for split in result.num_examples}
     write_report(
         report, statistics_html(stats, title=f"Statistics of {examples.uri}", redact=redacted_features())
     )

@@ -220,13 +220,15 @@ def propose(schema_file: str, data_uri: str) -> tuple[str, str]:
     features' domains are left as the curator wrote them.
     """
     import tensorflow_data_validation as tfdv
+    from tensorflow_data_validation.statistics import stats_impl
 
     from kubetfx.artifacts.schema import load_schema_file
     from kubetfx.artifacts.tabular import read_table, to_record_batch
 
     curated = load_schema_file(schema_file)
     # TFDV's in-memory statistics with StatisticsGen's options (the same proto it computes).
-    stats = tfdv.generate_statistics_in_memory(to_record_batch(read_table(data_uri)), tfdv.StatsOptions())
+    batch = to_record_batch(read_table(data_uri))
+    stats = stats_impl.generate_statistics_in_memory(batch, tfdv.StatsOptions())
     stats.datasets[0].name = "data"
     proposed = tfdv.update_schema(curated, stats)
     known = {f.name for f in curated.feature}
