@@ -133,6 +133,42 @@ class EvalSettings:
         if self.max_fairness_gap < 0 or self.min_slice_size < 0:
             raise EvaluationError("max_fairness_gap and min_slice_size must not be negative")
 
+    @classmethod
+    def from_parameters(
+        cls,
+        *,
+        label_key: str,
+        slice_features: Sequence[Any],
+        feature_crosses: Sequence[Any],
+        fairness_thresholds: Sequence[Any],
+        min_accuracy: float,
+        max_accuracy_drop: float,
+        value_thresholds: Mapping[str, Any],
+        change_thresholds: Mapping[str, Any],
+        fairness_metric: str,
+        max_fairness_gap: float,
+        min_slice_size: int,
+    ) -> EvalSettings:
+        """The settings the component's parameters give: ``min_accuracy`` (when above 0) and
+        ``max_accuracy_drop`` are the accuracy thresholds, the dicts name any others."""
+        return cls(
+            label_key=label_key,
+            slice_features=[str(f) for f in slice_features],
+            feature_crosses=parse_crosses(feature_crosses),
+            fairness_thresholds=[float(t) for t in fairness_thresholds],
+            value_thresholds={
+                **({"accuracy": min_accuracy} if min_accuracy > 0 else {}),
+                **{str(k): float(v) for k, v in value_thresholds.items()},
+            },
+            change_thresholds={
+                "accuracy": max_accuracy_drop,
+                **{str(k): float(v) for k, v in change_thresholds.items()},
+            },
+            fairness_metric=fairness_metric,
+            max_fairness_gap=max_fairness_gap,
+            min_slice_size=min_slice_size,
+        )
+
 
 def _finite(value: float) -> float | None:
     """NaN (a rate with nothing to count) as None: JSON and lineage structs have no NaN."""
