@@ -6,14 +6,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from kfp import dsl
 from kubetfx.components.example_gen import executor as example_gen
 from kubetfx.components.example_validator import executor as validator
+from kubetfx.components.example_validator import outputs
 from kubetfx.components.schema_gen import executor as schema_gen
 from kubetfx.components.statistics_gen import executor as statistics_gen
 
 from kubetfx.artifacts import schema as schema_artifact
 from kubetfx.artifacts import statistics as statistics_artifact
 from kubetfx.fingerprint import local_path
+from kubetfx.lineage.query import StatisticsBaseline
 
 CURATED = "pkg://kubetfx.schemas/penguins/schema.pbtxt"
 
@@ -188,3 +191,28 @@ def test_statistics_report_counts_empty_cells_as_missing(tmp_path: Path, penguin
     present = [int(n) for n in re.findall(r"<td>sex</td><td class='num'>(\d+)</td>", page)]
     assert sum(present) == 344 - 11  # 11 penguins have no sex recorded
     assert "<script" not in page
+
+
+def test_what_the_component_hands_kfp(tmp_path: Path, penguins) -> None:
+    frame = penguins.copy()
+    frame.loc[frame.index[::7], "island"] = "Atlantis"
+    result = _validate(tmp_path, frame)
+    made = {n: dsl.Artifact(uri=str(tmp_path / "out" / n), metadata={}) for n in ("anomalies", "report")}
+    metrics = dsl.Metrics(uri=str(tmp_path / "out" / "metrics"), metadata={})
+    (tmp_path / "out").mkdir()
+    count, valid = outputs.publish(result, **made, metrics=metrics, title="Data validation of penguins")
+    assert (count, valid) == (result.anomaly_count, False) and count >= 1
+    assert made["anomalies"].metadata["kubetfx_type"] == "kubetfx.ExampleAnomalies"
+    assert "Atlantis" in Path(made["report"].path).read_text()
+    assert metrics.metadata["anomaly_count"] == count and "drifted_features" in metrics.metadata
+    assert outputs.baseline_arguments(None) == {}
+    baseline = StatisticsBaseline(
+        uri=str(tmp_path / "current-stats"), span=3, run_id="run-1", source="s3://b/data", artifact_id=7
+    )
+    assert outputs.baseline_arguments(baseline) == {
+        "baseline_statistics_dir": str(tmp_path / "current-stats"),
+        "baseline_span": 3,
+        "baseline_run": "run-1",
+        "baseline_uri": str(tmp_path / "current-stats"),
+        "source": "s3://b/data",
+    }
