@@ -92,11 +92,11 @@ def run(
     pushed_model_dir: str,
     *,
     model_name: str,
+    allowed_roots: Sequence[str],
     push_destination: str = "",
     max_latency_ms: float = 0.0,
     sample_size: int = 100,
     model_uri: str = "",
-    allowed_roots: Sequence[str] | None = None,
     served: tuple[str, str] | None = None,
 ) -> PushResult:
     """Check the blessing and the model, then publish it.
@@ -112,7 +112,8 @@ def run(
         max_latency_ms: Refuse the push when the p95 latency is over this (0: no limit).
         sample_size: Eval examples to send, one request each.
         model_uri: The Model artifact's URI, for the record.
-        allowed_roots: None reads kubetfx's settings (``KUBETFX_PUSH_ROOT``).
+        allowed_roots: Where pushes may go: kubetfx's settings (``KUBETFX_PUSH_ROOT``), read
+            once by the component's body, never from a pipeline parameter.
         served: (model URI, version folder URI) of the model being served under this
             name, from lineage: the same model already served at this destination is
             not pushed again as a new version (a rerun of an unchanged pipeline).
