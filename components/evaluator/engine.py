@@ -22,6 +22,10 @@ labels the model knows, finite predictions). Anything else raises :class:`Unsupp
 and the Evaluator runs TFMA instead. ``tests/components/evaluator/test_fast_path.py``
 checks the values against TFMA's on the same model and data, metric by metric and slice
 by slice, within 1e-6.
+
+It is one piece because every combiner it replaces is matched against TFMA's as a set: the
+list of supported combiners, their numpy versions and the hand-off to TFMA's derived
+computations change together when TFMA does.
 """
 
 from __future__ import annotations

@@ -18,6 +18,11 @@ Devices: one GPU -> the default strategy on it; several -> MirroredStrategy; ``T
 set -> MultiWorkerMirroredStrategy; mixed precision (bfloat16) on GPUs that support it,
 unless turned off. Seeds are fixed and TensorFlow's ops are made deterministic, so the
 same inputs and parameters give the same metrics.
+
+The module is the Trainer's one flow (data, feature spec, label and column checks, devices,
+training, export) with the pieces that stand alone beside it: the model (:mod:`.model`),
+the column checks (:mod:`.checks`), the serving export (:mod:`.export`) and the outputs
+(:mod:`.outputs`).
 """
 
 from __future__ import annotations
