@@ -36,11 +36,12 @@ def _prepare(root: Path, rows: int) -> tuple[str, str]:
     import numpy as np
     import tensorflow as tf
 
+    from kubetfx.artifacts.examples import split_files
     from kubetfx.components.example_gen import executor as example_gen
     from kubetfx.components.schema_gen import executor as schema_gen
     from kubetfx.components.statistics_gen import executor as statistics_gen
     from kubetfx.components.trainer import executor as trainer
-    from kubetfx.tfrecord import read_tfrecord_gz, split_files, write_tfrecord_gz
+    from kubetfx.tfrecord import read_tfrecord_gz, write_tfrecord_gz
 
     example_gen.run(PENGUINS, str(root / "examples"))
     statistics_gen.run(str(root / "examples"), str(root / "statistics"))
@@ -87,7 +88,8 @@ def _baseline(examples_dir: str, model_dir: str, batch_size: int) -> tuple[float
     import numpy as np
     import tensorflow as tf
 
-    from kubetfx.tfrecord import read_tfrecord_gz, split_files
+    from kubetfx.artifacts.examples import split_files
+    from kubetfx.tfrecord import read_tfrecord_gz
 
     started = time.perf_counter()
     serve = tf.saved_model.load(os.path.join(model_dir, "Format-Serving")).signatures["serving_default"]

@@ -41,6 +41,7 @@ def main() -> None:
     import pyarrow.parquet as pq
     from tensorflow_data_validation.statistics import stats_impl
 
+    from kubetfx.artifacts import layout, tabular
     from kubetfx.components.example_gen import executor as example_gen
     from kubetfx.components.statistics_gen import executor as statistics_gen
 
@@ -48,11 +49,11 @@ def main() -> None:
         csv = Path(tmp, "synthetic.csv")
         generate(csv, args.rows, args.columns)
         example_gen.run(str(csv), str(Path(tmp, "examples")), splits="train:1")
-        path = str(Path(tmp, "examples", "Split-train", statistics_gen.COLUMNAR_FILE))
+        path = str(Path(tmp, "examples", "Split-train", layout.COLUMNAR_FILE))
         names = pq.read_schema(path).names
-        plain, read_plain = _timed(lambda: example_gen.table_to_record_batch(pq.read_table(path)), 3)
+        plain, read_plain = _timed(lambda: tabular.to_record_batch(pq.read_table(path)), 3)
         stored, read_stored = _timed(
-            lambda: statistics_gen.to_record_batch(statistics_gen.read_columns(path, names)), 3
+            lambda: tabular.to_record_batch(statistics_gen.read_columns(path, names), shortcuts=True), 3
         )
         options = statistics_gen.stats_options()
         _, tfdv = _timed(lambda: stats_impl.generate_statistics_in_memory(plain, options), 5)

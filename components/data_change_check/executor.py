@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from kubetfx.artifacts.kinds import EXAMPLES, expect
 from kubetfx.errors import KubetfxError
-from kubetfx.types import EXAMPLES, expect
 
 if TYPE_CHECKING:
     from kubetfx.lineage.changes import TrainedData

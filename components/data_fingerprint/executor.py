@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kubetfx.components.example_gen.executor import resolve_input
-
+from kubetfx.artifacts.tabular import resolve_input
 from kubetfx.fingerprint import fingerprint_files
 
 

@@ -72,53 +72,47 @@ def evaluator(
         accuracy: Overall accuracy on the eval split.
         reason: Why not blessed (the failed checks; empty when blessed).
     """
-    from kubetfx.components.evaluator import executor
+    from kubetfx.components.evaluator import executor, outputs
 
-    from kubetfx.reports import evaluation_html, write_report
-    from kubetfx.storage import localize
+    from kubetfx.artifacts.kinds import EXAMPLES, MODEL, expect
+    from kubetfx.artifacts.location import local_dir
     from kubetfx.task import add_input
-    from kubetfx.types import BLESSING, EVALUATION, EXAMPLES, MODEL, TYPE_KEY, expect
 
     expect(EXAMPLES, examples.metadata, "examples", examples.uri)
     expect(MODEL, model.metadata, "model", model.uri)
-    settings = executor.EvalSettings(
+    settings = executor.EvalSettings.from_parameters(
         label_key=label_key,
-        slice_features=[str(f) for f in slice_features],
-        feature_crosses=executor.parse_crosses(feature_crosses),
-        fairness_thresholds=[float(t) for t in fairness_thresholds],
-        value_thresholds={
-            **({"accuracy": min_accuracy} if min_accuracy > 0 else {}),
-            **{str(k): float(v) for k, v in value_thresholds.items()},
-        },
-        change_thresholds={
-            "accuracy": max_accuracy_drop,
-            **{str(k): float(v) for k, v in change_thresholds.items()},
-        },
+        slice_features=slice_features,
+        feature_crosses=feature_crosses,
+        fairness_thresholds=fairness_thresholds,
+        min_accuracy=min_accuracy,
+        max_accuracy_drop=max_accuracy_drop,
+        value_thresholds=value_thresholds,
+        change_thresholds=change_thresholds,
         fairness_metric=fairness_metric,
         max_fairness_gap=max_fairness_gap,
         min_slice_size=min_slice_size,
     )
-    baseline_dir = localize(baseline_model_uri) if baseline_model_uri else ""
     if baseline_model_id:
         add_input("baseline_model", int(baseline_model_id))
     result = executor.run(
-        examples.path, model.path, evaluation.path, blessing.path, settings, baseline_model_dir=baseline_dir
+        examples.path,
+        model.path,
+        evaluation.path,
+        blessing.path,
+        settings,
+        baseline_model_dir=local_dir(baseline_model_uri) if baseline_model_uri else "",
     )
-    recorded = {"model_name": model_name, "model_uri": model.uri, "baseline_model_uri": baseline_model_uri}
-    recorded["baseline_model_id"] = int(baseline_model_id)
-    evaluation.metadata.update(result.metadata())
-    evaluation.metadata.update(recorded)
-    blessing.metadata.update(
-        {TYPE_KEY: BLESSING, "blessed": int(result.blessed), "reasons": result.reasons, **recorded}
+    published = outputs.publish(
+        result,
+        evaluation=evaluation,
+        blessing=blessing,
+        report=report,
+        metrics=metrics,
+        classification_metrics=classification_metrics,
+        model_name=model_name,
+        model_uri=model.uri,
+        baseline_model_uri=baseline_model_uri,
+        baseline_model_id=baseline_model_id,
     )
-    evaluation.metadata[TYPE_KEY] = EVALUATION
-    write_report(
-        report, evaluation_html(result, f"Evaluation of {model_name} ({model.uri})", baseline_model_uri)
-    )
-    for name, value in executor.metrics_for_ui(result).items():
-        metrics.log_metric(name, value)
-    if result.confusion:  # none when the model's predictions are not finite numbers
-        classification_metrics.log_confusion_matrix(result.classes, result.confusion)
-    outputs = NamedTuple("Outputs", [("blessed", bool), ("accuracy", float), ("reason", str)])
-    reason = "" if result.blessed else "; ".join(result.reasons)
-    return outputs(result.blessed, float(result.overall.metrics.get("accuracy", 0.0)), reason)
+    return NamedTuple("Outputs", [("blessed", bool), ("accuracy", float), ("reason", str)])(*published)

@@ -16,6 +16,12 @@ What it builds from the component's parameters:
 
 The model is blessed when TFMA's validation passes and no feature's gap is too wide;
 every check that ran is written down with its numbers, failed or not.
+
+The module is one piece because its parts are one decision: the config, the gates and
+the verdict read the same settings and slices, and splitting them would pass those back
+and forth. What stands alone lives beside it: the in-process metrics (:mod:`.engine`),
+the label and prediction screen (:mod:`.screen`), the intervals (:mod:`.intervals`) and
+the report (:mod:`.report`).
 """
 
 from __future__ import annotations
@@ -29,17 +35,19 @@ import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 from kubetfx.components.evaluator import intervals, screen
 from kubetfx.components.evaluator.intervals import Estimate
 
+from kubetfx.artifacts import evaluation as evaluation_artifact
+from kubetfx.artifacts.blessing import Blessing
+from kubetfx.artifacts.examples import first_records, split_pattern
+from kubetfx.artifacts.kinds import EVALUATION, TYPE_KEY
+from kubetfx.artifacts.layout import SERVING_DIR
+from kubetfx.artifacts.model import serving_dir
 from kubetfx.errors import KubetfxError
-from kubetfx.tfrecord import first_records
-from kubetfx.types import EVALUATION, TYPE_KEY
 
-SERVING_DIR = "Format-Serving"
 SIGNATURE = "serving_default"
 CANDIDATE = "candidate"
 BASELINE = "baseline"
@@ -124,6 +132,42 @@ class EvalSettings:
             )
         if self.max_fairness_gap < 0 or self.min_slice_size < 0:
             raise EvaluationError("max_fairness_gap and min_slice_size must not be negative")
+
+    @classmethod
+    def from_parameters(
+        cls,
+        *,
+        label_key: str,
+        slice_features: Sequence[Any],
+        feature_crosses: Sequence[Any],
+        fairness_thresholds: Sequence[Any],
+        min_accuracy: float,
+        max_accuracy_drop: float,
+        value_thresholds: Mapping[str, Any],
+        change_thresholds: Mapping[str, Any],
+        fairness_metric: str,
+        max_fairness_gap: float,
+        min_slice_size: int,
+    ) -> EvalSettings:
+        """The settings the component's parameters give: ``min_accuracy`` (when above 0) and
+        ``max_accuracy_drop`` are the accuracy thresholds, the dicts name any others."""
+        return cls(
+            label_key=label_key,
+            slice_features=[str(f) for f in slice_features],
+            feature_crosses=parse_crosses(feature_crosses),
+            fairness_thresholds=[float(t) for t in fairness_thresholds],
+            value_thresholds={
+                **({"accuracy": min_accuracy} if min_accuracy > 0 else {}),
+                **{str(k): float(v) for k, v in value_thresholds.items()},
+            },
+            change_thresholds={
+                "accuracy": max_accuracy_drop,
+                **{str(k): float(v) for k, v in change_thresholds.items()},
+            },
+            fairness_metric=fairness_metric,
+            max_fairness_gap=max_fairness_gap,
+            min_slice_size=min_slice_size,
+        )
 
 
 def _finite(value: float) -> float | None:
@@ -265,7 +309,7 @@ def _probe(model_dir: str, sample: list[bytes]) -> tuple[list[str], Any]:
     """(class names, the loaded serving signature) of a model."""
     import tensorflow as tf
 
-    path = os.path.join(model_dir, SERVING_DIR)
+    path = serving_dir(model_dir)
     try:
         loaded = tf.saved_model.load(path)
         serve = loaded.signatures[SIGNATURE]
@@ -788,7 +832,7 @@ def run(
 ) -> EvalResult:
     """Evaluate ``model_dir`` on the eval split; write the evaluation and the blessing.
 
-    ``engine``: ``"auto"`` computes the metrics in-process (:mod:`.fast`) when that path
+    ``engine``: ``"auto"`` computes the metrics in-process (:mod:`.engine`) when that path
     supports the configuration and data, else with TFMA's ``run_model_analysis``;
     ``"tfma"`` always runs TFMA; ``"in-process"`` refuses to fall back.
     """
@@ -805,7 +849,7 @@ def run(
     binary = len(classes) == 2
     baseline_serve = None
     if baseline_model_dir:
-        if not Path(baseline_model_dir, SERVING_DIR).is_dir():
+        if not os.path.isdir(serving_dir(baseline_model_dir)):
             raise EvaluationError(f"baseline model {baseline_model_dir}: no {SERVING_DIR}/ SavedModel")
         baseline_classes, baseline_serve = _probe(baseline_model_dir, sample)
         if baseline_classes != classes:
@@ -871,7 +915,7 @@ def run(
             )
             os.makedirs(evaluation_dir, exist_ok=True)
             _write_summary(result, settings, evaluation_dir)
-            write_blessing(blessing_dir, False, result.reasons)
+            Blessing(False, result.reasons).write(blessing_dir)
             return result
         return _evaluate(
             examples_dir,
@@ -904,7 +948,7 @@ def _write_summary(result: EvalResult, settings: EvalSettings, evaluation_dir: s
     summary = asdict(result)
     summary["reasons"] = result.reasons
     summary["settings"] = asdict(settings)
-    Path(evaluation_dir, "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    evaluation_artifact.write_summary(evaluation_dir, summary)
 
 
 def _evaluate(
@@ -926,7 +970,7 @@ def _evaluate(
     engine: str,
 ) -> EvalResult:
     """The metrics and the gates, on labelled examples and finite predictions."""
-    from kubetfx.components.evaluator import fast
+    from kubetfx.components.evaluator import engine as in_process
 
     classes, binary, metric = common["classes"], common["binary"], common["fairness_metric"]
     sample = slice_sample[:8]
@@ -939,16 +983,16 @@ def _evaluate(
     used, fallback = "tfma", ""
     if engine != "tfma":
         signatures = {CANDIDATE: serve}
-        locations = {CANDIDATE: os.path.join(model_dir, SERVING_DIR)}
+        locations = {CANDIDATE: serving_dir(model_dir)}
         if baseline_model_dir:
             signatures[BASELINE] = baseline_serve
-            locations[BASELINE] = os.path.join(baseline_model_dir, SERVING_DIR)
+            locations[BASELINE] = serving_dir(baseline_model_dir)
         try:
-            fast.analyze(
+            in_process.analyze(
                 config, signatures, examples_dir, evaluation_dir, classes, settings.label_key, locations
             )
             used = "in-process"
-        except fast.Unsupported as err:
+        except in_process.Unsupported as err:
             if engine == "in-process":
                 raise EvaluationError(f"the in-process metrics cannot evaluate this: {err}") from None
             fallback = str(err)
@@ -1000,7 +1044,7 @@ def _evaluate(
         **common,
     )
     _write_summary(result, settings, evaluation_dir)
-    write_blessing(blessing_dir, blessed, result.reasons)
+    Blessing(blessed, result.reasons).write(blessing_dir)
     return result
 
 
@@ -1018,7 +1062,7 @@ def _run_tfma(
 
     models = [
         tfma.default_eval_shared_model(
-            eval_saved_model_path=os.path.join(model_dir, SERVING_DIR),
+            eval_saved_model_path=serving_dir(model_dir),
             eval_config=config,
             model_name=CANDIDATE,
         )
@@ -1026,12 +1070,12 @@ def _run_tfma(
     if baseline_model_dir:
         models.append(
             tfma.default_eval_shared_model(
-                eval_saved_model_path=os.path.join(baseline_model_dir, SERVING_DIR),
+                eval_saved_model_path=serving_dir(baseline_model_dir),
                 eval_config=config,
                 model_name=BASELINE,
             )
         )
-    pattern = os.path.join(examples_dir, "Split-eval", "data_tfrecord-*")
+    pattern = split_pattern(examples_dir, "eval")
     with warnings.catch_warnings():
         # A rate with an empty denominator (no positives in a slice) is NaN, by design;
         # numpy warns once per slice and class, thousands of lines.
@@ -1044,18 +1088,6 @@ def _run_tfma(
             output_path=evaluation_dir,
             pipeline_options=PipelineOptions(list(pipeline_options)),
         )
-
-
-def write_blessing(blessing_dir: str, blessed: bool, reasons: list[str]) -> None:
-    """``BLESSED`` or ``NOT_BLESSED`` (TFX's layout) and ``reasons.json``."""
-    os.makedirs(blessing_dir, exist_ok=True)
-    Path(blessing_dir, "BLESSED" if blessed else "NOT_BLESSED").write_text("")
-    Path(blessing_dir, "reasons.json").write_text(json.dumps(reasons, indent=1))
-
-
-def is_blessed(blessing_dir: str) -> bool:
-    """The blessing file is the truth (a missing one is not a blessing)."""
-    return Path(blessing_dir, "BLESSED").is_file() and not Path(blessing_dir, "NOT_BLESSED").exists()
 
 
 def metrics_for_ui(result: EvalResult) -> Mapping[str, float]:

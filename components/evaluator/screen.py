@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from kubetfx.tfrecord import split_files
+from kubetfx.artifacts.examples import split_files
+from kubetfx.artifacts.layout import EXAMPLES_FILE, split_dir
 
 BATCH = 4096
 
@@ -93,10 +94,10 @@ def write_labelled(examples_dir: str, label_key: str, out_dir: str) -> str:
     """Copy the eval split's labelled examples to ``out_dir`` (TFX's layout); return it."""
     import tensorflow as tf
 
-    split = os.path.join(out_dir, "Split-eval")
+    split = split_dir(out_dir, "eval")
     os.makedirs(split, exist_ok=True)
     kind: str | None = None
-    path = os.path.join(split, "data_tfrecord-00000-of-00001.gz")
+    path = os.path.join(split, EXAMPLES_FILE)
     with tf.io.TFRecordWriter(path, options="GZIP") as out:
         files = split_files(examples_dir, "eval")
         for batch in tf.data.TFRecordDataset(files, compression_type="GZIP").batch(BATCH):

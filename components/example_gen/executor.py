@@ -5,47 +5,27 @@ Plain Python, no KFP: ``run()`` takes paths and parameters and returns an
 C++ encoder and framed as TFRecords here (length, masked CRC32C, data, masked CRC32C),
 which TensorFlow reads back as usual.
 
-Layout written under ``output_dir``::
-
-    Split-<name>/data_tfrecord-00000-of-00001.gz   (the contract: gzip TFRecord of tf.Example)
-    Split-<name>/data.parquet                      (the same rows, columnar, for fast statistics)
-    Split-<name>/source_rows.parquet               (where each row came from: file, row, line)
-
-``source_rows.parquet`` lines up row for row with the split's examples and holds, for each,
-the input file's name, the row's index among that file's data rows (0-based, as pandas and
-pyarrow count) and, for CSV, the line of the file the row starts on (the header is line 1).
-It is kept out of the examples themselves, so it is never a feature; the Trainer uses it
-to name the CSV lines of rows it cannot train on.
+Reading the input is :mod:`kubetfx.artifacts.tabular`; the layout written under
+``output_dir`` (``Split-<name>/`` with the TFRecords, a columnar copy and where each row
+came from, which the Trainer uses to name the CSV lines of rows it cannot train on) is
+:mod:`kubetfx.artifacts.examples`.
 """
 
 from __future__ import annotations
 
-import codecs
-import csv
-import glob
-import io
 import json
 import os
 import re
 import zlib
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from kubetfx import storage
+from kubetfx.artifacts import examples
+from kubetfx.artifacts.kinds import EXAMPLES, TYPE_KEY
+from kubetfx.artifacts.tabular import detect_format, read_files, resolve_input, to_record_batch
 from kubetfx.errors import InputDataError
 from kubetfx.faults import failpoint
-from kubetfx.fingerprint import fingerprint_files, local_path
-from kubetfx.tfrecord import write_tfrecord_gz
-from kubetfx.types import EXAMPLES, TYPE_KEY
-
-CSV_SUFFIXES = (".csv", ".tsv", ".txt")
-COLUMNAR_FILE = "data.parquet"
-SOURCE_ROWS_FILE = "source_rows.parquet"
-PARQUET_SUFFIXES = (".parquet", ".pq")
-SPAN_PLACEHOLDER = "{SPAN}"
-# Cells that mean "missing" in a CSV (pyarrow's defaults, which include the "NA" of R exports).
-NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "null", "NULL", "None", "#N/A", "-NaN", "-nan"]
+from kubetfx.fingerprint import fingerprint_files
 
 
 @dataclass
@@ -77,9 +57,7 @@ class ExampleGenResult:
             "input_files": [os.path.basename(f) for f in self.files],
             "input_format": self.file_format,
             "payload_format": "FORMAT_TF_EXAMPLE",
-            "layout": "Split-<split>/data_tfrecord-*.gz",
-            "columnar_copy": f"Split-<split>/{COLUMNAR_FILE}",
-            "source_rows": f"Split-<split>/{SOURCE_ROWS_FILE}",
+            **examples.layout_metadata(),
             "row_counts": dict(self.row_counts),
             "columns": list(self.columns),
         }
@@ -88,7 +66,7 @@ class ExampleGenResult:
         return meta
 
 
-# ---------------------------------------------------------------------- inputs
+# ---------------------------------------------------------------------- splits
 
 
 def parse_splits(text: str) -> list[tuple[str, int]]:
@@ -107,327 +85,6 @@ def parse_splits(text: str) -> list[tuple[str, int]]:
     if len(set(names)) != len(names) or len(splits) < 1:
         raise InputDataError(f"splits {text!r}: split names must be unique")
     return splits
-
-
-def resolve_input(input_uri: str) -> tuple[list[str], int]:
-    """The files an input URI names, and the span they belong to (0 without ``{SPAN}``).
-
-    ``input_uri`` is a file, a folder (every CSV/Parquet file in it), a glob pattern,
-    or a pattern with ``{SPAN}`` (the newest span, by number, is taken).
-    """
-    path = local_path(input_uri)
-    if path is None and storage.scheme_of(input_uri) in storage.REMOTE_SCHEMES:
-        # Object-store data (s3://, minio://, gs://): the files it names, copied to this
-        # task's temporary folder, then matched exactly as local ones.
-        path = Path(storage.localize_pattern(input_uri))
-    if path is None:
-        raise InputDataError(
-            f"{input_uri}: only local paths, pkg:// data and s3://, minio:// or gs:// URIs are supported"
-        )
-    text = str(path)
-    if SPAN_PLACEHOLDER in text:
-        regex = re.compile(
-            "^" + re.escape(text).replace(re.escape(SPAN_PLACEHOLDER), r"(\d+)").replace(r"\*", "[^/]*") + "$"
-        )
-        spans: dict[int, list[str]] = {}
-        for candidate in glob.glob(text.replace(SPAN_PLACEHOLDER, "*")):
-            match = regex.match(candidate)
-            if match and os.path.isfile(candidate):
-                spans.setdefault(int(match.group(1)), []).append(candidate)
-        if not spans:
-            raise InputDataError(
-                f"{input_uri}: no file matches this span pattern ({{SPAN}} stands for digits)"
-            )
-        span = max(spans)
-        return sorted(spans[span]), span
-    if path.is_dir():
-        files = sorted(
-            str(p)
-            for p in path.iterdir()
-            if p.is_file()
-            and not p.name.startswith(".")
-            and p.suffix.lower() in CSV_SUFFIXES + PARQUET_SUFFIXES
-        )
-        if not files:
-            raise InputDataError(f"{input_uri}: folder has no .csv or .parquet files")
-        return files, 0
-    if any(c in text for c in "*?["):
-        files = sorted(f for f in glob.glob(text) if os.path.isfile(f))
-        if not files:
-            raise InputDataError(f"{input_uri}: no file matches this pattern")
-        return files, 0
-    if not path.exists():
-        raise InputDataError(f"{input_uri}: no such file or folder; check input_uri")
-    return [text], 0
-
-
-def detect_format(files: list[str], input_format: str) -> str:
-    """``csv`` or ``parquet``, from the parameter or the file names."""
-    if input_format not in ("auto", "csv", "parquet"):
-        raise InputDataError(f"input_format {input_format!r}: use auto, csv or parquet")
-    if input_format != "auto":
-        return input_format
-    kinds = {"parquet" if f.lower().endswith(PARQUET_SUFFIXES) else "csv" for f in files}
-    if len(kinds) > 1:
-        raise InputDataError(
-            f"input mixes CSV and Parquet files ({', '.join(os.path.basename(f) for f in files)}); "
-            "point input_uri at one kind or set input_format"
-        )
-    return kinds.pop()
-
-
-def _position(data: bytes, offset: int) -> tuple[int, int]:
-    line_start = data.rfind(b"\n", 0, offset) + 1
-    return data.count(b"\n", 0, offset) + 1, offset - line_start + 1
-
-
-def _header(path: str, text: str) -> list[str]:
-    first = next(csv.reader(io.StringIO(text)), None)
-    if not first or all(not c.strip() for c in first):
-        raise InputDataError(f"{path}:1: the first line must be a header naming the columns")
-    names = [c.strip() for c in first]
-    for index, name in enumerate(names, 1):
-        if not name:
-            raise InputDataError(f"{path}:1:{index}: column {index} of the header has no name")
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise InputDataError(f"{path}:1: header names column {duplicates[0]!r} twice")
-    return names
-
-
-def _find_ragged(path: str, text: str, width: int) -> InputDataError | None:
-    reader = csv.reader(io.StringIO(text))
-    next(reader, None)
-    for row in reader:
-        if row and len(row) != width:
-            return InputDataError(
-                f"{path}:{reader.line_num}: row has {len(row)} fields but the header has {width}; "
-                "fix the row (a stray comma or an unquoted field?)"
-            )
-    return None
-
-
-def _find_unclosed_quote(path: str, text: str, names: list[str]) -> InputDataError | None:
-    """A quoted field that is never closed: CSV readers take the rest of the file as its value."""
-    if text.count('"') % 2 == 0:  # quotes come in pairs in well-formed CSV ("" inside a field too)
-        return None
-    reader = csv.reader(io.StringIO(text))
-    start, last_start, last = 1, 1, None
-    for row in reader:
-        last_start, last = start, row
-        start = reader.line_num + 1
-    # Unclosed, the quote runs to the end of the file: the last row spans several lines.
-    multi_line = [i for i, cell in enumerate(last or []) if "\n" in cell]
-    if not multi_line:
-        return None
-    index = multi_line[0]
-    column = f" (column {names[index]!r})" if index < len(names) else ""
-    return InputDataError(
-        f"{path}:{last_start}: a quoted field{column} opens on this line and is never closed, so "
-        "the rest of the file would be read as one value; close the quote (a quote inside a "
-        'quoted field is written "")'
-    )
-
-
-def read_csv(path: str, expected_header: list[str] | None, header_source: str) -> Any:
-    """Read one CSV file into a pyarrow Table, with errors that name file, line and column."""
-    return _read_csv(path, expected_header, header_source)[0]
-
-
-def record_lines(text: str, rows: int) -> Any:
-    """The line each of the ``rows`` data rows of a CSV text starts on, as a numpy array
-    (the header is line 1; blank lines, which CSV readers skip, start no row; a quoted
-    field may span lines); None if the rows cannot be matched to lines."""
-    import numpy as np
-
-    body = text.rstrip("\r\n")
-    if "\n\n" not in body and "\n\r\n" not in body:
-        starts = np.arange(2, body.count("\n") + 2, dtype=np.int64)
-    else:
-        lines = body.split("\n")
-        starts = np.array([n for n, line in enumerate(lines[1:], 2) if line.strip("\r")], dtype=np.int64)
-    # A row spread over k lines (a quoted field with line breaks) has at least two non-blank
-    # lines, so as many non-blank lines as rows means one row per line.
-    if len(starts) == rows:
-        return starts
-    reader = csv.reader(io.StringIO(text))
-    found, start = [], 1
-    for row in reader:
-        if row and start > 1:
-            found.append(start)
-        start = reader.line_num + 1
-    return np.array(found, dtype=np.int64) if len(found) == rows else None
-
-
-def _read_csv(path: str, expected_header: list[str] | None, header_source: str) -> tuple[Any, Any]:
-    """The table and the line each of its rows starts on (None if they cannot be matched)."""
-    import pyarrow as pa
-    from pyarrow import csv as pacsv
-
-    data = Path(path).read_bytes()
-    # Excel's "CSV UTF-8" starts with a byte-order mark; it is not part of the first column's name.
-    data = data.removeprefix(codecs.BOM_UTF8)
-    if not data.strip():
-        raise InputDataError(f"{path}: file is empty; expected a header line and rows")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as err:
-        line, column = _position(data, err.start)
-        raise InputDataError(
-            f"{path}:{line}:{column}: byte 0x{data[err.start]:02x} is not valid UTF-8; save the file as UTF-8"
-        ) from None
-    names = _header(path, text)
-    if expected_header is not None and names != expected_header:
-        missing = [c for c in expected_header if c not in names]
-        extra = [c for c in names if c not in expected_header]
-        detail = (
-            (f"missing {missing}" if missing else "")
-            + ("; " if missing and extra else "")
-            + (f"extra {extra}" if extra else "")
-        )
-        raise InputDataError(
-            f"{path}:1: header differs from {header_source}: "
-            f"{detail or 'same columns in another order'}; all files of one input must share a header"
-        )
-    unclosed = _find_unclosed_quote(path, text, names)
-    if unclosed is not None:
-        raise unclosed
-    try:
-        table = pacsv.read_csv(
-            io.BytesIO(data),
-            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
-            convert_options=pacsv.ConvertOptions(null_values=NULL_VALUES, strings_can_be_null=True),
-        )
-    except pa.ArrowInvalid as err:
-        raise (
-            _find_ragged(path, text, len(names)) or InputDataError(f"{path}: cannot parse CSV: {err}")
-        ) from None
-    if table.num_rows == 0:
-        raise InputDataError(f"{path}: has a header but no data rows")
-    # Line numbers are only reported when they match the rows the CSV reader found.
-    return table, record_lines(text, table.num_rows)
-
-
-def read_parquet(path: str) -> Any:
-    """Read one Parquet file into a pyarrow Table."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    if os.path.getsize(path) == 0:
-        raise InputDataError(f"{path}: file is empty; expected a Parquet file")
-    try:
-        table = pq.read_table(path)
-    except (pa.ArrowInvalid, OSError) as err:
-        raise InputDataError(f"{path}: not a readable Parquet file ({err})") from None
-    if table.num_rows == 0:
-        raise InputDataError(f"{path}: Parquet file has no rows")
-    return table
-
-
-def _unify(tables: list[Any], files: list[str]) -> Any:
-    """Concatenate tables whose inferred column types may differ between files."""
-    import pyarrow as pa
-
-    columns = tables[0].column_names
-    for table, path in zip(tables[1:], files[1:], strict=True):
-        if table.column_names != columns:
-            raise InputDataError(f"{path}: columns {table.column_names} differ from {files[0]}: {columns}")
-    fields = []
-    for name in columns:
-        types = {t.schema.field(name).type for t in tables} - {pa.null()}
-        if not types:
-            target = pa.string()
-        elif len(types) == 1:
-            target = types.pop()
-        elif all(pa.types.is_integer(t) or pa.types.is_floating(t) for t in types):
-            target = pa.float64()
-        else:
-            target = pa.string()
-        fields.append(pa.field(name, target))
-    schema = pa.schema(fields)
-    return pa.concat_tables([t.cast(schema) for t in tables])
-
-
-# ---------------------------------------------------------------------- encoding
-
-
-def _as_list_column(column: Any) -> Any:
-    """A flat column -> a list column for tf.Example (a missing value -> an empty list)."""
-    import numpy as np
-    import pyarrow as pa
-
-    column = column.combine_chunks() if hasattr(column, "combine_chunks") else column
-    t = column.type
-    if pa.types.is_boolean(t):
-        column = column.cast(pa.int64())
-    elif pa.types.is_integer(t):
-        column = column.cast(pa.int64())
-    elif pa.types.is_floating(t) or pa.types.is_decimal(t):
-        column = column.cast(pa.float32())
-    elif pa.types.is_dictionary(t):
-        column = column.cast(pa.string()).cast(pa.large_binary())
-    elif pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t):
-        column = column.cast(pa.large_binary())
-    elif pa.types.is_timestamp(t) or pa.types.is_date(t):
-        column = column.cast(pa.string()).cast(pa.large_binary())
-    else:
-        raise InputDataError(f"column {column!r} has type {t}, which tf.Example cannot hold")
-    if pa.types.is_floating(column.type):
-        # NaN is "missing" in CSV exports; keep it out of the data like an empty cell.
-        valid_float = np.asarray(column.is_valid()) & ~np.isnan(
-            column.fill_null(0).to_numpy(zero_copy_only=False)
-        )
-        valid = valid_float
-    else:
-        valid = np.asarray(column.is_valid())
-    offsets = np.concatenate([[0], np.cumsum(valid)]).astype(np.int64)
-    values = column.filter(pa.array(valid))
-    return pa.LargeListArray.from_arrays(pa.array(offsets), values)
-
-
-def table_to_record_batch(table: Any) -> Any:
-    """A flat table -> the Arrow form TFX libraries use (every column a list column)."""
-    import pyarrow as pa
-
-    return pa.RecordBatch.from_arrays(
-        [_as_list_column(table.column(n)) for n in table.column_names], table.column_names
-    )
-
-
-def read_table(input_uri: str, input_format: str = "auto") -> Any:
-    """Read every file an input URI names into one table (the same checks as ExampleGen)."""
-    files, _ = resolve_input(input_uri)
-    file_format = detect_format(files, input_format)
-    return _read_files(files, file_format)[0]
-
-
-def _read_files(files: list[str], file_format: str) -> tuple[Any, Any]:
-    """One table of every file's rows, and where each row came from (file, row, line)."""
-    import numpy as np
-    import pyarrow as pa
-
-    tables, file_ids, rows, lines = [], [], [], []
-    header: list[str] | None = None
-    for number, path in enumerate(files):
-        if file_format == "csv":
-            table, starts = _read_csv(path, header, files[0])
-            header = header or table.column_names
-        else:
-            table, starts = read_parquet(path), None
-        tables.append(table)
-        file_ids.append(np.full(table.num_rows, number, dtype=np.int32))
-        rows.append(np.arange(table.num_rows, dtype=np.int64))
-        lines.append(pa.nulls(table.num_rows, pa.int64()) if starts is None else pa.array(starts))
-    sources = pa.table(
-        {
-            "file": pa.DictionaryArray.from_arrays(
-                np.concatenate(file_ids), pa.array([os.path.basename(f) for f in files])
-            ),
-            "row": np.concatenate(rows),
-            "line": pa.chunked_array(lines, pa.int64()),
-        }
-    )
-    return _unify(tables, files), sources
 
 
 def _bucket_keys(table: Any, partition_feature: str) -> list[bytes]:
@@ -477,7 +134,7 @@ def run(
     split_spec = parse_splits(splits)
     files, span = resolve_input(input_uri)
     file_format = detect_format(files, input_format)
-    table, sources = _read_files(files, file_format)
+    table, sources = read_files(files, file_format)
     index = assign_splits(table, split_spec, partition_feature)
     counts = {name: int((index == i).sum()) for i, (name, _) in enumerate(split_spec)}
     empty = [name for name, count in counts.items() if count == 0]
@@ -487,21 +144,14 @@ def run(
             f"{input_uri}: split {empty[0]!r} got no rows out of {table.num_rows} "
             f"(splits {splits!r}{by}); use more rows or other split buckets"
         )
-    import pyarrow.parquet as pq
-
-    batch = table_to_record_batch(table)
+    batch = to_record_batch(table)
     encoder = example_coder.RecordBatchToExamplesEncoder()
     for i, (name, _) in enumerate(split_spec):
         mask = pa.array(index == i)
-        rows = batch.filter(mask)
-        split_dir = Path(output_dir, f"Split-{name}")
-        split_dir.mkdir(parents=True, exist_ok=True)
-        write_tfrecord_gz(str(split_dir / "data_tfrecord-00000-of-00001.gz"), encoder.encode(rows))
-        # A columnar copy of the same rows: decoding tf.Examples costs ~16 us a row, reading
-        # this ~0.7 us, so StatisticsGen and the Evaluator read it when it is there. TFX
-        # tools read only the TFRecords and ignore it.
-        pq.write_table(table.filter(mask), split_dir / COLUMNAR_FILE)
-        pq.write_table(sources.filter(mask), split_dir / SOURCE_ROWS_FILE)
+        # The same rows columnar beside the TFRecords (see kubetfx.artifacts.examples).
+        examples.write_split(
+            output_dir, name, encoder.encode(batch.filter(mask)), table.filter(mask), sources.filter(mask)
+        )
         failpoint("example_gen.write")  # a test hook (kubetfx.faults): a split written, not all
     return ExampleGenResult(
         input_uri=input_uri,

@@ -43,46 +43,27 @@ def example_validator(
     """
     import os
 
-    from kubetfx.components.example_validator import executor
+    from kubetfx.components.example_validator import executor, outputs
 
+    from kubetfx.artifacts.kinds import SCHEMA, STATISTICS, expect
     from kubetfx.lineage.query import previous_statistics
-    from kubetfx.reports import anomalies_html, write_report
-    from kubetfx.storage import localize
     from kubetfx.task import ENV_RUN, lineage_store, pipeline_name
-    from kubetfx.types import SCHEMA, STATISTICS, expect
 
     expect(STATISTICS, statistics.metadata, "statistics", statistics.uri)
     expect(SCHEMA, schema.metadata, "schema", schema.uri)
     store = lineage_store()
-    baseline = (
-        previous_statistics(store, pipeline_name(), statistics.uri, run_id=os.environ.get(ENV_RUN, ""))
-        if store
-        else None
-    )
+    run_id = os.environ.get(ENV_RUN, "")
+    baseline = previous_statistics(store, pipeline_name(), statistics.uri, run_id=run_id) if store else None
     result = executor.run(
         statistics.path,
         schema.path,
         anomalies.path,
-        baseline_statistics_dir=localize(baseline.uri) if baseline else "",
-        baseline_span=baseline.span if baseline else None,
-        baseline_run=baseline.run_id if baseline else "",
-        baseline_uri=baseline.uri if baseline else "",
-        source=baseline.source if baseline else "",
         span=int(statistics.metadata.get("span", 0)),
         serving_data_uri=serving_data_uri,
+        **outputs.baseline_arguments(baseline),
     )
-    anomalies.metadata.update(result.metadata())
-    write_report(report, anomalies_html(result, title=f"Data validation of {statistics.uri}"))
-    metrics.log_metric("anomaly_count", result.anomaly_count)
-    metrics.log_metric("drifted_features", len(result.drifted))
-    metrics.log_metric("skewed_features", len(result.skewed))
+    title = f"Data validation of {statistics.uri}"
+    published = outputs.publish(result, anomalies=anomalies, report=report, metrics=metrics, title=title)
     if result.anomaly_count and fail_on_anomalies:
-        from kubetfx.components.example_validator.publishing import publish_before_failing
-
-        published = publish_before_failing({"anomalies": anomalies, "report": report, "metrics": metrics})
-        message = executor.failure_message(result)
-        if "report" in published:
-            message += f"\nReport: {published['report']}"
-        raise executor.ValidationFailedError(message)
-    outputs = NamedTuple("Outputs", [("anomaly_count", int), ("valid", bool)])
-    return outputs(result.anomaly_count, result.anomaly_count == 0)
+        outputs.fail(result, {"anomalies": anomalies, "report": report, "metrics": metrics})
+    return NamedTuple("Outputs", [("anomaly_count", int), ("valid", bool)])(*published)

@@ -7,22 +7,23 @@ for categorical, approximate Jensen-Shannon divergence for numeric) whose thresh
 never trip, so the distances form a time series (``kubetfx drift``) while only the
 schema's thresholds decide anomalies.
 
-Layout written: ``Split-<split>/SchemaDiff.pb`` (binary Anomalies), ``Serving/SchemaDiff.pb``
-when a serving sample is given, and ``drift.json``.
+Layout written: :mod:`kubetfx.artifacts.anomalies` (``Split-<split>/SchemaDiff.pb``,
+``Serving/SchemaDiff.pb`` when a serving sample is given, and ``drift.json``).
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
+from kubetfx.artifacts import anomalies as anomalies_artifact
+from kubetfx.artifacts import schema as schema_artifact
+from kubetfx.artifacts import statistics as stats
+from kubetfx.artifacts.kinds import ANOMALIES, TYPE_KEY
+from kubetfx.artifacts.tabular import read_table
 from kubetfx.errors import KubetfxError
 from kubetfx.settings import redact
-from kubetfx.types import ANOMALIES, TYPE_KEY
 
-ANOMALIES_FILE = "SchemaDiff.pb"
 NEVER = 2.0  # both distances lie in [0, 1]
 
 
@@ -193,11 +194,12 @@ def run(
     whether that is an anomaly is the schema's call (its presence constraints), not drift's.
     """
     import tensorflow_data_validation as tfdv
-    from kubetfx.components.example_gen.executor import read_table
-    from kubetfx.components.schema_gen import executor as schemas
-    from kubetfx.components.statistics_gen import executor as stats
 
-    schema = schemas.load(schema_dir)
+    # The serving sample's statistics are computed as StatisticsGen computes a split's: the
+    # ExampleValidator's one declared neighbour (tests/unit/test_import_direction.py).
+    from kubetfx.components.statistics_gen.executor import statistics_of_table
+
+    schema = schema_artifact.load(schema_dir)
     result = ValidationResult(
         drift_thresholds=_thresholds(schema, "drift_comparator"),
         skew_thresholds=_thresholds(schema, "skew_comparator"),
@@ -213,7 +215,7 @@ def run(
     reference = "train" if "train" in splits else splits[0]
     serving = None
     if serving_data_uri:
-        serving = stats.statistics_of_table(read_table(serving_data_uri), "serving")
+        serving = statistics_of_table(read_table(serving_data_uri), "serving")
     for split in splits:
         current = stats.load(statistics_dir, split)
         if split == reference:
@@ -236,11 +238,11 @@ def run(
         else:
             anomalies = tfdv.validate_statistics(current, schema, environment="TRAINING")
         result.anomalies[split] = anomalies
-        _write(Path(output_dir, f"Split-{split}", ANOMALIES_FILE), anomalies)
+        anomalies_artifact.write(output_dir, split, anomalies)
     if serving is not None:
         result.anomalies["serving"] = tfdv.validate_statistics(serving, schema, environment="SERVING")
-        _write(Path(output_dir, "Serving", ANOMALIES_FILE), result.anomalies["serving"])
-    Path(output_dir, "drift.json").write_text(json.dumps(result.metadata(), indent=2, sort_keys=True))
+        anomalies_artifact.write_serving(output_dir, result.anomalies["serving"])
+    anomalies_artifact.write_drift(output_dir, result.metadata())
     return result
 
 
@@ -249,11 +251,6 @@ def _feature_names(statistics: Any) -> set[str]:
     if not statistics.datasets:
         return set()
     return {".".join(f.path.step) if f.path.step else f.name for f in statistics.datasets[0].features}
-
-
-def _write(path: Path, anomalies: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(anomalies.SerializeToString())
 
 
 def failure_message(result: ValidationResult) -> str:

@@ -33,24 +33,17 @@ def model_resolver(
         model_id: Its ML Metadata artifact id (0 when none).
         source: ``served``, ``blessed`` or ``none``, with how it was chosen.
     """
-    from kubetfx.lineage.baseline import resolve_baseline
+    from kubetfx.components.model_resolver import executor
+
     from kubetfx.task import lineage_store
     from kubetfx.task import pipeline_name as running_pipeline
 
+    found = executor.resolve(
+        lineage_store(),
+        model_name,
+        pipeline_name or running_pipeline(),
+        candidate.uri if candidate is not None else "",
+    )
+    print(f"model_resolver: {found.message}")
     outputs = NamedTuple("Outputs", [("found", bool), ("model_uri", str), ("model_id", int), ("source", str)])
-    store = lineage_store()
-    if store is None:
-        print("model_resolver: lineage is off (no KUBETFX_METADATA): no baseline")
-        return outputs(False, "", 0, "none: lineage is off")
-    candidate_id = 0
-    if candidate is not None:
-        from kubetfx.lineage.record import find_artifact
-
-        found = find_artifact(store, candidate.uri)
-        candidate_id = found.id if found is not None else 0
-    baseline = resolve_baseline(store, model_name, pipeline_name or running_pipeline(), candidate_id)
-    if baseline is None:
-        print(f"model_resolver: no model {model_name!r} served or blessed yet: no baseline")
-        return outputs(False, "", 0, "none")
-    print(f"model_resolver: baseline for {model_name!r} is model {baseline.model_id} ({baseline.detail})")
-    return outputs(True, baseline.model_uri, baseline.model_id, baseline.detail)
+    return outputs(found.found, found.model_uri, found.model_id, found.source)

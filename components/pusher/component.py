@@ -48,10 +48,10 @@ def pusher(
     """
     from kubetfx.components.pusher import executor
 
+    from kubetfx.artifacts.kinds import BLESSING, EXAMPLES, MODEL, expect
     from kubetfx.lineage.baseline import served_model
     from kubetfx.settings import resolve_push_roots
     from kubetfx.task import lineage_store
-    from kubetfx.types import BLESSING, EXAMPLES, MODEL, expect
 
     store = lineage_store()
     served = served_model(store, model_name) if store else None

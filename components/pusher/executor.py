@@ -4,7 +4,7 @@
    (or with a ``NOT_BLESSED`` one) nothing is pushed, and the task still succeeds with
    ``pushed=False`` and the reasons, so a pipeline that calls the Pusher without a
    condition is still safe.
-2. The serving check: the SavedModel is loaded and its ``serving_default`` signature called
+2. The serving check (:mod:`.serving`): the SavedModel is loaded and its ``serving_default`` signature called
    on a sample of eval examples, one request at a time; p50/p95 latency are recorded. A
    model that does not load or answer, or whose p95 is over ``max_latency_ms``, fails the
    task and nothing is published.
@@ -25,25 +25,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kubetfx.components.pusher.serving import ServingCheckError, serving_check
+
+from kubetfx.artifacts.blessing import Blessing
+from kubetfx.artifacts.examples import first_records
+from kubetfx.artifacts.kinds import PUSHED_MODEL, TYPE_KEY
+from kubetfx.artifacts.layout import PUSHED_FILE
+from kubetfx.artifacts.model import find_saved_model
 from kubetfx.errors import InputDataError, ParameterError
-from kubetfx.pushing import (
-    SAVED_MODEL_FILE,
-    ServingCheckError,
-    check_model_name,
-    model_location,
-    publish,
-    resolve_destination,
-    serving_check,
-)
-from kubetfx.types import PUSHED_MODEL, TYPE_KEY
+from kubetfx.pushing import check_model_name, model_location, publish, resolve_destination
 
 log = logging.getLogger("kubetfx.pusher")
 
-SERVING_DIR = "Format-Serving"
-PUSHED_FILE = "pushed.json"
-BLESSED_FILE = "BLESSED"
-NOT_BLESSED_FILE = "NOT_BLESSED"
-REASONS_FILE = "reasons.json"
 EVAL_SPLIT = "eval"
 
 
@@ -79,39 +72,8 @@ class PushResult:
         return meta
 
 
-def read_blessing(blessing_dir: str) -> tuple[bool, list[str]]:
-    """(blessed, reasons): the ``BLESSED``/``NOT_BLESSED`` file is the truth; none is no blessing."""
-    blessed_file = Path(blessing_dir, BLESSED_FILE).is_file()
-    not_blessed = Path(blessing_dir, NOT_BLESSED_FILE).exists()
-    reasons: list[str] = []
-    reasons_path = Path(blessing_dir, REASONS_FILE)
-    if reasons_path.is_file():
-        try:
-            loaded = json.loads(reasons_path.read_text() or "[]")
-        except json.JSONDecodeError:
-            loaded = [f"{reasons_path} is not JSON"]
-        reasons = [str(r) for r in loaded] if isinstance(loaded, list) else [str(loaded)]
-    if blessed_file and not not_blessed:
-        return True, reasons
-    if blessed_file and not_blessed:
-        return False, [f"{blessing_dir} has both {BLESSED_FILE} and {NOT_BLESSED_FILE}", *reasons]
-    if not not_blessed:
-        return False, [f"{blessing_dir} has no {BLESSED_FILE} file", *reasons]
-    return False, reasons or ["the Evaluator did not bless the model"]
-
-
-def serving_dir(model_dir: str) -> str:
-    """The Model's SavedModel: ``Format-Serving/``, or the folder itself for a bare SavedModel."""
-    formatted = os.path.join(model_dir, SERVING_DIR)
-    if not os.path.isdir(formatted) and Path(model_dir, SAVED_MODEL_FILE).is_file():
-        return model_dir
-    return formatted
-
-
 def sample_examples(examples_dir: str, sample_size: int) -> list[bytes]:
     """The first ``sample_size`` serialized tf.Example of the eval split."""
-    from kubetfx.tfrecord import first_records
-
     sample = first_records(examples_dir, EVAL_SPLIT, sample_size)
     if not sample:
         raise InputDataError(f"{examples_dir}: the eval split has no examples to check the model with")
@@ -130,11 +92,11 @@ def run(
     pushed_model_dir: str,
     *,
     model_name: str,
+    allowed_roots: Sequence[str],
     push_destination: str = "",
     max_latency_ms: float = 0.0,
     sample_size: int = 100,
     model_uri: str = "",
-    allowed_roots: Sequence[str] | None = None,
     served: tuple[str, str] | None = None,
 ) -> PushResult:
     """Check the blessing and the model, then publish it.
@@ -150,7 +112,8 @@ def run(
         max_latency_ms: Refuse the push when the p95 latency is over this (0: no limit).
         sample_size: Eval examples to send, one request each.
         model_uri: The Model artifact's URI, for the record.
-        allowed_roots: None reads kubetfx's settings (``KUBETFX_PUSH_ROOT``).
+        allowed_roots: Where pushes may go: kubetfx's settings (``KUBETFX_PUSH_ROOT``), read
+            once by the component's body, never from a pipeline parameter.
         served: (model URI, version folder URI) of the model being served under this
             name, from lineage: the same model already served at this destination is
             not pushed again as a new version (a rerun of an unchanged pipeline).
@@ -172,13 +135,13 @@ def run(
     destination = resolve_destination(push_destination, allowed_roots)
     model_uri = model_uri or model_dir
 
-    blessed, reasons = read_blessing(blessing_dir)
-    if not blessed:
+    blessing = Blessing.read(blessing_dir)
+    if not blessing.blessed:
         result = PushResult(
             pushed=False,
             model_name=model_name,
             model_uri=model_uri,
-            reason="not blessed: " + "; ".join(reasons),
+            reason="not blessed: " + "; ".join(blessing.reasons),
         )
         log.info("not pushing %s: %s", model_uri, result.reason)
         _write(pushed_model_dir, result)
@@ -195,7 +158,7 @@ def run(
         _write(pushed_model_dir, result)
         return result
 
-    saved_model = serving_dir(model_dir)
+    saved_model = find_saved_model(model_dir)
     check = serving_check(saved_model, sample_examples(examples_dir, sample_size))
     log.info(
         "serving check of %s: %d requests, p50 %.3f ms, p95 %.3f ms",

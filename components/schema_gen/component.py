@@ -38,9 +38,9 @@ def schema_gen(
             has none (Jensen-Shannon divergence for numbers, L-infinity distance for
             categories), checked by ExampleValidator against the previous data; 0: none.
     """
-    from kubetfx.components.schema_gen import executor
+    from kubetfx.components.schema_gen import executor, outputs
 
-    from kubetfx.types import STATISTICS, expect
+    from kubetfx.artifacts.kinds import STATISTICS, expect
 
     expect(STATISTICS, statistics.metadata, "statistics", statistics.uri)
     result = executor.run(
@@ -52,11 +52,4 @@ def schema_gen(
         max_string_domain_size=max_string_domain_size,
         drift_threshold=drift_threshold,
     )
-    schema.metadata.update(result.metadata())
-    for line in result.summary():
-        print(line)
-    from kubetfx.reports import write_report
-
-    write_report(
-        report, executor.report_html(result, executor.load(schema.path), f"Schema of {statistics.uri}")
-    )
+    outputs.publish(result, schema=schema, report=report, title=f"Schema of {statistics.uri}")

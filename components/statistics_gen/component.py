@@ -33,10 +33,7 @@ def statistics_gen(
     Returns:
         num_examples: Examples over all splits.
     """
-    from kubetfx.components.statistics_gen import executor
-
-    from kubetfx.reports import statistics_html, write_report
-    from kubetfx.settings import redacted_features
+    from kubetfx.components.statistics_gen import executor, outputs
 
     result = executor.run(
         examples.path,
@@ -45,10 +42,8 @@ def statistics_gen(
         in_memory_max_mb=in_memory_max_mb,
         beam_pipeline_args=beam_pipeline_args,
     )
-    statistics.metadata.update(result.metadata(examples.metadata))
-    stats = {split: executor.load(statistics.path, split) for split in result.num_examples}
-    write_report(
-        report, statistics_html(stats, title=f"Statistics of {examples.uri}", redact=redacted_features())
+    title = f"Statistics of {examples.uri}"
+    published = outputs.publish(
+        result, statistics=statistics, report=report, examples_metadata=examples.metadata, title=title
     )
-    outputs = NamedTuple("Outputs", [("num_examples", int)])
-    return outputs(sum(result.num_examples.values()))
+    return NamedTuple("Outputs", [("num_examples", int)])(published)

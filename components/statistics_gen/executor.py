@@ -16,41 +16,36 @@ In memory, the statistics are TFDV's ``generate_statistics_in_memory``'s, byte f
 
 * **per-column processes**: TFDV's statistics of one feature never depend on another
   feature (no schema, no cross-feature or lift statistics here), so disjoint groups of
-  columns are computed in forked children of this process, in parallel, and their
-  features joined in column order. A split of at least ``PARALLEL_MIN_CELLS`` cells
-  (rows x columns) uses one process per CPU this process may use (affinity and cgroup
-  quota); ``$KUBETFX_STATS_WORKERS`` sets the number (``1``: never fork). A child that
-  fails or hangs changes nothing but the time: this process computes its columns;
+  columns are computed in forked children of this process, in parallel
+  (:func:`kubetfx.process.fork_map`), and their features joined in column order. A split
+  of at least ``PARALLEL_MIN_CELLS`` cells (rows x columns) uses one process per CPU
+  this process may use (affinity and cgroup quota); ``$KUBETFX_STATS_WORKERS`` sets the
+  number (``1``: never fork). A child that fails or hangs changes nothing but the time:
+  this process computes its columns;
 * **read as stored**: each process reads only its columns of the columnar copy, string
   columns dictionary-encoded as parquet holds them;
 * **top-k from counts**: TFDV's top-k and uniques sketches take each distinct value of
   a feature once, with its count, where that gives the same sketch (see
   ``_top_k_uniques_from_counts``).
 
-Layout written: ``Split-<name>/FeatureStats.pb`` (binary DatasetFeatureStatisticsList).
+Layout written: :mod:`kubetfx.artifacts.statistics` (``Split-<name>/FeatureStats.pb``).
 """
 
 from __future__ import annotations
 
 import functools
-import gc
 import os
 import random
-import select
-import signal
-import sys
-import time
-import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kubetfx.artifacts import examples, statistics
+from kubetfx.artifacts.kinds import STATISTICS, TYPE_KEY
+from kubetfx.artifacts.tabular import to_record_batch
 from kubetfx.errors import ConfigError, InputDataError
-from kubetfx.tfrecord import read_tfrecord_gz, split_files, split_names, split_pattern
-from kubetfx.types import STATISTICS, TYPE_KEY
-
-COLUMNAR_FILE = "data.parquet"  # written by ExampleGen next to the TFRecords
+from kubetfx.process import fork_map, usable_cpus
 
 DEFAULT_IN_MEMORY_MAX_MB = 256
 DEFAULT_BEAM_ARGS = (
@@ -58,21 +53,11 @@ DEFAULT_BEAM_ARGS = (
     "--direct_running_mode=multi_processing",
     "--direct_num_workers=0",
 )
-STATS_FILE = "FeatureStats.pb"
 
 WORKERS_ENV = "KUBETFX_STATS_WORKERS"
 # Below this many cells (rows x columns) one process: TFDV takes ~0.2 us a cell here, and
 # a fork of a process with TensorFlow loaded costs ~20-50 ms.
 PARALLEL_MIN_CELLS = 1_000_000
-# A child that has not answered this long after this process finished its own columns
-# (and at least HANG_FACTOR times as long as those took) is killed and its columns
-# computed here.
-HANG_SECONDS = 60.0
-HANG_FACTOR = 10.0
-CPU_QUOTA_FILES = (
-    ("/sys/fs/cgroup/cpu.max", None),  # cgroup v2: "<quota> <period>" or "max <period>"
-    ("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "/sys/fs/cgroup/cpu/cpu.cfs_period_us"),  # v1
-)
 
 
 @dataclass
@@ -126,23 +111,6 @@ def processes_for(workers: int | None, rows: int, columns: int) -> int:
             return 1
         workers = usable_cpus()
     return max(1, min(workers, columns))
-
-
-def usable_cpus() -> int:
-    """CPUs this process may run on, at most its cgroup's CPU quota (a pod's CPU limit)."""
-    import math
-
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    for quota_file, period_file in CPU_QUOTA_FILES:
-        try:
-            fields = Path(quota_file).read_text().split()
-            quota, period = fields[0], fields[1] if period_file is None else Path(period_file).read_text()
-            if quota not in ("max", "-1"):
-                cpus = min(cpus, max(1, math.ceil(int(quota) / int(period))))
-            break
-        except (OSError, ValueError, IndexError):
-            continue
-    return cpus
 
 
 def _tfdv_statistics(batch: Any) -> Any:
@@ -315,125 +283,11 @@ def statistics_by_columns(
 
     from tensorflow_metadata.proto.v0 import statistics_pb2
 
-    parts = [statistics_pb2.DatasetFeatureStatisticsList.FromString(b) for b in _fork_map(work, groups)]
+    results = fork_map(work, groups, what="statistics", describe=lambda group: f"{len(group)} columns")
+    parts = [statistics_pb2.DatasetFeatureStatisticsList.FromString(b) for b in results]
     stats = parts[0] if len(parts) == 1 else join_features(parts, columns, name)
     stats.datasets[0].name = name
     return stats
-
-
-@dataclass
-class _Child:
-    pid: int
-    fd: int
-    group: list[str]
-    data: bytearray = field(default_factory=bytearray)
-    forked: bool = True
-
-
-def _fork_map(work: Callable[[list[str]], bytes], groups: list[list[str]]) -> list[bytes]:
-    """``[work(g) for g in groups]``: the first group here, the others in forked children.
-
-    Nothing but ``work`` runs in a child, which then leaves by ``os._exit`` (no atexit
-    handlers, no flushing of buffers it inherited). A child that fails, dies or hangs
-    is reaped, and its group is computed here instead.
-    """
-    if len(groups) == 1:
-        return [work(groups[0])]
-    children: list[_Child] = []
-    try:
-        # Objects alive now go to the collector's permanent generation first, so a child's
-        # collections do not walk them (and copy every page they sit on: ~0.8 s with
-        # TensorFlow loaded). Here they go back after the forks, unless some were frozen
-        # already (a warm worker's task: its worker froze them for the same reason).
-        frozen = gc.get_freeze_count()
-        gc.freeze()
-        try:
-            for group in groups[1:]:
-                try:
-                    children.append(_fork(work, group))
-                except OSError as err:  # no process to be had (EAGAIN, ENOMEM): here, later
-                    print(f"kubetfx: no statistics worker ({err}); computing here", file=sys.stderr)
-                    children.append(_Child(0, -1, group, forked=False))
-        finally:
-            if not frozen:
-                gc.unfreeze()
-        started = time.monotonic()
-        results = [work(groups[0])]
-        own = time.monotonic() - started
-        deadline = time.monotonic() + max(HANG_SECONDS, HANG_FACTOR * own)
-        for child in children:
-            data = _collect(child, deadline) if child.forked else None
-            if data is None:
-                if child.forked:
-                    print(
-                        f"kubetfx: statistics worker {child.pid} for {len(child.group)} columns failed; "
-                        "computing them in this process",
-                        file=sys.stderr,
-                    )
-                data = work(child.group)
-            results.append(data)
-        return results
-    finally:
-        for child in children:
-            _reap(child)
-
-
-def _fork(work: Callable[[list[str]], bytes], group: list[str]) -> _Child:
-    read_fd, write_fd = os.pipe()
-    try:
-        pid = os.fork()
-    except OSError:
-        os.close(read_fd)
-        os.close(write_fd)
-        raise
-    if pid == 0:  # the child: compute, write, leave
-        status = 1
-        try:
-            os.close(read_fd)
-            from kubetfx.process import die_with_parent
-
-            die_with_parent()
-            view = memoryview(work(group))
-            while view:
-                view = view[os.write(write_fd, view) :]
-            status = 0
-        except BaseException:  # noqa: BLE001 - reported here; the parent computes the group again
-            traceback.print_exc()
-            sys.stderr.flush()
-        finally:
-            os._exit(status)
-    os.close(write_fd)
-    return _Child(pid, read_fd, group)
-
-
-def _collect(child: _Child, deadline: float) -> bytes | None:
-    """The child's bytes, or None if it failed or is still running at ``deadline``."""
-    poll = select.poll()
-    poll.register(child.fd, select.POLLIN)
-    while child.fd >= 0:
-        if not poll.poll(max(0.0, deadline - time.monotonic()) * 1000):
-            return None
-        chunk = os.read(child.fd, 1 << 20)
-        if not chunk:
-            os.close(child.fd)
-            child.fd = -1
-        child.data += chunk
-    _, status = os.waitpid(child.pid, 0)
-    child.pid = 0
-    return bytes(child.data) if status == 0 else None
-
-
-def _reap(child: _Child) -> None:
-    if child.fd >= 0:
-        os.close(child.fd)
-        child.fd = -1
-    if child.pid:
-        try:
-            os.kill(child.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        os.waitpid(child.pid, 0)
-        child.pid = 0
 
 
 def statistics_in_memory(
@@ -479,7 +333,7 @@ def statistics_of_columnar(path: str, name: str, sample_rate: float = 1.0, worke
 
     def load(columns: list[str]) -> Any:
         table = read_columns(path, columns)
-        return to_record_batch(table if keep is None else table.filter(keep))
+        return to_record_batch(table if keep is None else table.filter(keep), shortcuts=True)
 
     return statistics_by_columns(load, schema, name, processes_for(workers, rows, len(schema.names)))
 
@@ -512,73 +366,11 @@ def _dictionary_encoded(parquet: Any, index: int) -> bool:
     return True
 
 
-def to_record_batch(table: Any) -> Any:
-    """ExampleGen's ``table_to_record_batch`` (the same arrays, a test checks), with two
-    columns kinds taken a shorter way: dictionary-encoded strings (not decoded value by
-    value first) and 32/64-bit floats (through numpy)."""
-    import pyarrow as pa
-    from kubetfx.components.example_gen.executor import table_to_record_batch
-
-    names = table.column_names
-    fast = {}
-    for n in names:
-        arrow_type = table.schema.field(n).type
-        if pa.types.is_dictionary(arrow_type) and pa.types.is_string(arrow_type.value_type):
-            fast[n] = _dictionary_list_column(table.column(n))
-        elif pa.types.is_float32(arrow_type) or pa.types.is_float64(arrow_type):
-            fast[n] = _float_list_column(table.column(n))
-    plain = [n for n in names if n not in fast]
-    converted = table_to_record_batch(table.select(plain)) if plain else None
-    arrays = [fast[n] if n in fast else converted.column(plain.index(n)) for n in names]
-    return pa.RecordBatch.from_arrays(arrays, names)
-
-
-def _list_offsets(valid: Any) -> Any:
-    """Offsets of a list column with one value where ``valid`` and none elsewhere."""
-    import numpy as np
-    import pyarrow as pa
-
-    offsets = np.empty(len(valid) + 1, dtype=np.int64)
-    offsets[0] = 0
-    np.cumsum(valid, dtype=np.int64, out=offsets[1:])
-    return pa.array(offsets)
-
-
-def _dictionary_list_column(column: Any) -> Any:
-    """A dictionary<string> column -> large_list<large_binary>, a missing value -> an empty
-    list: what ``table_to_record_batch`` makes of the same column decoded."""
-    import numpy as np
-    import pyarrow as pa
-
-    chunks = [c for c in column.chunks if len(c)]
-    first = chunks[0].dictionary if chunks else None
-    if first is not None and not first.null_count and all(c.dictionary.equals(first) for c in chunks[1:]):
-        indices = pa.concat_arrays([c.indices for c in chunks]).drop_null()
-        values = first.cast(pa.large_binary()).take(indices)
-    else:
-        decoded = [c.cast(pa.string()).drop_null().cast(pa.large_binary()) for c in chunks]
-        values = pa.concat_arrays(decoded) if decoded else pa.array([], type=pa.large_binary())
-    valid = np.asarray(column.is_valid()) if column.null_count else np.ones(len(column), dtype=bool)
-    return pa.LargeListArray.from_arrays(_list_offsets(valid), values)
-
-
-def _float_list_column(column: Any) -> Any:
-    """A float column -> large_list<float32>, a missing value or NaN -> an empty list: what
-    ``table_to_record_batch`` makes of it."""
-    import numpy as np
-    import pyarrow as pa
-
-    values = column.cast(pa.float32()).to_numpy()  # a missing value -> NaN
-    valid = ~np.isnan(values)
-    return pa.LargeListArray.from_arrays(_list_offsets(valid), pa.array(values[valid]))
-
-
 def statistics_of_table(table: Any, name: str, workers: int | None = 1) -> Any:
     """Statistics of a pyarrow Table (serving samples), with the same options."""
-    from kubetfx.components.example_gen.executor import table_to_record_batch
 
     def load(columns: list[str]) -> Any:
-        return table_to_record_batch(table.select(columns))
+        return to_record_batch(table.select(columns))
 
     processes = processes_for(workers, table.num_rows, table.num_columns)
     return statistics_by_columns(load, table.schema, name, processes)
@@ -626,42 +418,27 @@ def run(
     if not any(a.startswith("--runner") for a in beam_args):
         beam_args = [*DEFAULT_BEAM_ARGS, *beam_args]  # never let Beam try to download a runner
     result = StatisticsResult()
-    for split in split_names(examples_dir):
-        files = split_files(examples_dir, split)
-        out_file = Path(output_dir, f"Split-{split}", STATS_FILE)
+    for split in examples.split_names(examples_dir):
+        files = examples.split_files(examples_dir, split)
+        out_file = Path(statistics.path(output_dir, split))
         out_file.parent.mkdir(parents=True, exist_ok=True)
         size_mb = sum(os.path.getsize(f) for f in files) / 2**20
-        columnar = Path(examples_dir, f"Split-{split}", COLUMNAR_FILE)
-        if size_mb <= in_memory_max_mb and columnar.exists():
-            stats = statistics_of_columnar(str(columnar), split, sample_rate, workers)
-            out_file.write_bytes(stats.SerializeToString())
+        columnar = examples.columnar_path(examples_dir, split)
+        if size_mb <= in_memory_max_mb and columnar is not None:
+            stats = statistics_of_columnar(columnar, split, sample_rate, workers)
+            statistics.write(output_dir, split, stats)
             result.path[split] = "in-memory (columnar copy)"
         elif size_mb <= in_memory_max_mb:
-            records = [r for f in files for r in read_tfrecord_gz(f)]
-            stats = statistics_in_memory(records, split, sample_rate, workers)
-            out_file.write_bytes(stats.SerializeToString())
+            stats = statistics_in_memory(examples.records(examples_dir, split), split, sample_rate, workers)
+            statistics.write(output_dir, split, stats)
             result.path[split] = "in-memory"
         else:
-            _statistics_with_beam(split_pattern(examples_dir, split), str(out_file), sample_rate, beam_args)
+            _statistics_with_beam(
+                examples.split_pattern(examples_dir, split), str(out_file), sample_rate, beam_args
+            )
             stats = tfdv.load_stats_binary(str(out_file))
             stats.datasets[0].name = split
-            out_file.write_bytes(stats.SerializeToString())
+            statistics.write(output_dir, split, stats)
             result.path[split] = "beam"
         result.num_examples[split] = int(stats.datasets[0].num_examples)
     return result
-
-
-def load(statistics_dir: str, split: str) -> Any:
-    """Read one split's statistics back."""
-    from tensorflow_metadata.proto.v0 import statistics_pb2
-
-    path = Path(statistics_dir, f"Split-{split}", STATS_FILE)
-    if not path.exists():
-        raise InputDataError(f"{statistics_dir}: no statistics for split {split!r} ({path.name} missing)")
-    return statistics_pb2.DatasetFeatureStatisticsList.FromString(path.read_bytes())
-
-
-def splits_of(statistics_dir: str) -> list[str]:
-    """Splits that have statistics (train first)."""
-    names = [p.parent.name[len("Split-") :] for p in Path(statistics_dir).glob(f"Split-*/{STATS_FILE}")]
-    return sorted(names, key=lambda n: (n != "train", n != "eval", n))

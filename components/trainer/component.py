@@ -63,46 +63,32 @@ def trainer(
         warnings: In a few words: dropped unlabelled rows, probable label leaks, ID-like
             columns (empty when none; the Model's metadata has them in full).
     """
-    from kubetfx.components.trainer import executor
+    from kubetfx.components.trainer import executor, outputs
 
-    from kubetfx.types import SCHEMA, STATISTICS, expect
+    from kubetfx.artifacts.kinds import SCHEMA, STATISTICS, expect
 
     expect(SCHEMA, schema.metadata, "schema", schema.uri)
     expect(STATISTICS, statistics.metadata, "statistics", statistics.uri)
-    hyperparameters = (
-        {}
-        if module_file
-        else {
-            "epochs": epochs,
-            "batch_size": batch_size,
-            "learning_rate": learning_rate,
-            "hidden_units": [int(u) for u in hidden_units],
-            "dropout": dropout,
-            "seed": seed,
-        }
-    )
     result = executor.run(
         examples.path,
         schema.path,
         statistics.path,
         model.path,
         label_key=label_key,
-        hyperparameters=hyperparameters,
+        hyperparameters=outputs.hyperparameters(
+            module_file=module_file,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            hidden_units=hidden_units,
+            dropout=dropout,
+            seed=seed,
+        ),
         module_file=module_file,
         mixed_precision=mixed_precision,
         custom_config=custom_config,
         exclude_features=[str(f) for f in exclude_features],
         missing_labels=missing_labels,
     )
-    for warning in result.warnings:
-        print(f"trainer: warning: {warning}")
-    model.metadata.update(result.metadata())
-    from kubetfx.components.trainer.report import training_html
-
-    from kubetfx.reports import write_report
-
-    write_report(report, training_html(result, f"Training: label {label_key!r}"))
-    for name, value in result.metrics.items():
-        metrics.log_metric(name, value)
-    outputs = NamedTuple("Outputs", [("val_accuracy", float), ("device", str), ("warnings", str)])
-    return outputs(float(result.metrics.get("val_accuracy", 0.0)), result.device, result.short_warnings())
+    published = outputs.publish(result, model=model, report=report, metrics=metrics, label_key=label_key)
+    return NamedTuple("Outputs", [("val_accuracy", float), ("device", str), ("warnings", str)])(*published)

@@ -18,6 +18,11 @@ Devices: one GPU -> the default strategy on it; several -> MirroredStrategy; ``T
 set -> MultiWorkerMirroredStrategy; mixed precision (bfloat16) on GPUs that support it,
 unless turned off. Seeds are fixed and TensorFlow's ops are made deterministic, so the
 same inputs and parameters give the same metrics.
+
+The module is the Trainer's one flow (data, feature spec, label and column checks, devices,
+training, export) with the pieces that stand alone beside it: the model (:mod:`.model`),
+the column checks (:mod:`.checks`), the serving export (:mod:`.export`) and the outputs
+(:mod:`.outputs`).
 """
 
 from __future__ import annotations
@@ -43,11 +48,15 @@ from kubetfx.components.trainer.model import (
     train,
 )
 
+from kubetfx.artifacts import examples
+from kubetfx.artifacts import model as model_artifact
+from kubetfx.artifacts import schema as schema_artifact
+from kubetfx.artifacts import statistics as statistics_artifact
+from kubetfx.artifacts.kinds import MODEL, TYPE_KEY
+from kubetfx.artifacts.layout import SAVED_MODEL_FILE, SERVING_DIR
 from kubetfx.errors import InputDataError, KubetfxError, ParameterError
-from kubetfx.types import MODEL, TYPE_KEY
 
 MODEL_KIND = MODEL
-SERVING_DIR = "Format-Serving"
 MISSING_LABEL_POLICIES = ("drop", "fail")
 
 
@@ -130,24 +139,6 @@ class TrainResult:
 
 
 # ---------------------------------------------------------------------- data
-
-
-def read_split(examples_dir: str, split: str) -> Any:
-    """One split as a pyarrow Table: ExampleGen's columnar copy, else the decoded TFRecords."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from kubetfx.tfrecord import read_tfrecord_gz, split_files
-
-    columnar = Path(examples_dir, f"Split-{split}", "data.parquet")
-    if columnar.exists():
-        return pq.read_table(columnar)
-    from tfx_bsl.coders import example_coder
-
-    records = [r for f in split_files(examples_dir, split) for r in read_tfrecord_gz(f)]
-    if not records:
-        raise InputDataError(f"{examples_dir}: split {split!r} has no examples")
-    return pa.Table.from_batches([example_coder.ExamplesToRecordBatchDecoder().DecodeBatch(records)])
 
 
 def _columns(table: Any) -> dict[str, list[Any]]:
@@ -252,13 +243,9 @@ def source_rows(
 ) -> list[tuple[str, str, int]] | None:
     """Where rows of a split came from, as (file, "line" or "row index", number); None when
     ExampleGen recorded no source rows for these examples (written by another tool)."""
-    import pyarrow.parquet as pq
-    from kubetfx.components.example_gen.executor import SOURCE_ROWS_FILE
-
-    path = Path(examples_dir, f"Split-{split}", SOURCE_ROWS_FILE)
-    if not path.exists():
+    table = examples.read_source_rows(examples_dir, split)
+    if table is None:
         return None
-    table = pq.read_table(path)
     if table.num_rows != split_size:  # not these examples' record: say nothing rather than lie
         return None
     return [
@@ -452,28 +439,26 @@ def run(
         )
     exclude_features = [str(f) for f in exclude_features]
     import tensorflow as tf
-    from kubetfx.components.schema_gen.executor import load as load_schema
-    from kubetfx.components.statistics_gen.executor import load as load_statistics
 
     started = time.perf_counter()
     strategy, strategy_name, device, bf16 = choose_strategy(tf)
     use_mixed = bool(mixed_precision and bf16)
-    train_table = read_split(examples_dir, "train")
-    eval_table = read_split(examples_dir, "eval")
-    serving_dir = str(Path(model_dir, SERVING_DIR))
+    train_table = examples.read_split(examples_dir, "train")
+    eval_table = examples.read_split(examples_dir, "eval")
+    serving_dir = model_artifact.serving_dir(model_dir)
     Path(model_dir).mkdir(parents=True, exist_ok=True)
     hparams_raw = dict(hyperparameters or {})
 
     if module_file:
         if exclude_features:  # a run_fn honours them, but they must name features
-            check_exclusions(exclude_features, [f.name for f in load_schema(schema_dir).feature], label_key)
+            check_exclusions(
+                exclude_features, [f.name for f in schema_artifact.load(schema_dir).feature], label_key
+            )
         run_fn = load_run_fn(module_file)
-        from kubetfx.tfrecord import split_files
-
         args = FnArgs(
-            train_files=split_files(examples_dir, "train"),
-            eval_files=split_files(examples_dir, "eval"),
-            schema_file=str(Path(schema_dir, "schema.pbtxt")),
+            train_files=examples.split_files(examples_dir, "train"),
+            eval_files=examples.split_files(examples_dir, "eval"),
+            schema_file=schema_artifact.path(schema_dir),
             serving_model_dir=serving_dir,
             model_run_dir=str(Path(model_dir, "run")),
             label_key=label_key,
@@ -489,7 +474,7 @@ def run(
             raise
         except Exception as err:
             raise KubetfxError(f"{module_file}: run_fn raised {type(err).__name__}: {err}") from err
-        if not Path(serving_dir, "saved_model.pb").exists():
+        if not Path(serving_dir, SAVED_MODEL_FILE).exists():
             raise KubetfxError(f"{module_file}: run_fn wrote no SavedModel to fn_args.serving_model_dir")
         metrics = {k: float(v) for k, v in (returned or {}).items()} if isinstance(returned, dict) else {}
         return TrainResult(
@@ -510,8 +495,8 @@ def run(
     params = HyperParameters.parse(hparams_raw)
     tf.config.experimental.enable_op_determinism()
     spec = feature_spec(
-        load_schema(schema_dir),
-        load_statistics(statistics_dir, "train"),
+        schema_artifact.load(schema_dir),
+        statistics_artifact.load(statistics_dir, "train"),
         label_key,
         train_table,
         exclude_features,

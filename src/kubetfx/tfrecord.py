@@ -1,12 +1,10 @@
 """TFRecord files without TensorFlow: framing (length, masked CRC32C, data, masked CRC32C),
-gzip-compressed as TensorFlow's ``GZIP`` TFRecord option writes them, and the TFX
-Examples layout (``Split-<name>/data_tfrecord-*.gz``)."""
+gzip-compressed as TensorFlow's ``GZIP`` TFRecord option writes them. Where the Examples
+artifact keeps them is :mod:`kubetfx.artifacts.examples`."""
 
 from __future__ import annotations
 
-import glob
 import gzip
-import os
 import struct
 from collections.abc import Iterable, Iterator
 
@@ -59,36 +57,3 @@ def read_tfrecord_gz(path: str, verify: bool = True) -> Iterator[bytes]:
             raise InputDataError(f"{path}: corrupt TFRecord data at record {index}")
         yield record
         offset, index = stop + 4, index + 1
-
-
-def split_pattern(examples_dir: str, split: str) -> str:
-    """The file pattern of one split of an Examples artifact."""
-    return os.path.join(examples_dir, f"Split-{split}", "data_tfrecord-*.gz")
-
-
-def split_names(examples_dir: str) -> list[str]:
-    """The splits an Examples artifact holds, from its folders (train first, then by name)."""
-    names = [os.path.basename(p)[len("Split-") :] for p in glob.glob(os.path.join(examples_dir, "Split-*"))]
-    if not names:
-        raise InputDataError(f"{examples_dir}: no Split-<name> folders; is this an Examples artifact?")
-    return sorted(names, key=lambda n: (n != "train", n != "eval", n))
-
-
-def split_files(examples_dir: str, split: str) -> list[str]:
-    """The TFRecord files of one split (an error if there are none)."""
-    files = sorted(glob.glob(split_pattern(examples_dir, split)))
-    if not files:
-        raise InputDataError(f"{examples_dir}: split {split!r} has no data_tfrecord-*.gz files")
-    return files
-
-
-def first_records(examples_dir: str, split: str, n: int) -> list[bytes]:
-    """The first ``n`` serialized records of a split (fewer if it has fewer; an error if
-    it has no files)."""
-    sample: list[bytes] = []
-    for path in split_files(examples_dir, split):
-        for record in read_tfrecord_gz(path):
-            sample.append(record)
-            if len(sample) >= n:
-                return sample
-    return sample

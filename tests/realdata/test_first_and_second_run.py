@@ -18,6 +18,9 @@ from kubetfx.components.example_validator import executor as validator
 from kubetfx.components.schema_gen import executor as schema_gen
 from kubetfx.components.statistics_gen import executor as statistics_gen
 
+from kubetfx.artifacts import layout, tabular
+from kubetfx.artifacts import schema as schema_artifact
+
 NEW_CATEGORY = "Atlantis"
 
 
@@ -56,7 +59,7 @@ def test_first_run_schema_leaves_ids_text_and_dates_open(dataset, first_run) -> 
     schema_result = first_run["schema"]
     assert schema_result.splits == ["train", "eval"]
     assert schema_result.open_features == dataset.open_features
-    schema = schema_gen.load(str(first_run["root"] / "schema"))
+    schema = schema_artifact.load(str(first_run["root"] / "schema"))
     by_name = {f.name: f for f in schema.feature}
     for name in dataset.open_features:
         feature = by_name[name]
@@ -67,7 +70,7 @@ def test_first_run_schema_leaves_ids_text_and_dates_open(dataset, first_run) -> 
     category = by_name[dataset.category]
     assert category.HasField("domain")
     domain = next(d for d in schema.string_domain if d.name == category.domain)
-    values = set(frame[dataset.category].dropna()) - set(example_gen.NULL_VALUES)
+    values = set(frame[dataset.category].dropna()) - set(tabular.NULL_VALUES)
     assert set(domain.value) == values
     # What SchemaGen decided is in the artifact's metadata (and so in lineage).
     metadata = schema_result.metadata()
@@ -94,7 +97,7 @@ def test_second_run_flags_exactly_the_changed_features(dataset, first_run, tmp_p
     statistics = _statistics(changed, tmp_path)
     # The first run's schema, kept as a curated file, with a drift check on every feature
     # that can have one.
-    kept = str(first_run["root"] / "schema" / schema_gen.SCHEMA_FILE)
+    kept = str(first_run["root"] / "schema" / layout.SCHEMA_FILE)
     imported = schema_gen.run(statistics, str(tmp_path / "schema"), schema_file=kept, drift_threshold=0.3)
     assert dataset.shift in imported.drift_features
     result = validator.run(

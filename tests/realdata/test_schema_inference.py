@@ -12,6 +12,8 @@ from kubetfx.components.example_validator import executor as validator
 from kubetfx.components.schema_gen import executor as schema_gen
 from kubetfx.components.statistics_gen import executor as statistics_gen
 
+from kubetfx.artifacts import layout
+from kubetfx.artifacts import schema as schema_artifact
 from kubetfx.errors import ConfigError
 from kubetfx.fingerprint import local_path
 
@@ -42,7 +44,7 @@ def test_rare_values_only_eval_holds_are_in_the_schema(airports: Path, tmp_path:
     stats = str(airports / "statistics")
     schema_gen.run(stats, str(tmp_path / "all"))
     assert validator.run(stats, str(tmp_path / "all"), str(tmp_path / "a1")).problems() == []
-    schema = schema_gen.load(str(tmp_path / "all"))
+    schema = schema_artifact.load(str(tmp_path / "all"))
     for column, values in only_in_eval.items():
         domain = next(d for d in schema.string_domain if d.name == column)
         assert values <= set(domain.value), column
@@ -60,8 +62,8 @@ def test_same_statistics_give_the_same_schema_bytes(airports: Path, tmp_path: Pa
     stats = str(airports / "statistics")
     schema_gen.run(stats, str(tmp_path / "one"))
     schema_gen.run(stats, str(tmp_path / "two"))
-    one = (tmp_path / "one" / schema_gen.SCHEMA_FILE).read_bytes()
-    assert one == (tmp_path / "two" / schema_gen.SCHEMA_FILE).read_bytes()
+    one = (tmp_path / "one" / layout.SCHEMA_FILE).read_bytes()
+    assert one == (tmp_path / "two" / layout.SCHEMA_FILE).read_bytes()
 
 
 def test_exclude_splits_names_are_checked(airports: Path, tmp_path: Path) -> None:
@@ -79,14 +81,14 @@ def test_schema_without_label_still_has_the_environments_the_validator_uses(
     airports: Path, tmp_path: Path
 ) -> None:
     schema_gen.run(str(airports / "statistics"), str(tmp_path / "s"))
-    schema = schema_gen.load(str(tmp_path / "s"))
+    schema = schema_artifact.load(str(tmp_path / "s"))
     assert list(schema.default_environment) == ["TRAINING", "SERVING"]
     assert not any(f.not_in_environment for f in schema.feature)
 
 
 def test_report_names_the_open_features_and_what_was_done(airports: Path, tmp_path: Path) -> None:
     result = schema_gen.run(str(airports / "statistics"), str(tmp_path / "s"), drift_threshold=0.2)
-    page = schema_gen.report_html(result, schema_gen.load(str(tmp_path / "s")), "Schema of airports")
+    page = schema_gen.report_html(result, schema_artifact.load(str(tmp_path / "s")), "Schema of airports")
     assert "<script" not in page and "http" not in page
     for line in result.summary()[1:]:
         assert line.replace("'", "&#x27;") in page
@@ -101,6 +103,6 @@ def test_a_curated_schema_is_imported_unchanged_but_for_environments(tmp_path: P
     result = schema_gen.run(str(airports / "statistics"), str(tmp_path / "s"), schema_file=str(curated))
     assert result.splits == [] and result.strings == {} and result.open_features == {}
     assert result.source == str(curated)
-    page = schema_gen.report_html(result, schema_gen.load(str(tmp_path / "s")), "Schema")
+    page = schema_gen.report_html(result, schema_artifact.load(str(tmp_path / "s")), "Schema")
     assert "Imported: types, presence and domains as the file states them." in page
     assert "closed domain" not in page

@@ -13,10 +13,10 @@ from kfp import dsl
 from kubetfx.components import example_gen, example_validator, schema_gen, statistics_gen
 from ml_metadata.proto import metadata_store_pb2 as pb
 
+from kubetfx.artifacts.kinds import SCHEMA, TYPE_KEY
 from kubetfx.fingerprint import local_path
 from kubetfx.lineage.record import props
 from kubetfx.lineage.store import connect
-from kubetfx.types import SCHEMA, TYPE_KEY
 
 
 @dsl.pipeline(name="realdata-validation")

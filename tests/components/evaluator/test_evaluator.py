@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+from kfp import dsl
 from kubetfx.components.evaluator import executor as evaluator
-
-from kubetfx.reports import evaluation_html
+from kubetfx.components.evaluator import outputs
+from kubetfx.components.evaluator.report import evaluation_html
 
 
 def _settings(**kwargs) -> evaluator.EvalSettings:
@@ -56,6 +57,69 @@ def test_good_model_without_baseline_is_blessed_with_slices(penguins, tmp_path: 
     assert list((tmp_path / "evaluation").glob("metrics*")), "TFMA's own output is kept"
     page = evaluation_html(result, "Evaluation")
     assert "BLESSED" in page and "island=Dream" in page and "<script" not in page
+    _check_published(result, tmp_path / "published")
+
+
+def _check_published(result: evaluator.EvalResult, out: Path) -> None:
+    """What the component's body hands KFP: metadata, report, UI metrics, parameters."""
+    out.mkdir(parents=True, exist_ok=True)
+    made = {n: dsl.Artifact(uri=str(out / n), metadata={}) for n in ("evaluation", "blessing", "report")}
+    metrics, matrix = (
+        dsl.Metrics(uri=str(out / "m"), metadata={}),
+        dsl.ClassificationMetrics(uri=str(out / "c")),
+    )
+    blessed, accuracy, reason = outputs.publish(
+        result,
+        **made,
+        metrics=metrics,
+        classification_metrics=matrix,
+        model_name="penguins",
+        model_uri="/models/1",
+        baseline_model_uri="",
+        baseline_model_id=0,
+    )
+    assert (blessed, accuracy, reason) == (True, result.overall.metrics["accuracy"], "")
+    assert made["evaluation"].metadata["kubetfx_type"] == "kubetfx.ModelEvaluation"
+    assert made["evaluation"].metadata["model_uri"] == "/models/1"
+    assert made["blessing"].metadata["kubetfx_type"] == "kubetfx.ModelBlessing"
+    assert (
+        made["blessing"].metadata["blessed"] == 1 and made["blessing"].metadata["reasons"] == result.reasons
+    )
+    assert (
+        made["report"].uri.endswith(".html")
+        and "Evaluation of penguins" in Path(made["report"].path).read_text()
+    )
+    assert metrics.metadata["blessed"] == 1.0 and metrics.metadata["accuracy"] == pytest.approx(
+        accuracy, abs=1e-6
+    )
+    assert matrix.metadata["confusionMatrix"]["rows"]
+
+
+def test_settings_from_the_component_parameters() -> None:
+    def settings(**changed) -> evaluator.EvalSettings:
+        parameters = {
+            "label_key": "species",
+            "slice_features": ["sex"],
+            "feature_crosses": ["sex,island"],
+            "fairness_thresholds": [0.7, "0.5"],
+            "min_accuracy": 0.8,
+            "max_accuracy_drop": 0.02,
+            "value_thresholds": {"auc": "0.9"},
+            "change_thresholds": {},
+            "fairness_metric": "",
+            "max_fairness_gap": 0.2,
+            "min_slice_size": 10,
+        }
+        return evaluator.EvalSettings.from_parameters(**{**parameters, **changed})
+
+    given = settings()
+    assert given.feature_crosses == [["sex", "island"]]
+    assert given.fairness_thresholds == [0.5, 0.7]
+    assert given.value_thresholds == {"accuracy": 0.8, "auc": 0.9}
+    assert given.change_thresholds == {"accuracy": 0.02}
+    no_minimum = settings(min_accuracy=0.0, value_thresholds={}, change_thresholds={"auc": 0.1})
+    assert no_minimum.value_thresholds == {}
+    assert no_minimum.change_thresholds == {"accuracy": 0.02, "auc": 0.1}
 
 
 def test_weakened_model_is_not_blessed_against_the_baseline(penguins, tmp_path: Path) -> None:

@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 from kubetfx.components.evaluator import executor as evaluator
 from kubetfx.components.evaluator import intervals
+from kubetfx.components.evaluator.report import evaluation_html
 from scipy.stats import binomtest
-
-from kubetfx.reports import evaluation_html
 
 
 def _run(examples: str, model: str, out: Path, **kwargs) -> evaluator.EvalResult:

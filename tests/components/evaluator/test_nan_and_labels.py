@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from kubetfx.components.evaluator import executor as evaluator
+from kubetfx.components.evaluator.report import evaluation_html
 from tensorflow.core.example import example_pb2
 
-from kubetfx.reports import evaluation_html
-from kubetfx.tfrecord import first_records
+from kubetfx.artifacts.examples import first_records
 
 
 def _refuse_bare_constants(token: str) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from kubetfx.components.example_gen import executor
 
+from kubetfx.artifacts import layout
 from kubetfx.errors import InputDataError
 from kubetfx.fingerprint import local_path
 
@@ -172,7 +173,7 @@ def test_source_rows_name_each_examples_file_row_and_line(tmp_path: Path) -> Non
     for out, expected_file in (("csv", "a.csv"), ("pq", "b.parquet")):
         for split in ("train", "eval"):
             data = pq.read_table(tmp_path / out / f"Split-{split}" / "data.parquet")
-            sources = pq.read_table(tmp_path / out / f"Split-{split}" / executor.SOURCE_ROWS_FILE)
+            sources = pq.read_table(tmp_path / out / f"Split-{split}" / layout.SOURCE_ROWS_FILE)
             assert sources.num_rows == data.num_rows and set(data.column_names) == {"id", "note"}
             assert set(sources.column("file").to_pylist()) == {expected_file}
             ids = data.column("id").to_pylist()

@@ -15,10 +15,12 @@ import pytest
 from kfp import dsl
 from kubetfx.components.pusher import executor as pusher_executor
 from kubetfx.components.pusher.component import pusher
+from kubetfx.components.pusher.serving import ServingCheckError
 
-from kubetfx.pushing import DestinationError, ServingCheckError
+from kubetfx.artifacts.examples import split_files
+from kubetfx.pushing import DestinationError
 from kubetfx.settings import PUSH_ROOT_ENV
-from kubetfx.tfrecord import read_tfrecord_gz, split_files
+from kubetfx.tfrecord import read_tfrecord_gz
 
 
 @pytest.fixture(scope="module")

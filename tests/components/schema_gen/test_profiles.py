@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from kubetfx.components.schema_gen import executor as schema_gen
 from tensorflow_metadata.proto.v0 import statistics_pb2
+
+from kubetfx import schema_tools
 
 
 @pytest.mark.parametrize(
@@ -26,12 +27,12 @@ from tensorflow_metadata.proto.v0 import statistics_pb2
     ],
 )
 def test_dates_times_and_timestamps_are_recognised(text: str) -> None:
-    assert schema_gen.DATE_OR_TIME.match(text)
+    assert schema_tools.DATE_OR_TIME.match(text)
 
 
 @pytest.mark.parametrize("text", ["Dream", "N1A1", "2007", "PAL0708", "1.5", "Adult, 1 Egg Stage", "12-345"])
 def test_other_strings_are_not_dates(text: str) -> None:
-    assert not schema_gen.DATE_OR_TIME.match(text)
+    assert not schema_tools.DATE_OR_TIME.match(text)
 
 
 Stats = statistics_pb2.DatasetFeatureStatisticsList
@@ -51,8 +52,8 @@ def _split(counts: dict[str, int], rows: int, unique: int | None = None) -> Stat
     return stats
 
 
-def _profile(*splits: Stats, max_size: int = 100) -> schema_gen.StringProfile:
-    return schema_gen.profile_strings(list(splits), max_size)["f"]
+def _profile(*splits: Stats, max_size: int = 100) -> schema_tools.StringProfile:
+    return schema_tools.profile_strings(list(splits), max_size)["f"]
 
 
 def test_a_well_sampled_category_keeps_its_domain_even_with_a_rare_value() -> None:
@@ -91,7 +92,7 @@ def test_open_domains_removes_only_the_open_features_domains() -> None:
     for name in ("f", "g"):
         schema.feature.add(name=name, type=schema_pb2.BYTES, domain=name)
         schema.string_domain.add(name=name, value=["x"])
-    profiles = schema_gen.profile_strings([_split({"2007-11-11": 3}, 3)])
-    schema_gen.open_domains(schema, profiles)
+    profiles = schema_tools.profile_strings([_split({"2007-11-11": 3}, 3)])
+    schema_tools.open_domains(schema, profiles)
     assert [f.HasField("domain") for f in schema.feature] == [False, True]
     assert [d.name for d in schema.string_domain] == ["g"]

@@ -15,6 +15,9 @@ import pytest
 from kubetfx.components.example_gen import executor as example_gen
 from kubetfx.components.statistics_gen import executor as statistics_gen
 
+from kubetfx import process
+from kubetfx.artifacts import layout
+from kubetfx.artifacts.tabular import to_record_batch
 from kubetfx.errors import ConfigError
 from kubetfx.fingerprint import local_path
 
@@ -52,7 +55,7 @@ def _single_pass(parquet: Path, name: str) -> bytes:
     """What StatisticsGen wrote before: TFDV's one-pass in-memory statistics of the whole copy."""
     from tensorflow_data_validation.statistics import stats_impl
 
-    batch = example_gen.table_to_record_batch(pq.read_table(parquet))
+    batch = to_record_batch(pq.read_table(parquet))
     stats = stats_impl.generate_statistics_in_memory(batch, statistics_gen.stats_options())
     stats.datasets[0].name = name
     return stats.SerializeToString()
@@ -68,14 +71,14 @@ def examples(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("workers", [1, 2, 3, 8])
 def test_columns_over_processes_give_the_single_pass_bytes(examples: Path, workers: int) -> None:
-    parquet = examples / "Split-train" / statistics_gen.COLUMNAR_FILE
+    parquet = examples / "Split-train" / layout.COLUMNAR_FILE
     stats = statistics_gen.statistics_of_columnar(str(parquet), "train", workers=workers)
     assert stats.SerializeToString() == _single_pass(parquet, "train")
     assert [f.path.step[0] for f in stats.datasets[0].features] == pq.read_schema(parquet).names
 
 
 def test_sampled_rows_are_the_same_in_every_process(examples: Path) -> None:
-    parquet = str(examples / "Split-train" / statistics_gen.COLUMNAR_FILE)
+    parquet = str(examples / "Split-train" / layout.COLUMNAR_FILE)
     one = statistics_gen.statistics_of_columnar(parquet, "train", 0.4, workers=1)
     two = statistics_gen.statistics_of_columnar(parquet, "train", 0.4, workers=3)
     assert one.SerializeToString() == two.SerializeToString()
@@ -90,15 +93,14 @@ def test_run_on_penguins_writes_the_same_files_with_one_or_two_processes(tmp_pat
     two = statistics_gen.run(str(tmp_path / "ex"), str(tmp_path / "two"), workers=2)
     assert one.path == two.path == {s: "in-memory (columnar copy)" for s in ("train", "eval")}
     for split in ("train", "eval"):
-        written = (tmp_path / "two" / f"Split-{split}" / statistics_gen.STATS_FILE).read_bytes()
-        assert written == (tmp_path / "one" / f"Split-{split}" / statistics_gen.STATS_FILE).read_bytes()
-        assert written == _single_pass(
-            tmp_path / "ex" / f"Split-{split}" / statistics_gen.COLUMNAR_FILE, split
-        )
+        written = (tmp_path / "two" / f"Split-{split}" / layout.STATISTICS_FILE).read_bytes()
+        assert written == (tmp_path / "one" / f"Split-{split}" / layout.STATISTICS_FILE).read_bytes()
+        assert written == _single_pass(tmp_path / "ex" / f"Split-{split}" / layout.COLUMNAR_FILE, split)
 
 
 def test_decoded_tfrecords_and_tables_also_split_by_column(examples: Path, tmp_path: Path) -> None:
-    from kubetfx.tfrecord import read_tfrecord_gz, split_files
+    from kubetfx.artifacts.examples import split_files
+    from kubetfx.tfrecord import read_tfrecord_gz
 
     records = [r for f in split_files(str(examples), "eval") for r in read_tfrecord_gz(f)]
     one = statistics_gen.statistics_in_memory(records, "eval", workers=1).SerializeToString()
@@ -120,12 +122,12 @@ def test_dictionary_read_gives_the_arrays_of_a_plain_read(tmp_path: Path) -> Non
     assert {"word", "code"} <= encoded and "id" not in encoded
     read = statistics_gen.read_columns(str(path), names)
     assert pa.types.is_dictionary(read.schema.field("word").type)
-    expected = example_gen.table_to_record_batch(pq.read_table(path))
-    assert statistics_gen.to_record_batch(read).equals(expected)
+    expected = to_record_batch(pq.read_table(path))
+    assert to_record_batch(read, shortcuts=True).equals(expected)
     # and a table that came from anywhere with a dictionary column
     word = table.schema.get_field_index("word")
     anywhere = table.set_column(word, "word", table.column("word").dictionary_encode())
-    assert statistics_gen.to_record_batch(anywhere).equals(example_gen.table_to_record_batch(table))
+    assert to_record_batch(anywhere, shortcuts=True).equals(to_record_batch(table))
 
 
 def _list_column(rng: np.random.Generator, values: list[bytes], rows: int, nulls: bool = False) -> pa.Array:
@@ -190,7 +192,7 @@ def _in_children(monkeypatch: pytest.MonkeyPatch, misbehave) -> None:
 def test_a_failed_worker_changes_nothing_but_the_time(
     examples: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
 ) -> None:
-    parquet = examples / "Split-train" / statistics_gen.COLUMNAR_FILE
+    parquet = examples / "Split-train" / layout.COLUMNAR_FILE
 
     def out_of_memory() -> None:
         raise MemoryError("a worker ran out of memory")
@@ -206,10 +208,10 @@ def test_a_failed_worker_changes_nothing_but_the_time(
 def test_a_hung_worker_is_killed_and_its_columns_computed_here(
     examples: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
 ) -> None:
-    parquet = examples / "Split-train" / statistics_gen.COLUMNAR_FILE
+    parquet = examples / "Split-train" / layout.COLUMNAR_FILE
     _in_children(monkeypatch, lambda: time.sleep(600))
-    monkeypatch.setattr(statistics_gen, "HANG_SECONDS", 1.0)
-    monkeypatch.setattr(statistics_gen, "HANG_FACTOR", 0.0)
+    monkeypatch.setattr(process, "HANG_SECONDS", 1.0)
+    monkeypatch.setattr(process, "HANG_FACTOR", 0.0)
     started = time.monotonic()
     stats = statistics_gen.statistics_of_columnar(str(parquet), "train", workers=2)
     assert time.monotonic() - started < 60
@@ -223,7 +225,7 @@ def test_a_hung_worker_is_killed_and_its_columns_computed_here(
 def test_no_process_to_be_had_computes_here(
     examples: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture
 ) -> None:
-    parquet = examples / "Split-train" / statistics_gen.COLUMNAR_FILE
+    parquet = examples / "Split-train" / layout.COLUMNAR_FILE
 
     def no_fork() -> int:
         raise BlockingIOError(11, "Resource temporarily unavailable")
@@ -253,18 +255,18 @@ def test_how_many_processes(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_a_cgroup_cpu_quota_caps_the_processes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     v2, quota, period = tmp_path / "cpu.max", tmp_path / "quota", tmp_path / "period"
-    monkeypatch.setattr(statistics_gen, "CPU_QUOTA_FILES", ((str(v2), None), (str(quota), str(period))))
+    monkeypatch.setattr(process, "CPU_QUOTA_FILES", ((str(v2), None), (str(quota), str(period))))
     cpus = len(os.sched_getaffinity(0))
-    assert statistics_gen.usable_cpus() == cpus  # no files: no quota
+    assert process.usable_cpus() == cpus  # no files: no quota
     quota.write_text("-1\n")
     period.write_text("100000\n")
-    assert statistics_gen.usable_cpus() == cpus
+    assert process.usable_cpus() == cpus
     quota.write_text("50000\n")  # half a CPU: one process
-    assert statistics_gen.usable_cpus() == 1
+    assert process.usable_cpus() == 1
     v2.write_text("max 100000\n")  # v2 first
-    assert statistics_gen.usable_cpus() == cpus
+    assert process.usable_cpus() == cpus
     v2.write_text("150000 100000\n")
-    assert statistics_gen.usable_cpus() == min(cpus, 2)
+    assert process.usable_cpus() == min(cpus, 2)
 
 
 def test_column_groups_cover_every_column_once_at_about_equal_cost() -> None:

@@ -15,8 +15,9 @@ from kubetfx.components.trainer import checks
 from kubetfx.components.trainer import executor as trainer
 from kubetfx.components.trainer.report import training_html
 
+from kubetfx.artifacts.examples import read_split, split_files
 from kubetfx.errors import InputDataError, ParameterError
-from kubetfx.tfrecord import read_tfrecord_gz, split_files
+from kubetfx.tfrecord import read_tfrecord_gz
 
 RAW = "pkg://palmerpenguins/data/penguins-raw.csv"  # the LTER file, original headers
 QUICK = {"epochs": 2}
@@ -76,7 +77,7 @@ def test_raw_penguins_headers_train_and_serve_under_their_own_names(raw, raw_mod
     import tensorflow as tf
 
     result, model_dir = raw_model
-    table = trainer.read_split(raw["examples"], "train")
+    table = read_split(raw["examples"], "train")
     features = [c for c in table.column_names if c != "Species"]
     assert "Delta 15 N (o/oo)" in features and "Culmen Length (mm)" in features
     # Lineage and the serving signature speak the data's names; the model its safe ones.
@@ -93,7 +94,7 @@ def test_raw_penguins_headers_train_and_serve_under_their_own_names(raw, raw_mod
     out = tf.saved_model.load(str(model_dir / "Format-Serving")).signatures["serving_default"](
         examples=tf.constant(records)
     )
-    eval_table = trainer.read_split(raw["examples"], "eval")
+    eval_table = read_split(raw["examples"], "eval")
     direct = model.predict(trainer.encode_features(spec, trainer._columns(eval_table)), verbose=0)
     assert np.abs(direct - out["probabilities"].numpy()).max() < 1e-5
     assert set(out["classes"].numpy()) <= {c.encode() for c in spec.classes}
@@ -175,7 +176,7 @@ def test_source_rows_give_each_example_its_csv_line(trips) -> None:
     prepared, starts = trips
     by_id = {f"T{10000 + i * 7}": line for i, line in starts.items()}
     for split in ("train", "eval"):
-        data = trainer.read_split(prepared["examples"], split)
+        data = read_split(prepared["examples"], split)
         sources = pq.read_table(Path(prepared["examples"], f"Split-{split}", "source_rows.parquet"))
         assert sources.num_rows == data.num_rows
         ids = data.column("Trip ID").to_pylist()
@@ -202,7 +203,7 @@ def test_missing_labels_dropped_on_request_with_the_lines_named(trips, tmp_path:
     result = _train(prepared, tmp_path / "m", "Tipped?", missing_labels="drop")
     meta = result.metadata()
     assert meta["missing_labels"] == "drop" and meta["missing_labels_dropped"] == len(UNLABELLED)
-    total = sum(trainer.read_split(prepared["examples"], s).num_rows for s in ("train", "eval"))
+    total = sum(read_split(prepared["examples"], s).num_rows for s in ("train", "eval"))
     assert result.train_examples + result.eval_examples == total - len(UNLABELLED)
     dropped = [w for w in result.warnings if w.startswith("dropped 4 row(s)")]
     assert dropped and f"trips.csv lines {starts[3]}, {starts[77]}" in dropped[0]

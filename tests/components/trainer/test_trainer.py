@@ -7,13 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from kfp import dsl
 from kubetfx.components.example_gen import executor as example_gen
 from kubetfx.components.schema_gen import executor as schema_gen
 from kubetfx.components.statistics_gen import executor as statistics_gen
 from kubetfx.components.trainer import executor as trainer
+from kubetfx.components.trainer import outputs
 
+from kubetfx.artifacts.examples import read_split, split_files
 from kubetfx.errors import InputDataError, KubetfxError, ParameterError
-from kubetfx.tfrecord import read_tfrecord_gz, split_files
+from kubetfx.tfrecord import read_tfrecord_gz
 
 CURATED = "pkg://kubetfx.schemas/penguins/schema.pbtxt"
 
@@ -56,12 +59,38 @@ def test_built_in_model_trains_exports_and_serves_tf_examples(prepared, tmp_path
     # The signature replays exactly the preprocessing training used (no skew).
     model = keras.saving.load_model(str(tmp_path / "model/keras/model.keras"))
     spec = trainer.FeatureSpec.from_json((tmp_path / "model/feature_spec.json").read_text())
-    table = trainer.read_split(prepared["examples"], "eval")
+    table = read_split(prepared["examples"], "eval")
     direct = model.predict(trainer.encode_features(spec, trainer._columns(table)), verbose=0)
     assert np.abs(direct - out["probabilities"].numpy()).max() < 1e-5
     labels = trainer.encode_labels(spec, table.column("species").to_pylist())
     accuracy = float((out["class_ids"].numpy() == labels).mean())
     assert accuracy == pytest.approx(result.metrics["val_accuracy"], abs=1e-6)
+    _check_published(result, tmp_path / "published")
+
+
+def _check_published(result: trainer.TrainResult, out: Path) -> None:
+    """What the component's body hands KFP: metadata, report, UI metrics, parameters."""
+    out.mkdir()
+    model, report = (dsl.Artifact(uri=str(out / n), metadata={}) for n in ("model", "report"))
+    metrics = dsl.Metrics(uri=str(out / "metrics"), metadata={})
+    published = outputs.publish(result, model=model, report=report, metrics=metrics, label_key="species")
+    assert published == (result.metrics["val_accuracy"], result.device, result.short_warnings())
+    assert model.metadata == result.metadata()
+    assert "species" in Path(report.path).read_text()
+    assert metrics.metadata == result.metrics
+
+
+def test_hyperparameters_from_the_component_parameters() -> None:
+    given = {
+        "epochs": 3,
+        "batch_size": 8,
+        "learning_rate": 0.1,
+        "hidden_units": ["4"],
+        "dropout": 0.1,
+        "seed": 1,
+    }
+    assert outputs.hyperparameters(module_file="", **given) == {**given, "hidden_units": [4]}
+    assert outputs.hyperparameters(module_file="my_module.py", **given) == {}
 
 
 def test_same_inputs_and_parameters_give_the_same_metrics(prepared, tmp_path: Path) -> None:

@@ -6,12 +6,17 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from kfp import dsl
 from kubetfx.components.example_gen import executor as example_gen
 from kubetfx.components.example_validator import executor as validator
+from kubetfx.components.example_validator import outputs
 from kubetfx.components.schema_gen import executor as schema_gen
 from kubetfx.components.statistics_gen import executor as statistics_gen
 
+from kubetfx.artifacts import schema as schema_artifact
+from kubetfx.artifacts import statistics as statistics_artifact
 from kubetfx.fingerprint import local_path
+from kubetfx.lineage.query import StatisticsBaseline
 
 CURATED = "pkg://kubetfx.schemas/penguins/schema.pbtxt"
 
@@ -122,7 +127,7 @@ def test_inferred_schema_and_environments(tmp_path: Path, penguins) -> None:
     stats = _stats(tmp_path, penguins, "s")
     result = schema_gen.run(stats, str(tmp_path / "inferred"), label_key="species")
     assert result.source == "inferred from splits train, eval"
-    schema = schema_gen.load(str(tmp_path / "inferred"))
+    schema = schema_artifact.load(str(tmp_path / "inferred"))
     assert list(schema.default_environment) == ["TRAINING", "SERVING"]
     label = next(f for f in schema.feature if f.name == "species")
     assert list(label.not_in_environment) == ["SERVING"]
@@ -154,9 +159,9 @@ def test_columnar_tfrecord_and_beam_paths_agree(tmp_path: Path, penguins) -> Non
     assert columnar.path["train"] == "in-memory (columnar copy)"
     assert decoded.path["train"] == "in-memory" and beam.path["train"] == "beam"
     assert columnar.num_examples == decoded.num_examples == beam.num_examples
-    reference = statistics_gen.load(str(tmp_path / "col"), "train").datasets[0]
+    reference = statistics_artifact.load(str(tmp_path / "col"), "train").datasets[0]
     for other_dir in ("mem", "beam"):
-        other = statistics_gen.load(str(tmp_path / other_dir), "train").datasets[0]
+        other = statistics_artifact.load(str(tmp_path / other_dir), "train").datasets[0]
         by_name = {f.path.step[0]: f for f in other.features}
         for feature in reference.features:
             twin = by_name[feature.path.step[0]]
@@ -180,9 +185,34 @@ def test_statistics_report_counts_empty_cells_as_missing(tmp_path: Path, penguin
     from kubetfx.reports import statistics_html
 
     stats = _stats(tmp_path, penguins, "r")
-    page = statistics_html({s: statistics_gen.load(stats, s) for s in ("train", "eval")})
+    page = statistics_html({s: statistics_artifact.load(stats, s) for s in ("train", "eval")})
     import re
 
     present = [int(n) for n in re.findall(r"<td>sex</td><td class='num'>(\d+)</td>", page)]
     assert sum(present) == 344 - 11  # 11 penguins have no sex recorded
     assert "<script" not in page
+
+
+def test_what_the_component_hands_kfp(tmp_path: Path, penguins) -> None:
+    frame = penguins.copy()
+    frame.loc[frame.index[::7], "island"] = "Atlantis"
+    result = _validate(tmp_path, frame)
+    made = {n: dsl.Artifact(uri=str(tmp_path / "out" / n), metadata={}) for n in ("anomalies", "report")}
+    metrics = dsl.Metrics(uri=str(tmp_path / "out" / "metrics"), metadata={})
+    (tmp_path / "out").mkdir()
+    count, valid = outputs.publish(result, **made, metrics=metrics, title="Data validation of penguins")
+    assert (count, valid) == (result.anomaly_count, False) and count >= 1
+    assert made["anomalies"].metadata["kubetfx_type"] == "kubetfx.ExampleAnomalies"
+    assert "Atlantis" in Path(made["report"].path).read_text()
+    assert metrics.metadata["anomaly_count"] == count and "drifted_features" in metrics.metadata
+    assert outputs.baseline_arguments(None) == {}
+    baseline = StatisticsBaseline(
+        uri=str(tmp_path / "current-stats"), span=3, run_id="run-1", source="s3://b/data", artifact_id=7
+    )
+    assert outputs.baseline_arguments(baseline) == {
+        "baseline_statistics_dir": str(tmp_path / "current-stats"),
+        "baseline_span": 3,
+        "baseline_run": "run-1",
+        "baseline_uri": str(tmp_path / "current-stats"),
+        "source": "s3://b/data",
+    }

@@ -1,4 +1,4 @@
-"""The Evaluator's in-process path: TFMA's metrics without TFMA's per-example Beam pipeline.
+"""The Evaluator's in-process metrics engine: TFMA's metrics without TFMA's per-example Beam pipeline.
 
 TFMA computes every metric in two stages. First, *combiners* fold the examples of a
 slice into small sufficient statistics: an example count, a calibration histogram
@@ -22,6 +22,10 @@ labels the model knows, finite predictions). Anything else raises :class:`Unsupp
 and the Evaluator runs TFMA instead. ``tests/components/evaluator/test_fast_path.py``
 checks the values against TFMA's on the same model and data, metric by metric and slice
 by slice, within 1e-6.
+
+It is one piece because every combiner it replaces is matched against TFMA's as a set: the
+list of supported combiners, their numpy versions and the hand-off to TFMA's derived
+computations change together when TFMA does.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from kubetfx.tfrecord import split_files
+from kubetfx.artifacts.examples import split_files, split_pattern
 
 PREDICT_BATCH = 4096
 
@@ -553,7 +557,7 @@ def analyze(
                 out.write(proto.SerializeToString())
     with tf.io.TFRecordWriter(os.path.join(output_dir, "validations.tfrecord")) as out:
         out.write(validation.SerializeToString())
-    pattern = os.path.join(examples_dir, "Split-eval", "data_tfrecord-*")
+    pattern = split_pattern(examples_dir, "eval")
     with open(os.path.join(output_dir, "eval_config.json"), "w") as out:
         out.write(eval_config_writer._serialize_eval_run(config, pattern, "tfrecords", where))
     return {"examples": int(len(data.labels)), "slices": len(sliced)}
