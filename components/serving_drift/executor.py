@@ -92,7 +92,6 @@ class DriftResult:
     rows: int = 0
     thresholds: Thresholds = field(default_factory=Thresholds)
     limits: dict[str, float] = field(default_factory=dict)  # thresholds at this sample size
-    prediction_limits: dict[str, float] = field(default_factory=dict)
     distances: dict[str, dict[str, float]] = field(default_factory=dict)  # feature -> measure -> value
     prediction: dict[str, float] = field(default_factory=dict)  # measure -> value
     predicted: dict[str, float] = field(default_factory=dict)  # serving predictions by class
@@ -105,9 +104,9 @@ class DriftResult:
     baseline: str = ""
     note: str = ""  # why nothing was measured, when nothing was
 
-    def over(self, measures: Mapping[str, float], limits: Mapping[str, float] | None = None) -> list[str]:
+    def over(self, measures: Mapping[str, float]) -> list[str]:
         """The measures over their thresholds (at this sample size)."""
-        limits = limits or self.limits or self.thresholds.by_measure()
+        limits = self.limits or self.thresholds.by_measure()
         return [m for m, v in measures.items() if m in limits and not math.isnan(v) and v > limits[m]]
 
     @property
@@ -116,7 +115,7 @@ class DriftResult:
 
     @property
     def prediction_drifted(self) -> bool:
-        return bool(self.over(self.prediction, self.prediction_limits))
+        return bool(self.over(self.prediction))
 
     @property
     def drifted(self) -> bool:
@@ -140,7 +139,7 @@ class DriftResult:
                     f"{feature} (" + ", ".join(f"{m} {self.distances[feature][m]:.3f}" for m in over) + ")"
                 )
             if self.prediction_drifted:
-                over = self.over(self.prediction, self.prediction_limits)
+                over = self.over(self.prediction)
                 parts.append("predictions (" + ", ".join(f"{m} {self.prediction[m]:.3f}" for m in over) + ")")
             return f"drifted: {'; '.join(parts)} over {self.rows} requests"
         return f"no drift: {len(self.distances)} features within thresholds over {self.rows} requests"
@@ -160,7 +159,6 @@ class DriftResult:
             "set_thresholds": self.thresholds.by_measure(),
             "drifted_features": self.drifted_features,
             "prediction_distances": _rounded(self.prediction),
-            "prediction_thresholds": dict(self.prediction_limits),
             "prediction_drifted": self.prediction_drifted,
             "serving_predictions": dict(self.predicted),
             "evaluation_predictions": dict(self.expected_predicted),
@@ -290,10 +288,14 @@ def run(
             for feature in compared:
                 value = _psi(feature, trained[feature], rows, columns.get(feature))
                 result.distances.setdefault(feature, {})[PSI] = value
-            result.limits = thresholds.at_sample_size(len(rows), _examples(train_stats))
+            serving_size, training_size = len(rows), _examples(train_stats)
             if result.predicted and training.predicted:
-                served, evaluated = sum(result.predicted.values()), sum(training.predicted.values())
-                result.prediction_limits = thresholds.at_sample_size(int(served), int(evaluated))
+                # One threshold per measure for features and predictions alike (what the
+                # metrics export), at the smaller of the two sample sizes.
+                serving_size = min(serving_size, int(sum(result.predicted.values())))
+                training_size = min(training_size, int(sum(training.predicted.values())))
+            result.limits = thresholds.at_sample_size(serving_size, training_size)
+            if result.predicted and training.predicted:
                 result.prediction = {
                     L_INFINITY: distances.linf(training.predicted, result.predicted),
                     PSI: distances.count_psi(training.predicted, result.predicted),

@@ -53,11 +53,7 @@ def render(result: DriftResult) -> str:
         ]
         sections.append(table(["class", "share served", "share at evaluation"], rows, numeric=(1, 2)))
         for measure, value in sorted(result.prediction.items()):
-            flag = (
-                " (over threshold)"
-                if measure in result.over(result.prediction, result.prediction_limits)
-                else ""
-            )
+            flag = " (over threshold)" if measure in result.over(result.prediction) else ""
             sections.append(f"<p>{html.escape(measure)}: {value:.4f}{flag}</p>")
     if result.anomalies:
         sections.append(f"<h2 class='warn'>Schema anomalies at serving: {len(result.anomalies)}</h2>")
