@@ -52,7 +52,9 @@ def decile_cuts(values: Iterable[float]) -> list[float]:
     data = np.asarray([v for v in values if v is not None and not _nan(v)], dtype=float)
     if data.size == 0:
         return []
-    return sorted({float(q) for q in np.quantile(data, np.linspace(0.1, 0.9, 9))})
+    # Whole percents: np.linspace's 0.30000000000000004 would put a cut a hair above a
+    # training value that sits on it, and that value in the bin below.
+    return sorted({float(q) for q in np.percentile(data, [10, 20, 30, 40, 50, 60, 70, 80, 90])})
 
 
 def bin_counts(values: Iterable[float], cuts: Sequence[float]) -> list[float]:

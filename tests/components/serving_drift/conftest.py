@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -102,7 +103,7 @@ def write_kserve(
                 "inputs": [{"name": "examples", "shape": [len(chunk)], "datatype": "BYTES", "data": encoded}]
             }
         event_id = f"req-{n:05d}"
-        time = f"2027-01-15T08:{n // 60 % 60:02d}:{n % 60:02d}Z"
+        time = datetime.fromtimestamp(START + 60 * n, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         common = {"specversion": "1.0", "id": event_id, "source": "http://penguins.kubetfx/", "time": time}
         common["datacontenttype"] = "application/json"
         lines.append({**common, "type": "org.kubeflow.serving.inference.request", "data": body})
