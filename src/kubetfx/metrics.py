@@ -182,6 +182,18 @@ def _number_map(value: Any) -> dict[str, float]:
     return {str(k): v for k, v in value.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
+def _listed(value: Any) -> list[Any] | None:
+    """A list property (lineage keeps lists as JSON text); None when it is not one."""
+    if isinstance(value, str):
+        import json
+
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return list(value) if isinstance(value, list | tuple) else None
+
+
 def _struct(value: Any) -> Mapping[str, Any]:
     if isinstance(value, str):
         import ast
@@ -292,8 +304,8 @@ def _serving_drift_samples(samples: Samples, metadata: Mapping[str, Any]) -> Non
     if distances:
         for measure, value in _number_map(metadata.get("drift_thresholds")).items():
             samples.add("kubetfx_serving_drift_threshold", value, measure=measure)
-        drifted = metadata.get("drifted_features")
-        if isinstance(drifted, list | tuple):
+        drifted = _listed(metadata.get("drifted_features"))
+        if drifted is not None:
             samples.add("kubetfx_serving_drifted_features", len(drifted))
 
 
