@@ -1,7 +1,10 @@
 """The continuous-training pipeline told to watch serving traffic: on unchanged data it stops
 early while the logged requests look like the training data, and retrains when they drift
-(body_mass_g shifted by +2500 g), the served model's training statistics found in lineage."""
+(body_mass_g shifted by +2500 g), the served model's training statistics found in lineage.
+The logs hold the eval split's examples and the answers of the real model the first run
+trained and pushed."""
 
+import base64
 import json
 import re
 import subprocess
@@ -15,36 +18,53 @@ from ml_metadata.proto import metadata_store_pb2 as pb
 
 from kubetfx.fingerprint import local_path
 from kubetfx.lineage.record import props
+from kubetfx.lineage.serving import served_training
 from kubetfx.lineage.store import connect
 from kubetfx.metrics import Samples, artifact_samples
 
 REPO = Path(__file__).resolve().parents[2]
 PIPELINE = str(REPO / "pipelines/continuous_training/pipeline.yaml")
 KUBETFX = str(Path(sys.executable).with_name("kubetfx"))
-NUMERIC = ("bill_length_mm", "bill_depth_mm", "flipper_length_mm", "body_mass_g", "year")
 
 
 def _penguins() -> pd.DataFrame:
     return pd.read_csv(local_path("pkg://palmerpenguins/data/penguins.csv"), keep_default_na=False)
 
 
-def _logs(path: Path, frame: pd.DataFrame) -> str:
-    """A KServe logger sink's JSON lines: one request (raw features) and response per row."""
+def _eval_examples(examples_dir: str, shift: int = 0) -> list[bytes]:
+    """The served model's eval split as serialized tf.Examples, without the label; body_mass_g
+    plus ``shift`` grams (kept inside the schema's range)."""
+    from tensorflow.core.example import example_pb2
+
+    from kubetfx.tfrecord import read_tfrecord_gz, split_files
+
+    found = []
+    for path in split_files(examples_dir, "eval"):
+        for record in read_tfrecord_gz(path):
+            example = example_pb2.Example.FromString(record)
+            del example.features.feature["species"]
+            mass = example.features.feature["body_mass_g"].int64_list.value
+            for i, value in enumerate(mass):
+                mass[i] = min(value + shift, 6999)
+            found.append(example.SerializeToString())
+    return found
+
+
+def _logs(path: Path, model_dir: str, examples: list[bytes]) -> str:
+    """A KServe logger sink's JSON lines: each request (a b64 tf.Example) and the response the
+    real served model gives to it (its serving signature, called here)."""
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(model_dir).signatures["serving_default"]
+    classes = [c.decode() for c in serve(examples=tf.constant(examples))["classes"].numpy().ravel()]
     lines = []
-    for n, row in enumerate(frame.drop(columns=["species"]).to_dict("records")):
-        instance = {
-            k: (None if v == "NA" else (float(v) if "." in str(v) else int(v)) if k in NUMERIC else v)
-            for k, v in row.items()
-        }
-        common = {
-            "specversion": "1.0",
-            "id": f"r{n}",
-            "source": "penguins",
-            "time": f"2027-01-15T08:00:{n % 60:02d}Z",
-        }
-        lines.append(
-            {**common, "type": "org.kubeflow.serving.inference.request", "data": {"instances": [instance]}}
-        )
+    for n, (example, predicted) in enumerate(zip(examples, classes, strict=True)):
+        common = {"specversion": "1.0", "id": f"r{n}", "source": "penguins"}
+        common["time"] = f"2027-01-15T08:{n // 60:02d}:{n % 60:02d}Z"
+        request = {"instances": [{"b64": base64.b64encode(example).decode()}]}
+        lines.append({**common, "type": "org.kubeflow.serving.inference.request", "data": request})
+        response = {"predictions": [{"classes": predicted}]}
+        lines.append({**common, "type": "org.kubeflow.serving.inference.response", "data": response})
     path.write_text("".join(json.dumps(line) + "\n" for line in lines))
     return str(path)
 
@@ -89,18 +109,18 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
     data.mkdir(parents=True)
     penguins = _penguins()
     penguins.to_csv(data / "penguins.csv", index=False)
-    shifted = penguins.copy()
-    mass = pd.to_numeric(shifted["body_mass_g"], errors="coerce")
-    shifted["body_mass_g"] = (mass + 2500).clip(upper=6999).astype("Int64").astype(str).replace("<NA>", "NA")
     with pytest.MonkeyPatch.context() as env:
         env.chdir(work)
         env.setenv("KUBETFX_METADATA", f"sqlite:///{work}/mlmd.sqlite")
         env.setenv("KUBETFX_PIPELINE_ROOT", str(work / "root"))
         env.setenv("KUBETFX_PUSH_ROOT", str(work / "serving"))
         found = {"first": _run(work / "data")}
-        calm = _logs(work / "calm.jsonl", penguins)
+        served = served_training(connect(f"sqlite:///{work}/mlmd.sqlite"), "penguins")
+        assert served is not None, found["first"].stdout + found["first"].stderr
+        model_dir = str(work / "serving" / "penguins" / "1")
+        calm = _logs(work / "calm.jsonl", model_dir, _eval_examples(served.examples_uri))
         found["calm"] = _run(work / "data", f"serving_logs_uri={calm}")
-        moved = _logs(work / "moved.jsonl", shifted)
+        moved = _logs(work / "moved.jsonl", model_dir, _eval_examples(served.examples_uri, shift=2500))
         found["moved"] = _run(work / "data", f"serving_logs_uri={moved}")
         yield {"runs": found, "store": connect(f"sqlite:///{work}/mlmd.sqlite"), "serving": work / "serving"}
 
@@ -114,7 +134,12 @@ def test_unchanged_data_and_calm_traffic_stop_early(runs: dict) -> None:
     drift = _drift(runs["store"], calm.stdout)
     assert drift["outputs"]["drifted"] is False and drift["outputs"]["retrain"] is False
     assert drift["outputs"]["reason"].startswith("no drift: 7 features"), drift["outputs"]["reason"]
-    assert drift["metadata"]["requests"] == 344 and drift["metadata"]["anomaly_count"] == 0
+    assert drift["metadata"]["requests"] == 111 and drift["metadata"]["anomaly_count"] == 0
+    # The real model on its own eval split predicts as the Evaluator's confusion matrix says.
+    served = drift["metadata"]["serving_predictions"]  # a dict: lineage keeps it as a struct
+    evaluated = drift["metadata"]["evaluation_predictions"]
+    assert sum(served.values()) == 111 and evaluated, drift["metadata"]
+    assert drift["metadata"]["prediction_distances"]["l_infinity"] < 0.02, (served, evaluated)
     assert "changed=False, unchanged" in calm.stdout
     assert _state(calm.stdout, "trainer") == "SKIPPED"
 
