@@ -30,22 +30,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubetfx.components.serving_drift import distances
+from kubetfx.components.serving_drift import distances, tfdv_stats
 from kubetfx.components.serving_drift.logs import Row, read_requests, select_window
+from kubetfx.components.serving_drift.tfdv_stats import JENSEN_SHANNON, L_INFINITY, TRAIN_SPLIT
 
-from kubetfx.errors import KubetfxError
 from kubetfx.types import SERVING_DRIFT, TYPE_KEY
 
 PSI = "psi"
-L_INFINITY = "l_infinity"
-JENSEN_SHANNON = "jensen_shannon"
 PREDICTION = "__prediction__"  # the feature label of the prediction distribution's distances
-NEVER = 2.0  # L-infinity and Jensen-Shannon lie in [0, 1]: TFDV measures, never alarms
-STATS_FILE = "FeatureStats.pb"
-SCHEMA_FILE = "schema.pbtxt"
 COLUMNAR_FILE = "data.parquet"
 RESULT_FILE = "serving_drift.json"
-TRAIN_SPLIT = "train"
 
 
 @dataclass
@@ -254,7 +248,7 @@ def run(
 ) -> DriftResult:
     """Compare the window of logged requests with the training data (module docstring)."""
     thresholds = thresholds or Thresholds()
-    schema = _load_schema(training.schema_dir)
+    schema = tfdv_stats.load_schema(training.schema_dir)
     class_names = _class_names(schema)
     requests = select_window(read_requests(logs_uri, log_format, class_names), window)
     rows = [row for request in requests for row in request.rows]
@@ -271,24 +265,24 @@ def run(
         for predicted in request.predictions:
             if predicted:
                 result.predicted[predicted] = result.predicted.get(predicted, 0) + 1
-    train_stats = _load_statistics(training.statistics_dir)
-    trained = _features(train_stats)
+    train_stats = tfdv_stats.load_statistics(training.statistics_dir)
+    trained = tfdv_stats.features(train_stats)
     serving_names = sorted({name for row in rows for name in row})
     expected_at_serving = _serving_features(schema, trained)
     result.unknown_features = sorted(set(serving_names) - (_schema_names(schema) | set(trained)))
     result.missing_features = sorted(expected_at_serving - set(serving_names)) if rows else []
     result.too_few = len(rows) < thresholds.min_requests
     if rows:
-        serving_stats = _statistics(rows, schema, trained)
-        result.anomalies = _schema_anomalies(serving_stats, schema)
+        serving_stats = tfdv_stats.serving_statistics(rows, schema, trained)
+        result.anomalies = tfdv_stats.schema_anomalies(serving_stats, schema)
         if not result.too_few:
             compared = sorted(set(serving_names) & expected_at_serving)
-            result.distances = _tfdv_distances(serving_stats, train_stats, schema, compared, trained)
+            result.distances = tfdv_stats.distances_from(serving_stats, train_stats, schema, compared)
             columns = _training_columns(training.examples_dir, compared)
             for feature in compared:
                 value = _psi(feature, trained[feature], rows, columns.get(feature))
                 result.distances.setdefault(feature, {})[PSI] = value
-            serving_size, training_size = len(rows), _examples(train_stats)
+            serving_size, training_size = len(rows), tfdv_stats.example_count(train_stats)
             if result.predicted and training.predicted:
                 # One threshold per measure for features and predictions alike (what the
                 # metrics export), at the smaller of the two sample sizes.
@@ -312,37 +306,6 @@ def _write(output_dir: str, result: DriftResult) -> None:
 
 
 # ---------------------------------------------------------------------- training side
-
-
-def _load_schema(schema_dir: str) -> Any:
-    if not schema_dir:
-        return None
-    import tensorflow_data_validation as tfdv
-
-    path = schema_dir if schema_dir.endswith(".pbtxt") else os.path.join(schema_dir, SCHEMA_FILE)
-    if not os.path.exists(path):
-        raise KubetfxError(f"{schema_dir}: no {SCHEMA_FILE}: the served model's schema is not there")
-    return tfdv.load_schema_text(path)
-
-
-def _load_statistics(statistics_dir: str) -> Any:
-    import tensorflow_data_validation as tfdv
-
-    path = os.path.join(statistics_dir, f"Split-{TRAIN_SPLIT}", STATS_FILE)
-    if not os.path.exists(path):
-        raise KubetfxError(f"{statistics_dir}: no Split-{TRAIN_SPLIT}/{STATS_FILE} (training statistics)")
-    return tfdv.load_stats_binary(path)
-
-
-def _examples(statistics: Any) -> int:
-    return int(statistics.datasets[0].num_examples) if statistics.datasets else 0
-
-
-def _features(statistics: Any) -> dict[str, Any]:
-    """The first dataset's features by name (FeatureNameStatistics)."""
-    if not statistics.datasets:
-        return {}
-    return {".".join(f.path.step) if f.path.step else f.name: f for f in statistics.datasets[0].features}
 
 
 def _schema_names(schema: Any) -> set[str]:
@@ -369,12 +332,6 @@ def _class_names(schema: Any) -> list[str]:
     return []
 
 
-def _is_categorical(feature: Any) -> bool:
-    from tensorflow_metadata.proto.v0 import statistics_pb2
-
-    return feature.type == statistics_pb2.FeatureNameStatistics.STRING or feature.HasField("string_stats")
-
-
 def _training_columns(examples_dir: str, features: list[str]) -> dict[str, list[Any]]:
     """Training values per feature from the Examples' columnar copy; {} when not at hand."""
     path = os.path.join(examples_dir, f"Split-{TRAIN_SPLIT}", COLUMNAR_FILE) if examples_dir else ""
@@ -387,133 +344,10 @@ def _training_columns(examples_dir: str, features: list[str]) -> dict[str, list[
     return {f: table.column(f).to_pylist() for f in present}
 
 
-# ---------------------------------------------------------------------- serving side
-
-
-def _arrow_type(name: str, values: list[Any], schema: Any, trained: Mapping[str, Any]) -> str:
-    """``int``, ``float`` or ``bytes``: the schema's type, else training's, else the values'."""
-    from tensorflow_metadata.proto.v0 import schema_pb2, statistics_pb2
-
-    if schema is not None:
-        for feature in schema.feature:
-            if feature.name == name:
-                return {schema_pb2.INT: "int", schema_pb2.FLOAT: "float"}.get(feature.type, "bytes")
-    if name in trained:
-        types = statistics_pb2.FeatureNameStatistics
-        return {types.INT: "int", types.FLOAT: "float"}.get(trained[name].type, "bytes")
-    if values and all(isinstance(v, int) and not isinstance(v, bool) for v in values):
-        return "int"
-    if values and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values):
-        return "float"
-    return "bytes"
-
-
-def _coerce(value: Any, kind: str) -> Any:
-    """A value as the feature's type; one that is not stays as it is (as text, so its
-    type shows as the anomaly it is)."""
-    try:
-        if kind == "int" and not isinstance(value, bool):
-            number = float(value)
-            if number.is_integer():
-                return int(number)
-        elif kind == "float" and not isinstance(value, bool):
-            return float(value)
-        elif kind == "bytes":
-            return value if isinstance(value, str) else str(value)
-    except (TypeError, ValueError):
-        pass
-    return None
-
-
-def _statistics(rows: list[Row], schema: Any, trained: Mapping[str, Any]) -> Any:
-    """TFDV statistics of the serving rows (one Arrow batch of list columns, as tf.Example
-    decoding gives; a row without a feature is a null, one with no values an empty list)."""
-    import pyarrow as pa
-    import tensorflow_data_validation as tfdv
-    from tensorflow_data_validation.statistics import stats_impl
-
-    names = sorted({name for row in rows for name in row})
-    arrays = []
-    for name in names:
-        kind = _arrow_type(name, [v for row in rows for v in row.get(name, [])], schema, trained)
-        column = [None if name not in row else [_coerce(v, kind) for v in row[name]] for row in rows]
-        if any(v is None for values in column if values is not None for v in values):
-            kind = "bytes"  # not all of the feature's type: as text, so the type shows as an anomaly
-            column = [None if name not in row else [str(v) for v in row[name]] for row in rows]
-        if kind == "bytes":
-            column = [None if values is None else [str(v).encode() for v in values] for values in column]
-        arrow = {"int": pa.int64(), "float": pa.float32()}.get(kind, pa.binary())
-        arrays.append(pa.array(column, type=pa.list_(arrow)))
-    batch = pa.RecordBatch.from_arrays(arrays, names)
-    return stats_impl.generate_statistics_in_memory(batch, tfdv.StatsOptions())
-
-
-def _measuring_schema(schema: Any, compared: list[str], trained: Mapping[str, Any]) -> Any:
-    """A schema (the served model's, else one inferred from training) with a measuring
-    drift comparator on each compared feature and none on any other."""
-    import tensorflow_data_validation as tfdv
-    from tensorflow_metadata.proto.v0 import schema_pb2
-
-    if schema is None:
-        from tensorflow_metadata.proto.v0 import statistics_pb2
-
-        statistics = statistics_pb2.DatasetFeatureStatisticsList()
-        statistics.datasets.add().features.extend(trained.values())
-        schema = tfdv.infer_schema(statistics)
-    measured = schema_pb2.Schema()
-    measured.CopyFrom(schema)
-    for feature in measured.feature:
-        feature.ClearField("drift_comparator")
-        feature.ClearField("skew_comparator")
-        if feature.name not in compared:
-            continue
-        if _is_categorical(trained[feature.name]):
-            feature.drift_comparator.infinity_norm.threshold = NEVER
-        else:
-            feature.drift_comparator.jensen_shannon_divergence.threshold = NEVER
-    return measured
-
-
-def _tfdv_distances(
-    serving: Any, train: Any, schema: Any, compared: list[str], trained: Mapping[str, Any]
-) -> dict[str, dict[str, float]]:
-    import tensorflow_data_validation as tfdv
-
-    measured = _measuring_schema(schema, compared, trained)
-    anomalies = tfdv.validate_statistics(serving, measured, environment="SERVING", previous_statistics=train)
-    found: dict[str, dict[str, float]] = {}
-    for info in anomalies.drift_skew_info:
-        name = ".".join(info.path.step)
-        for measurement in info.drift_measurements:
-            measure = L_INFINITY if measurement.type == measurement.L_INFTY else JENSEN_SHANNON
-            found.setdefault(name, {})[measure] = float(measurement.value)
-    return found
-
-
-def _schema_anomalies(serving: Any, schema: Any) -> dict[str, str]:
-    """The schema's verdict on the serving statistics, in its ``SERVING`` environment."""
-    if schema is None:
-        return {}
-    import tensorflow_data_validation as tfdv
-    from tensorflow_metadata.proto.v0 import schema_pb2
-
-    plain = schema_pb2.Schema()
-    plain.CopyFrom(schema)
-    for feature in plain.feature:  # drift is measured above, against training, not here
-        feature.ClearField("drift_comparator")
-        feature.ClearField("skew_comparator")
-    anomalies = tfdv.validate_statistics(serving, plain, environment="SERVING")
-    found = {}
-    for key, info in anomalies.anomaly_info.items():
-        name = ".".join(info.path.step) if info.HasField("path") and info.path.step else key
-        found[name] = info.description or info.short_description
-    return found
-
-
 def _psi(feature: str, trained: Any, rows: list[Row], training_values: list[Any] | None) -> float:
     """PSI of one feature (see :mod:`.distances` for the bins)."""
     serving = [v for row in rows for v in row.get(feature, [])]
-    if _is_categorical(trained):
+    if tfdv_stats.is_categorical(trained):
         if training_values is not None:
             counts: dict[str, float] = {}
             for value in training_values:
@@ -542,3 +376,68 @@ def _number(value: Any) -> bool:
         return not math.isnan(float(value))
     except (TypeError, ValueError):
         return False
+
+
+# ---------------------------------------------------------------------- the operator's command
+
+
+def summary(result: DriftResult) -> str:
+    """What ``kubetfx serving-drift`` prints: the reason, what was compared, then one line
+    per feature and measure (``*`` marks a distance over its threshold), predictions,
+    anomalies and unknown or missing features."""
+    lines = [result.reason]
+    if result.baseline:
+        lines.append(f"compared with: {result.baseline}")
+    if result.measured:
+        lines.append(f"window: {result.window or 'all'}: {result.requests} requests, {result.rows} rows")
+    limits = result.limits or result.thresholds.by_measure()
+    if result.distances or result.prediction:
+        lines.append(f"{'feature':<24} {'measure':<15} {'distance':>9} {'threshold':>9}")
+        rows = sorted(result.distances.items()) + (
+            [(PREDICTION, result.prediction)] if result.prediction else []
+        )
+        for feature, measures in rows:
+            over = set(result.over(measures))
+            for measure, value in sorted(measures.items()):
+                mark = " *" if measure in over else ""
+                lines.append(
+                    f"{feature:<24} {measure:<15} {value:>9.4f} {limits.get(measure, 0):>9.4f}{mark}"
+                )
+    for feature, text in sorted(result.anomalies.items()):
+        lines.append(f"anomaly: {feature}: {text}")
+    if result.unknown_features:
+        lines.append("unknown to training: " + ", ".join(result.unknown_features))
+    if result.missing_features:
+        lines.append("in no request: " + ", ".join(result.missing_features))
+    return "\n".join(lines)
+
+
+def command(
+    logs_uri: str,
+    model_name: str,
+    *,
+    store: Any,
+    output_dir: str,
+    thresholds: Thresholds | None = None,
+    window: str = "",
+    log_format: str = "auto",
+    as_json: bool = False,
+    fail_on_drift: bool = False,
+) -> tuple[str, int]:
+    """``kubetfx serving-drift LOGS_URI --model NAME``: the text to print and the exit status
+    (1 when ``fail_on_drift`` and the traffic drifted, else 0). ``output_dir`` receives
+    ``serving_drift.json`` and ``report.html``."""
+    from kubetfx.components.serving_drift import report_html
+
+    result = check(
+        logs_uri,
+        model_name,
+        output_dir,
+        store=store,
+        thresholds=thresholds,
+        window=window,
+        log_format=log_format,
+    )
+    Path(output_dir, "report.html").write_text(report_html.render(result), encoding="utf-8")
+    text = json.dumps(result.metadata(), indent=2, sort_keys=True) if as_json else summary(result)
+    return text, 1 if fail_on_drift and result.drifted else 0

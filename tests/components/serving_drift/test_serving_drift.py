@@ -356,5 +356,18 @@ def test_the_served_models_training_data_is_found_through_lineage(
     assert not calm.drifted and calm.reason.startswith("no drift"), calm.reason
     assert calm.expected_predicted == EVAL_PREDICTED and calm.prediction["l_infinity"] < 0.25
     assert "served: version 1" in calm.baseline
-    moved = executor.check(str(write_kserve(tmp_path / "moved.jsonl", shifted)), "penguins", out, store=store)
+    moved_logs = str(write_kserve(tmp_path / "moved.jsonl", shifted))
+    moved = executor.check(moved_logs, "penguins", out, store=store)
     assert moved.drifted and moved.drifted_features == ["body_mass_g"]
+
+    # The operator's command: a summary (or JSON), a report, exit 1 on drift when asked.
+    text, status = executor.command(moved_logs, "penguins", store=store, output_dir=out, fail_on_drift=True)
+    assert status == 1 and text.splitlines()[0] == moved.reason
+    assert (
+        [line for line in text.splitlines() if line.endswith(" *")]
+        == [line for line in text.splitlines() if line.startswith("body_mass_g ") and line.endswith(" *")]
+        != []
+    )
+    assert Path(out, "report.html").exists()
+    text, status = executor.command(logs_uri, "penguins", store=store, output_dir=out, as_json=True)
+    assert status == 0 and '"drifted": false' in text
