@@ -352,6 +352,18 @@ def test_the_served_models_training_data_is_found_through_lineage(
     assert served.predicted == EVAL_PREDICTED and served.evaluation.get("blessed") == 1
     assert served_training(store, "other") is None
 
+    # A Trainer that took no statistics: those an execution computed from its examples.
+    inputs = {"examples": [ex_in], "schema": inputs["schema"]}
+    tr2 = _task(
+        store, "r2", "trainer", inputs, {"model": [art("model", str(tmp_path / "m2"), "system.Model")]}
+    )
+    model2 = art("model", str(tmp_path / "m2"), "system.Model", id_=tr2["model"][0])
+    pushed2 = {**pushed, "model_name": "penguins-b"}
+    _task(store, "r2", "pusher", {"model": [model2]}, {"pushed_model": [art("p", "/srv/b/1", meta=pushed2)]})
+    other = served_training(store, "penguins-b")
+    assert other is not None and other.statistics_uri == penguins["statistics"]
+    assert other.predicted == {} and other.evaluation_uri == ""  # never evaluated: no predictions to compare
+
     calm = executor.check(logs_uri, "penguins", out, store=store)
     assert not calm.drifted and calm.reason.startswith("no drift"), calm.reason
     assert calm.expected_predicted == EVAL_PREDICTED and calm.prediction["l_infinity"] < 0.25
