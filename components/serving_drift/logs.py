@@ -79,14 +79,16 @@ def log_files(uri: str) -> list[str]:
 
 
 def detect_format(path: str) -> str:
-    """``kserve`` for JSON, else ``tfserving``, from the name, else the first byte."""
+    """``kserve`` for JSON (by the name, else a first line that is a JSON object), else
+    ``tfserving``: a TFRecord's first bytes are a length, which may well be ``{``."""
     if path.endswith(JSON_SUFFIXES):
         return "kserve"
     with open(path, "rb") as f:
-        head = f.read(2)
-    if head[:1] in (b"{", b"[", b" ", b"\n"):
-        return "kserve"
-    return "tfserving"
+        first = f.readline(1 << 20)
+    try:
+        return "kserve" if isinstance(json.loads(first), dict) else "tfserving"
+    except ValueError:  # UnicodeDecodeError included
+        return "tfserving"
 
 
 def read_requests(uri: str, log_format: str = "auto", class_names: Sequence[str] = ()) -> list[Request]:

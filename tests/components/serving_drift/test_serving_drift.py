@@ -129,6 +129,10 @@ def test_every_request_form_reads_as_the_same_rows(tmp_path: Path, unchanged: li
         assert [r for q in requests for r in q.rows] == expected, form
         assert [p for q in requests for p in q.predictions] == [c for _, c in sample], form
     assert [q.id for q in forms["b64"]] == ["req-00000", "req-00001", "req-00002"]
+    # auto: by the content when the name does not say.
+    (tmp_path / "events").write_bytes((tmp_path / "b64.jsonl").read_bytes())
+    (tmp_path / "records").write_bytes((tmp_path / "log.tfrecord").read_bytes())
+    assert [logs.detect_format(str(tmp_path / n)) for n in ("events", "records")] == ["kserve", "tfserving"]
     # A missing value (null in a row) is a feature present without values, as in the Example.
     with_gap = next((s, c) for s, c in unchanged if not logs.example_row(s)["sex"])
     assert as_row(with_gap[0])["sex"] is None
