@@ -283,13 +283,16 @@ def run(
                 value = _psi(feature, trained[feature], rows, columns.get(feature))
                 result.distances.setdefault(feature, {})[PSI] = value
             serving_size, training_size = len(rows), tfdv_stats.example_count(train_stats)
-            if result.predicted and training.predicted:
+            # Predictions are compared only when they name the evaluation's classes: ids the
+            # label's domain could not name would otherwise read as a false drift.
+            comparable = bool(set(result.predicted) & set(training.predicted))
+            if comparable:
                 # One threshold per measure for features and predictions alike (what the
                 # metrics export), at the smaller of the two sample sizes.
                 serving_size = min(serving_size, int(sum(result.predicted.values())))
                 training_size = min(training_size, int(sum(training.predicted.values())))
             result.limits = thresholds.at_sample_size(serving_size, training_size)
-            if result.predicted and training.predicted:
+            if comparable:
                 result.prediction = {
                     L_INFINITY: distances.linf(training.predicted, result.predicted),
                     PSI: distances.count_psi(training.predicted, result.predicted),
@@ -321,14 +324,14 @@ def _serving_features(schema: Any, trained: Mapping[str, Any]) -> set[str]:
 
 
 def _class_names(schema: Any) -> list[str]:
-    """The label's classes in the order the model's ``class_ids`` count them (the label's
-    string domain), for responses that give ids only."""
+    """The label's classes in the order the built-in Trainer's model counts its
+    ``class_ids`` (the label's string domain), for responses that give ids only."""
     if schema is None:
         return []
     domains = {d.name: list(d.value) for d in schema.string_domain}
     for feature in schema.feature:
-        if "SERVING" in feature.not_in_environment and feature.domain in domains:
-            return domains[feature.domain]
+        if "SERVING" in feature.not_in_environment:
+            return domains.get(feature.domain) or list(feature.string_domain.value)
     return []
 
 

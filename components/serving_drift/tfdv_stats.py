@@ -151,7 +151,10 @@ def distances_from(serving: Any, train: Any, schema: Any, compared: list[str]) -
     import tensorflow_data_validation as tfdv
 
     measured = measuring_schema(schema, compared, features(train))
-    anomalies = tfdv.validate_statistics(serving, measured, environment="SERVING", previous_statistics=train)
+    environment = "SERVING" if "SERVING" in measured.default_environment else None  # inferred: none
+    anomalies = tfdv.validate_statistics(
+        serving, measured, environment=environment, previous_statistics=train
+    )
     found: dict[str, dict[str, float]] = {}
     for info in anomalies.drift_skew_info:
         name = ".".join(info.path.step)

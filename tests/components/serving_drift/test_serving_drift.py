@@ -139,6 +139,29 @@ def test_every_request_form_reads_as_the_same_rows(tmp_path: Path, unchanged: li
     assert logs.request_rows({"instances": [as_row(with_gap[0])]})[0]["sex"] == []
 
 
+def test_class_ids_are_named_through_the_labels_domain_or_not_compared(
+    tmp_path: Path, training: executor.Training, unchanged: list
+) -> None:
+    names = ["Adelie", "Chinstrap", "Gentoo"]  # the curated schema's species domain
+    assert logs.response_classes({"predictions": [{"class_ids": [2]}, {"class_ids": [0]}]}, 2, names) == [
+        "Gentoo",
+        "Adelie",
+    ]
+    assert logs.response_classes({"predictions": [{"class_ids": [2]}]}, 1) == ["2"]
+    # Ids nobody could name are not compared with the evaluation's classes (no false drift).
+    path = tmp_path / "ids.jsonl"
+    write_kserve(path, unchanged, form="v2")
+    text = path.read_text().replace('"name": "classes"', '"name": "class_ids"')
+    for species, n in (("Adelie", 0), ("Chinstrap", 1), ("Gentoo", 2)):
+        text = text.replace(f'"{species}"', str(n))
+    path.write_text(text)
+    no_schema = executor.Training(training.statistics_dir, "", training.examples_dir, dict(EVAL_PREDICTED))
+    result = executor.run(str(path), no_schema, str(tmp_path / "out"))
+    assert set(result.predicted) == {"0", "1", "2"} and result.prediction == {} and not result.drifted
+    named = executor.run(str(path), training, str(tmp_path / "out2"))
+    assert set(named.predicted) == set(names) and named.prediction and not named.drifted
+
+
 def test_windows_take_the_newest_requests(tmp_path: Path, unchanged: list) -> None:
     requests = logs.read_requests(str(write_kserve(tmp_path / "a.jsonl", unchanged[:50])))
     assert [r.id for r in logs.select_window(requests, "5")] == [f"req-{n:05d}" for n in range(45, 50)]
