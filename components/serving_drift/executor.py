@@ -38,6 +38,8 @@ from kubetfx.types import SERVING_DRIFT, TYPE_KEY
 
 PSI = "psi"
 PREDICTION = "__prediction__"  # the feature label of the prediction distribution's distances
+PREDICTION_PSI = "prediction_psi"
+PREDICTION_L_INFINITY = "prediction_l_infinity"
 COLUMNAR_FILE = "data.parquet"
 RESULT_FILE = "serving_drift.json"
 
@@ -87,7 +89,7 @@ class DriftResult:
     thresholds: Thresholds = field(default_factory=Thresholds)
     limits: dict[str, float] = field(default_factory=dict)  # thresholds at this sample size
     distances: dict[str, dict[str, float]] = field(default_factory=dict)  # feature -> measure -> value
-    prediction: dict[str, float] = field(default_factory=dict)  # measure -> value
+    prediction: dict[str, float] = field(default_factory=dict)  # prediction_<measure> -> value
     predicted: dict[str, float] = field(default_factory=dict)  # serving predictions by class
     expected_predicted: dict[str, float] = field(default_factory=dict)  # evaluation's, by class
     anomalies: dict[str, str] = field(default_factory=dict)  # feature -> what is wrong
@@ -282,20 +284,18 @@ def run(
             for feature in compared:
                 value = _psi(feature, trained[feature], rows, columns.get(feature))
                 result.distances.setdefault(feature, {})[PSI] = value
-            serving_size, training_size = len(rows), tfdv_stats.example_count(train_stats)
+            result.limits = thresholds.at_sample_size(len(rows), tfdv_stats.example_count(train_stats))
             # Predictions are compared only when they name the evaluation's classes: ids the
-            # label's domain could not name would otherwise read as a false drift.
-            comparable = bool(set(result.predicted) & set(training.predicted))
-            if comparable:
-                # One threshold per measure for features and predictions alike (what the
-                # metrics export), at the smaller of the two sample sizes.
-                serving_size = min(serving_size, int(sum(result.predicted.values())))
-                training_size = min(training_size, int(sum(training.predicted.values())))
-            result.limits = thresholds.at_sample_size(serving_size, training_size)
-            if comparable:
+            # label's domain could not name would otherwise read as a false drift. Their
+            # samples differ in size from the features' (the evaluation split, the answered
+            # requests), so their thresholds are measures of their own.
+            if set(result.predicted) & set(training.predicted):
+                served, evaluated = sum(result.predicted.values()), sum(training.predicted.values())
+                at = thresholds.at_sample_size(int(served), int(evaluated))
+                result.limits.update({PREDICTION_PSI: at[PSI], PREDICTION_L_INFINITY: at[L_INFINITY]})
                 result.prediction = {
-                    L_INFINITY: distances.linf(training.predicted, result.predicted),
-                    PSI: distances.count_psi(training.predicted, result.predicted),
+                    PREDICTION_L_INFINITY: distances.linf(training.predicted, result.predicted),
+                    PREDICTION_PSI: distances.count_psi(training.predicted, result.predicted),
                 }
     result.measured = True
     _write(output_dir, result)

@@ -139,7 +139,7 @@ def test_unchanged_data_and_calm_traffic_stop_early(runs: dict) -> None:
     served = drift["metadata"]["serving_predictions"]  # a dict: lineage keeps it as a struct
     evaluated = drift["metadata"]["evaluation_predictions"]
     assert sum(served.values()) == 111 and evaluated, drift["metadata"]
-    assert drift["metadata"]["prediction_distances"]["l_infinity"] < 0.02, (served, evaluated)
+    assert drift["metadata"]["prediction_distances"]["prediction_l_infinity"] < 0.02, (served, evaluated)
     assert "changed=False, unchanged" in calm.stdout
     assert _state(calm.stdout, "trainer") == "SKIPPED"
 

@@ -239,9 +239,18 @@ def test_a_shifted_feature_is_flagged_by_name_with_psi_over_0_2(
     assert psi[(("feature", "body_mass_g"), ("measure", "psi"))] == pytest.approx(
         result.distances["body_mass_g"]["psi"], abs=1e-6
     )
-    assert (("feature", "__prediction__"), ("measure", "l_infinity")) in psi
+    # The predictions: L-infinity of the class shares, by hand; their own thresholds.
+    labels = Counter(c for _, c in shifted)
+    shares = max(
+        abs(labels[c] / len(shifted) - n / sum(EVAL_PREDICTED.values())) for c, n in EVAL_PREDICTED.items()
+    )
+    assert result.prediction["prediction_l_infinity"] == pytest.approx(shares, abs=1e-6)
+    assert psi[(("feature", "__prediction__"), ("measure", "prediction_l_infinity"))] == pytest.approx(
+        shares, abs=1e-6
+    )
     thresholds = samples.values["kubetfx_serving_drift_threshold"]
     assert thresholds[(("measure", "psi"),)] == metadata["drift_thresholds"]["psi"] >= 0.2
+    assert thresholds[(("measure", "prediction_psi"),)] >= thresholds[(("measure", "psi"),)]  # 111 < 233
     assert samples.values["kubetfx_serving_drifted_features"] == {(): 1.0}
     assert samples.values["kubetfx_serving_requests"] == {(): 111.0}
     assert samples.values["kubetfx_serving_anomalies"] == {(): 0.0}
@@ -393,7 +402,7 @@ def test_the_served_models_training_data_is_found_through_lineage(
 
     calm = executor.check(logs_uri, "penguins", out, store=store)
     assert not calm.drifted and calm.reason.startswith("no drift"), calm.reason
-    assert calm.expected_predicted == EVAL_PREDICTED and calm.prediction["l_infinity"] < 0.25
+    assert calm.expected_predicted == EVAL_PREDICTED and calm.prediction["prediction_l_infinity"] < 0.25
     assert "served: version 1" in calm.baseline
     moved_logs = str(write_kserve(tmp_path / "moved.jsonl", shifted))
     moved = executor.check(moved_logs, "penguins", out, store=store)
