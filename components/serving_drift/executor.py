@@ -278,7 +278,7 @@ def run(
         serving_stats = tfdv_stats.serving_statistics(rows, schema, trained)
         result.anomalies = tfdv_stats.schema_anomalies(serving_stats, schema)
         if not result.too_few:
-            compared = sorted(set(serving_names) & expected_at_serving)
+            compared = sorted(set(serving_names) & expected_at_serving & set(trained))
             result.distances = tfdv_stats.distances_from(serving_stats, train_stats, schema, compared)
             columns = _training_columns(training.examples_dir, compared)
             for feature in compared:
