@@ -101,6 +101,44 @@ def test_psi_from_a_quantiles_histogram_counts_bins_as_the_values_do() -> None:
     assert distances.histogram_psi(buckets, serving) == pytest.approx(exact, abs=1e-9)
 
 
+def _numeric_statistics(counts: list[int]) -> object:
+    """Statistics of one FLOAT feature ``x`` with a standard histogram of unit buckets."""
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    statistics = statistics_pb2.DatasetFeatureStatisticsList()
+    dataset = statistics.datasets.add()
+    dataset.num_examples = sum(counts)
+    feature = dataset.features.add()
+    feature.path.step.append("x")
+    feature.type = statistics_pb2.FeatureNameStatistics.FLOAT
+    common = feature.num_stats.common_stats
+    common.num_non_missing = common.tot_num_values = sum(counts)
+    common.min_num_values = common.max_num_values = common.avg_num_values = 1
+    feature.num_stats.min, feature.num_stats.max = 0, len(counts)
+    histogram = feature.num_stats.histograms.add()
+    histogram.type = histogram.STANDARD
+    for i, count in enumerate(counts):
+        bucket = histogram.buckets.add()
+        bucket.low_value, bucket.high_value, bucket.sample_count = i, i + 1, count
+    return statistics
+
+
+def test_jensen_shannon_equals_scipys_on_the_same_buckets() -> None:
+    from kubetfx.components.serving_drift import tfdv_stats
+    from scipy.spatial.distance import jensenshannon
+    from tensorflow_metadata.proto.v0 import schema_pb2
+
+    schema = schema_pb2.Schema()
+    schema.feature.add(name="x", type=schema_pb2.FLOAT)
+    training, serving = [50, 30, 20], [20, 30, 50]
+    found = tfdv_stats.distances_from(
+        _numeric_statistics(serving), _numeric_statistics(training), schema, ["x"]
+    )
+    p, q = np.array(training) / 100, np.array(serving) / 100
+    # TFDV's divergence (base 2) is the square of scipy's Jensen-Shannon distance.
+    assert found == {"x": {"jensen_shannon": pytest.approx(jensenshannon(p, q, base=2) ** 2, abs=1e-6)}}
+
+
 def test_noise_floors_are_what_chance_reaches() -> None:
     # chi-square 0.999 quantile, 9 degrees of freedom: 27.877 (tables); Wilson-Hilferty within 1%.
     assert distances.chi2_quantile(9) == pytest.approx(27.877, rel=0.01)
