@@ -1,13 +1,14 @@
 """The continuous-training pipeline for scheduled runs: wiring only (see README.md).
 
-ExampleGen (newest span) -> data_change_check -> only when the data changed since the last
-run that trained: StatisticsGen -> SchemaGen -> ExampleValidator (anomalies and drift stop
+ExampleGen (newest span), serving_drift (when serving logs are given) -> data_change_check ->
+only when the data changed since the last run that trained, or serving traffic drifted from
+the served model's training data: StatisticsGen -> SchemaGen -> ExampleValidator (anomalies and drift stop
 the run) -> Trainer -> Evaluator (against the baseline model_resolver finds in lineage:
 the served model, else the latest blessed one) -> Pusher (only when blessed).
 """
 
 from kfp import dsl
-from kubetfx.components import data_change_check
+from kubetfx.components import data_change_check, serving_drift
 from kubetfx.pipelines.steps import read_examples, validate_train_evaluate_push
 
 from kubetfx.cluster import use_cluster_settings, use_lineage_scope
@@ -19,8 +20,9 @@ PENGUINS_SCHEMA = "pkg://kubetfx.schemas/penguins/schema.pbtxt"
 @dsl.pipeline(
     name="kubetfx-continuous-training",
     description="For scheduled runs: takes the newest data span, stops when it has not changed since"
-    " the last run that trained or when it fails validation (drift included), else trains, evaluates"
-    " against the served model and pushes when blessed.",
+    " the last run that trained (unless serving traffic drifted from the served model's training data)"
+    " or when it fails validation (drift included), else trains, evaluates against the served model"
+    " and pushes when blessed.",
 )
 def continuous_training(
     input_uri: str = PENGUINS,
@@ -30,6 +32,9 @@ def continuous_training(
     label_key: str = "species",
     serving_data_uri: str = "",
     force_training: bool = False,
+    serving_logs_uri: str = "",
+    serving_window: str = "",
+    serving_psi_threshold: float = 0.2,
     epochs: int = 30,
     learning_rate: float = 0.01,
     module_file: str = "",
@@ -57,6 +62,12 @@ def continuous_training(
         label_key: The label column (required in training, absent at serving).
         serving_data_uri: Optional serving-data sample for the skew check.
         force_training: Train even when the data has not changed (new hyper-parameters).
+        serving_logs_uri: The served model's request logs (a file, folder or glob of KServe
+            CloudEvents or TF Serving PredictionLogs): retrain when its traffic drifted from
+            its training data, even on unchanged data. Empty: off.
+        serving_window: Which logged requests: empty all, ``1000`` the newest 1000, ``24h``
+            those of the 24 hours before the newest.
+        serving_psi_threshold: A feature of serving traffic with a PSI over it drifted.
         epochs: Training epochs of the built-in model.
         learning_rate: Adam's learning rate for the built-in model.
         module_file: A Python file with ``run_fn(fn_args)`` to train your own model.
@@ -77,8 +88,17 @@ def continuous_training(
     """
     use_lineage_scope(lineage_scope)
     gen = read_examples(input_uri, splits=splits, partition_feature=partition_feature)
-    # Its answer depends on the lineage written since the last run: never from a cache.
-    check = data_change_check(examples=gen.outputs["examples"], force=force_training)
+    # Serving drift of the served model (off without logs) forces training like force_training.
+    drift = serving_drift(
+        logs_uri=serving_logs_uri,
+        model_name=model_name,
+        window=serving_window,
+        psi_threshold=serving_psi_threshold,
+        force=force_training,
+    )
+    # Both answers depend on what was logged and recorded since the last run: never cached.
+    drift.set_caching_options(False)
+    check = data_change_check(examples=gen.outputs["examples"], force=drift.outputs["retrain"])
     check.set_caching_options(False)
     with dsl.If(check.outputs["changed"] == True, name="data-changed"):  # noqa: E712 - a KFP condition
         # Anomalies and drift against the previous span fail the validator, and with it the run.

@@ -87,6 +87,7 @@ FAMILIES: dict[str, Family] = _families(
     ),
     Family("kubetfx_serving_drifted_features", "Features whose serving drift is over a threshold."),
     Family("kubetfx_serving_requests", "Serving requests in the window that was read."),
+    Family("kubetfx_serving_anomalies", "Features of serving traffic the schema finds anomalous."),
     # Models
     Family("kubetfx_training_seconds", "Wall time of the Trainer's fit."),
     Family("kubetfx_training_metric", "The Trainer's last epoch metrics (loss, accuracy, ...).", ("metric",)),
@@ -175,6 +176,18 @@ def _number_map(value: Any) -> dict[str, float]:
     return {str(k): v for k, v in value.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
+def _listed(value: Any) -> list[Any] | None:
+    """A list property (lineage keeps lists as JSON text); None when it is not one."""
+    if isinstance(value, str):
+        import json
+
+        try:
+            value = json.loads(value)
+        except ValueError:
+            return None
+    return list(value) if isinstance(value, list | tuple) else None
+
+
 def _struct(value: Any) -> Mapping[str, Any]:
     if isinstance(value, str):
         import ast
@@ -205,7 +218,16 @@ def safe_slice(name: str) -> str:
 
 def artifact_samples(samples: Samples, metadata: Mapping[str, Any]) -> None:
     """Add what one output artifact's lineage metadata says (by its ``kubetfx_type``)."""
-    from kubetfx.types import ANOMALIES, BLESSING, EVALUATION, EXAMPLES, MODEL, PUSHED_MODEL, TYPE_KEY
+    from kubetfx.types import (
+        ANOMALIES,
+        BLESSING,
+        EVALUATION,
+        EXAMPLES,
+        MODEL,
+        PUSHED_MODEL,
+        SERVING_DRIFT,
+        TYPE_KEY,
+    )
 
     kind = metadata.get(TYPE_KEY)
     if kind == EXAMPLES:
@@ -225,6 +247,8 @@ def artifact_samples(samples: Samples, metadata: Mapping[str, Any]) -> None:
         if distances:
             drifted = sum(1 for f, d in distances.items() if f in thresholds and d > thresholds[f])
             samples.add("kubetfx_data_drifted_features", drifted)
+    elif kind == SERVING_DRIFT:
+        _serving_drift_samples(samples, metadata)
     elif kind == MODEL:
         samples.add("kubetfx_training_seconds", metadata.get("wall_seconds"))
         for metric, value in _number_map(metadata.get("metrics")).items():
@@ -253,6 +277,30 @@ def artifact_samples(samples: Samples, metadata: Mapping[str, Any]) -> None:
             latency_ms = metadata.get(key)
             if isinstance(latency_ms, int | float):
                 samples.add("kubetfx_serving_check_latency_seconds", latency_ms / 1000, quantile=quantile)
+
+
+SERVING_PREDICTION = "__prediction__"  # the feature label of the predicted classes' distances
+
+
+def _serving_drift_samples(samples: Samples, metadata: Mapping[str, Any]) -> None:
+    """A ServingDrift's metadata: distances and the thresholds they were held to (those
+    applied at the window's sample size), drifted features, requests and anomalies. A window
+    too small to measure carries no distances, so nothing can alert on it."""
+    samples.add("kubetfx_serving_requests", metadata.get("requests"))
+    if "anomaly_count" in metadata:
+        samples.add("kubetfx_serving_anomalies", metadata.get("anomaly_count"))
+    distances = _struct(metadata.get("drift_distances"))
+    for feature, measures in distances.items():
+        for measure, value in _number_map(measures).items():
+            samples.add("kubetfx_serving_drift_distance", value, feature=str(feature), measure=measure)
+    for measure, value in _number_map(metadata.get("prediction_distances")).items():
+        samples.add("kubetfx_serving_drift_distance", value, feature=SERVING_PREDICTION, measure=measure)
+    if distances:
+        for measure, value in _number_map(metadata.get("drift_thresholds")).items():
+            samples.add("kubetfx_serving_drift_threshold", value, measure=measure)
+        drifted = _listed(metadata.get("drifted_features"))
+        if drifted is not None:
+            samples.add("kubetfx_serving_drifted_features", len(drifted))
 
 
 def model_of(outputs: Iterable[Mapping[str, Any]]) -> str:

@@ -10,6 +10,7 @@ from kubetfx.artifacts.kinds import (  # noqa: F401
     MODEL,
     PUSHED_MODEL,
     SCHEMA,
+    SERVING_DRIFT,
     STATISTICS,
     TYPE_KEY,
     expect,

@@ -132,7 +132,14 @@ def test_unchanged_data_stops_after_the_check(history: dict) -> None:
     assert all(_state(same.stdout, t, missing="SKIPPED") == "SKIPPED" for t in GATED)
     # Nothing ran behind the gate: no statistics, no training, no push.
     executions = _executions(store, _run_id(same.stdout))
-    assert set(executions) == {"data-fingerprint", "example-gen", "data-change-check", "condition-1"}
+    assert set(executions) == {
+        "data-fingerprint",
+        "example-gen",
+        "serving-drift",  # off without serving logs: it says so and forces nothing
+        "data-change-check",
+        "condition-1",
+    }
+    assert props(executions["serving-drift"])["outputs"]["retrain"] is False
     assert executions["condition-1"].last_known_state == pb.Execution.CANCELED
     check = props(executions["data-change-check"])
     assert check["outputs"]["changed"] is False and check["outputs"]["previous_run"] == first_id

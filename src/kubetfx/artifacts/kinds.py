@@ -30,6 +30,7 @@ MODEL = "kubetfx.Model"  # KFP title system.Model; Format-Serving/ SavedModel
 EVALUATION = "kubetfx.ModelEvaluation"  # TFMA output (metrics, plots, validations) + summary.json
 BLESSING = "kubetfx.ModelBlessing"  # BLESSED or NOT_BLESSED file + reasons.json
 PUSHED_MODEL = "kubetfx.PushedModel"  # a record of <destination>/<model_name>/<version>/
+SERVING_DRIFT = "kubetfx.ServingDrift"  # serving_drift.json: serving traffic against training data
 
 KFP_TITLE = {EXAMPLES: "system.Dataset"}  # everything else: system.Artifact
 
