@@ -58,8 +58,15 @@ def serving_drift(
 
     thresholds = executor.Thresholds(psi_threshold, linf_threshold, js_threshold, min_requests)
     store = lineage_store()
-    options = {"thresholds": thresholds, "window": window, "log_format": log_format}
-    result = executor.check(logs_uri, model_name, drift.path, store=store, **options)
+    result = executor.check(
+        logs_uri,
+        model_name,
+        drift.path,
+        store=store,
+        thresholds=thresholds,
+        window=window,
+        log_format=log_format,
+    )
     drift.metadata.update(result.metadata())
     write_report(report, report_html.render(result))
     print(f"serving_drift: {result.reason}")

@@ -57,7 +57,7 @@ def render(result: DriftResult) -> str:
             sections.append(f"<p>{html.escape(measure)}: {value:.4f}{flag}</p>")
     if result.anomalies:
         sections.append(f"<h2 class='warn'>Schema anomalies at serving: {len(result.anomalies)}</h2>")
-        sections.append(table(["feature", "anomaly"], sorted(result.anomalies.items())))
+        sections.append(table(["feature", "anomaly"], [[f, a] for f, a in sorted(result.anomalies.items())]))
     if result.unknown_features:
         sections.append(
             "<p>In requests, unknown to training (not measured): "
