@@ -21,6 +21,7 @@ from kubetfx import __version__
 from kubetfx.cli.compile import compile_cmd
 from kubetfx.cli.lineage import audit, drift, lineage, rollback
 from kubetfx.cli.metadata import metadata
+from kubetfx.cli.monitoring import serving_drift
 from kubetfx.cli.run import run, runs
 from kubetfx.cli.schedule import schedule
 from kubetfx.cli.schema import schema
@@ -54,6 +55,7 @@ for _command in (
     runs,
     compile_cmd,
     drift,
+    serving_drift,
     lineage,
     audit,
     schema,

@@ -343,7 +343,7 @@ def _task(store, run: str, task: str, inputs: dict, outputs: dict) -> dict[str, 
 
 
 def test_the_served_models_training_data_is_found_through_lineage(
-    tmp_path: Path, penguins: dict[str, str], unchanged: list, shifted: list
+    tmp_path: Path, penguins: dict[str, str], unchanged: list, shifted: list, cli
 ) -> None:
     store = connect(f"sqlite:///{tmp_path}/mlmd.sqlite")
     out = str(tmp_path / "out")
@@ -457,3 +457,14 @@ def test_the_served_models_training_data_is_found_through_lineage(
     assert Path(out, "report.html").exists()
     text, status = executor.command(logs_uri, "penguins", store=store, output_dir=out, as_json=True)
     assert status == 0 and '"drifted": false' in text
+    # The same through the installed CLI, as an operator types it.
+    metadata = f"sqlite:///{tmp_path}/mlmd.sqlite"
+    shell = cli("serving-drift", moved_logs, "--model", "penguins", "--metadata", metadata,
+                "--out", str(tmp_path / "cli"), "--fail-on-drift")  # fmt: skip
+    assert shell.returncode == 1, shell.stdout + shell.stderr
+    assert shell.stdout.splitlines()[0] == moved.reason and "body_mass_g" in shell.stdout
+    assert (tmp_path / "cli" / "report.html").exists()
+    missing = cli(
+        "serving-drift", moved_logs, "--model", "penguins", "--metadata", f"sqlite:///{tmp_path}/nope.sqlite"
+    )
+    assert missing.returncode == 2 and "no metadata store" in missing.stderr, missing.stderr
