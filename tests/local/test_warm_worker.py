@@ -420,12 +420,12 @@ def test_tasks_run_as_plain_processes_when_no_worker_can_start(
 
 
 # A stand-in for a worker process: it announces itself and answers ping and stop over the
-# worker protocol (kubetfx.local.warm's framing), without importing anything heavy. It
+# worker protocol (kubetfx.local.warm.protocol's framing), without importing anything heavy. It
 # proves which workers `kubetfx worker status|stop` address, not how a real worker stops
 # (the tests above stop real ones).
 STAND_IN = """
 import json, os, socket, sys
-from kubetfx.local import warm
+from kubetfx.local.warm import protocol
 
 path, interpreter = sys.argv[1], sys.argv[2]
 listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -436,7 +436,7 @@ with open(path[: -len(".sock")] + ".json", "w") as f:
     json.dump(info, f)
 while True:
     conn, _ = listener.accept()
-    request, _ = warm._recv_request(conn)
+    request, _ = protocol.recv_request(conn)
     if request["op"] == "stop":
         conn.sendall(b'{"stopping": true}\\n')
         os.unlink(path)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
+# Not ``typing.TYPE_CHECKING``: the warm worker's client imports this package, and
+# ``typing`` would cost it more than the rest of its imports.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+    from typing import Any
+
     from kubetfx.local.runner import RunResult
 
 
