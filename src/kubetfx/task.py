@@ -138,7 +138,7 @@ def _write_state(path: str | None, state: dict[str, Any]) -> None:
 
 def run(argv: Sequence[str]) -> int:
     """Run one task; returns the process exit code."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+    taskenv.quiet_tensorflow()
     parser = argparse.ArgumentParser(prog="python -m kubetfx.task")
     parser.add_argument("--component_module_path")
     parser.add_argument("--function_to_execute", required=True)

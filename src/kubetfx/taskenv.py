@@ -45,6 +45,10 @@ COMPONENT_VERSION = "KUBETFX_COMPONENT_VERSION"
 # Set by the task wrapper for its executor (kubetfx.task.add_input).
 EXECUTION_ID = "KUBETFX_EXECUTION_ID"
 
+# TensorFlow's C++ start-up chatter: off in every task unless the environment says otherwise.
+TF_LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL"
+TF_LOG_LEVEL_DEFAULT = "2"
+
 # What the ``kubetfx-settings`` ConfigMap and the Secrets hold, by name (kubetfx.cluster).
 OBJECT_STORE_SETTINGS = (AWS_ENDPOINT, AWS_REGION)
 SETTINGS_KEYS = (METADATA, PIPELINE_ROOT, PUSH_ROOT, *OBJECT_STORE_SETTINGS)
@@ -143,3 +147,9 @@ _NAMES = {
 }
 _FLAGS = frozenset({"die_with_runner", "unbuffered"})
 _NUMBERS = frozenset({"runner_pid", "execution_id"})
+
+
+def quiet_tensorflow() -> None:
+    """What every task does before it imports TensorFlow (the warm worker too, so a task
+    forked from it sees what a fresh process would)."""
+    os.environ.setdefault(TF_LOG_LEVEL, TF_LOG_LEVEL_DEFAULT)

@@ -28,6 +28,7 @@ from kubetfx.local import executor_input
 from kubetfx.local.cache import Cache, cache_key
 from kubetfx.local.dag import retry_delay
 from kubetfx.local.executor_input import ContainerSpec, ExecutorInput, lineage_records, runs_kubetfx_task
+from kubetfx.local.ir import ComponentSpec, TaskSpec, Values
 from kubetfx.local.launch import Launch, Launcher, ProcessLauncher, command_line, failure_message
 from kubetfx.local.pod import Pod
 from kubetfx.local.results import CACHED, FAILED, SUCCEEDED, Artifacts, TaskResult
@@ -83,8 +84,8 @@ class ContainerTasks:
     def _executor_input(
         self,
         qname: str,
-        component: dict[str, Any],
-        params: dict[str, Any],
+        component: ComponentSpec,
+        params: Values,
         artifacts: Artifacts,
         pod: Pod | None,
     ) -> ExecutorInput:
@@ -108,12 +109,14 @@ class ContainerTasks:
     def run(
         self,
         qname: str,
-        task: dict[str, Any],
-        component: dict[str, Any],
+        task: TaskSpec,
+        component: ComponentSpec,
         container: ContainerSpec,
-        params: dict[str, Any],
+        params: Values,
         artifacts: Artifacts,
     ) -> TaskResult:
+        """Run task ``qname`` as the KFP backend would: reuse a cached execution with the
+        same key if caching is on, else attempt it (again, under its retry policy)."""
         started = time.monotonic()
         # The key holds no output URI: the executor input of any attempt gives the same.
         inputs = self._executor_input(qname, component, params, artifacts, None)
@@ -154,7 +157,7 @@ class ContainerTasks:
         return result
 
     def _reuse(
-        self, qname: str, key: str, user_params: dict[str, Any], artifacts: Artifacts, started: float
+        self, qname: str, key: str, user_params: Values, artifacts: Artifacts, started: float
     ) -> TaskResult | None:
         """A cache hit recorded as this task's CACHED execution, or None."""
         from ml_metadata.proto import metadata_store_pb2 as pb
@@ -205,7 +208,7 @@ class ContainerTasks:
         )
 
     def _environment(
-        self, env: TaskEnv, task: dict[str, Any], container: ContainerSpec, pod: Pod | None
+        self, env: TaskEnv, task: TaskSpec, container: ContainerSpec, pod: Pod | None
     ) -> dict[str, str]:
         if pod is not None:
             return pod.environment(env, container, self._platform(task))
@@ -217,7 +220,7 @@ class ContainerTasks:
             **env.to_env(),
         }
 
-    def _platform(self, task: dict[str, Any]) -> dict[str, Any]:
+    def _platform(self, task: TaskSpec) -> dict[str, Any]:
         """The task's executor config in the Kubernetes platform spec (env from ConfigMaps,
         Secrets and field paths), empty if the pipeline has none."""
         component = self.doc.components[task["componentRef"]["name"]]
@@ -227,12 +230,12 @@ class ContainerTasks:
     def _execute(
         self,
         qname: str,
-        task: dict[str, Any],
+        task: TaskSpec,
         container: ContainerSpec,
         inputs: ExecutorInput,
         artifacts: Artifacts,
         key: str,
-        user_params: dict[str, Any],
+        user_params: Values,
         pod: Pod | None,
     ) -> TaskResult:
         """One attempt: lifecycle (plain KFP components), launch, launcher I/O, outcome."""

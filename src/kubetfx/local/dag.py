@@ -11,6 +11,7 @@ import re
 from typing import Any
 
 from kubetfx.errors import PipelineSpecError
+from kubetfx.local.ir import DagSpec, RetryPolicy, TaskSpec, Values
 from kubetfx.local.results import FAILED, OK_STATES, SKIPPED, SUCCEEDED, Artifacts, TaskResult
 from kubetfx.local.spec import select
 
@@ -30,18 +31,18 @@ def placeholders(pipeline_name: str, run_id: str, qname: str) -> dict[str, str]:
 
 
 def resolve_inputs(
-    task: dict[str, Any],
-    dag_params: dict[str, Any],
+    task: TaskSpec,
+    dag_params: Values,
     dag_artifacts: Artifacts,
     done: dict[str, TaskResult],
     *,
     qname: str,
     pipeline_name: str,
     run_id: str,
-) -> tuple[dict[str, Any], Artifacts, str]:
+) -> tuple[Values, Artifacts, str]:
     """A task's input values and artifacts, from its DAG's inputs and its upstream tasks;
     and the first input that was not produced (its branch was skipped), if any."""
-    params: dict[str, Any] = {}
+    params: Values = {}
     artifacts: Artifacts = {}
     missing = ""
     inputs = task.get("inputs", {})
@@ -112,7 +113,7 @@ def _seconds(value: Any) -> float:
         ) from None
 
 
-def retry_delay(policy: dict[str, Any], attempt: int) -> float:
+def retry_delay(policy: RetryPolicy, attempt: int) -> float:
     """Seconds to wait before retry ``attempt`` (1, 2, ...) under a task's ``retryPolicy``:
     ``backoffDuration * backoffFactor ** (attempt - 1)``, at most ``backoffMaxDuration``
     (the backend's Argo retry strategy; the compiler's defaults are 0s, 2 and 3600s)."""
@@ -124,7 +125,7 @@ def retry_delay(policy: dict[str, Any], attempt: int) -> float:
     return min(base * factor ** max(0, attempt - 1), cap)
 
 
-def upstream(task: dict[str, Any]) -> set[str]:
+def upstream(task: TaskSpec) -> set[str]:
     """The tasks ``task`` waits for: named dependencies and producers of its inputs."""
     ups = set(task.get("dependentTasks", []))
     inputs = task.get("inputs", {})
@@ -139,9 +140,9 @@ def upstream(task: dict[str, Any]) -> set[str]:
     return ups
 
 
-def dag_outputs(dag: dict[str, Any], done: dict[str, TaskResult]) -> tuple[dict[str, Any], Artifacts]:
+def dag_outputs(dag: DagSpec, done: dict[str, TaskResult]) -> tuple[Values, Artifacts]:
     """A DAG's output values and artifacts, from the tasks that ran in it."""
-    params: dict[str, Any] = {}
+    params: Values = {}
     artifacts: Artifacts = {}
     outputs = dag.get("outputs", {})
     for key, spec in outputs.get("parameters", {}).items():

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from kubetfx import storage
+from kubetfx.local.ir import ComponentSpec, Values
 from kubetfx.local.results import Artifact, Artifacts
 
 
@@ -70,9 +71,7 @@ class Paths(TypedDict):
     output_file: str
 
 
-def build(
-    component: dict[str, Any], params: dict[str, Any], artifacts: Artifacts, paths: Paths
-) -> ExecutorInput:
+def build(component: ComponentSpec, params: Values, artifacts: Artifacts, paths: Paths) -> ExecutorInput:
     """The executor input of a task of ``component`` with these inputs, its outputs at ``paths``."""
     values = {}
     declared = component.get("inputDefinitions", {}).get("parameters", {})

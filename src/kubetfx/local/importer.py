@@ -10,6 +10,7 @@ from kubetfx import storage
 from kubetfx.errors import PipelineSpecError
 from kubetfx.fingerprint import fingerprint_uri, local_path
 from kubetfx.local.executor_input import lineage_record
+from kubetfx.local.ir import Values
 from kubetfx.local.results import SUCCEEDED, Artifact, TaskResult
 
 if TYPE_CHECKING:
@@ -21,7 +22,7 @@ def run_importer(
     store: Store,
     identity: Identity,
     importer: dict[str, Any],
-    params: dict[str, Any],
+    params: Values,
     *,
     remote: bool,
     echo: Callable[[str], None],

@@ -44,7 +44,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from kubetfx import storage
 from kubetfx.errors import PipelineSpecError
@@ -53,6 +53,7 @@ from kubetfx.local import cel
 from kubetfx.local.container import ContainerTasks
 from kubetfx.local.dag import dag_outputs, readable, resolve_inputs, retry_delay, upstream
 from kubetfx.local.importer import run_importer
+from kubetfx.local.ir import ComponentSpec, TaskSpec, Values
 from kubetfx.local.launch import ProcessLauncher, WarmLauncher
 from kubetfx.local.results import (
     CACHED,
@@ -142,7 +143,7 @@ class LocalRunner:
 
     # ------------------------------------------------------------------ public
 
-    def run(self, parameters: dict[str, Any]) -> RunResult:
+    def run(self, parameters: Values) -> RunResult:
         """Run the pipeline with already type-checked root parameters."""
         from kubetfx.lineage import record
 
@@ -197,13 +198,13 @@ class LocalRunner:
 
     def _run_dag(
         self,
-        component: dict[str, Any],
-        params: dict[str, Any],
+        component: ComponentSpec,
+        params: Values,
         artifacts: Artifacts,
         prefix: str,
     ) -> TaskResult:
         dag = component["dag"]
-        tasks: dict[str, dict[str, Any]] = dag.get("tasks", {})
+        tasks: dict[str, TaskSpec] = dag.get("tasks", {})
         ups = {name: upstream(task) for name, task in tasks.items()}
         for name, needs in ups.items():
             missing = needs - set(tasks)
@@ -250,13 +251,13 @@ class LocalRunner:
             kind="dag",
         )
 
-    def _blocked(self, task: dict[str, Any], ups: set[str], done: dict[str, TaskResult]) -> str:
+    def _blocked(self, task: TaskSpec, ups: set[str], done: dict[str, TaskResult]) -> str:
         if task.get("triggerPolicy", {}).get("strategy") == "ALL_UPSTREAM_TASKS_COMPLETED":
             return ""
         bad = sorted(u for u in ups if done[u].state in (FAILED, NOT_RUN))
         return f"upstream task {bad[0]} failed" if bad else ""
 
-    def _not_run(self, qname: str, task: dict[str, Any], reason: str) -> TaskResult:
+    def _not_run(self, qname: str, task: TaskSpec, reason: str) -> TaskResult:
         return self._skipped(qname, self.doc.components[task["componentRef"]["name"]], reason, state=NOT_RUN)
 
     def _add(self, result: TaskResult) -> TaskResult:
@@ -264,10 +265,17 @@ class LocalRunner:
             self.results.append(result)
         return result
 
-    def _run_task_safely(self, *args: Any) -> TaskResult:
-        name, prefix = args[0], args[-1]
+    def _run_task_safely(
+        self,
+        name: str,
+        task: TaskSpec,
+        dag_params: Values,
+        dag_artifacts: Artifacts,
+        done: dict[str, TaskResult],
+        prefix: str,
+    ) -> TaskResult:
         try:
-            return self._run_task(*args)
+            return self._run_task(name, task, dag_params, dag_artifacts, done, prefix)
         except Exception as err:  # noqa: BLE001 - one task's bug must not hide the others
             message = redact(f"{type(err).__name__}: {err}")
             self.echo(f"  {prefix}{name}: FAILED: {message}")
@@ -276,8 +284,8 @@ class LocalRunner:
     def _run_task(
         self,
         name: str,
-        task: dict[str, Any],
-        dag_params: dict[str, Any],
+        task: TaskSpec,
+        dag_params: Values,
         dag_artifacts: Artifacts,
         done: dict[str, TaskResult],
         prefix: str,
@@ -329,9 +337,7 @@ class LocalRunner:
             self.containers.run(qname, task, component, executor["container"], params, artifacts)
         )
 
-    def _skipped(
-        self, qname: str, component: dict[str, Any], reason: str, state: str = SKIPPED
-    ) -> TaskResult:
+    def _skipped(self, qname: str, component: ComponentSpec, reason: str, state: str = SKIPPED) -> TaskResult:
         from ml_metadata.proto import metadata_store_pb2 as pb
 
         from kubetfx.lineage import record
@@ -353,7 +359,7 @@ class LocalRunner:
             self._add_skipped_inside(component, "" if self.remote else f"{qname}/", reason, state)
         return result
 
-    def _add_skipped_inside(self, component: dict[str, Any], prefix: str, reason: str, state: str) -> None:
+    def _add_skipped_inside(self, component: ComponentSpec, prefix: str, reason: str, state: str) -> None:
         for inner, task in component["dag"].get("tasks", {}).items():
             child = self.doc.components[task["componentRef"]["name"]]
             if "dag" in child:
@@ -364,9 +370,9 @@ class LocalRunner:
     def _run_loop(
         self,
         qname: str,
-        task: dict[str, Any],
-        component: dict[str, Any],
-        params: dict[str, Any],
+        task: TaskSpec,
+        component: ComponentSpec,
+        params: Values,
         artifacts: Artifacts,
     ) -> TaskResult:
         iterator = task["parameterIterator"]
@@ -389,7 +395,7 @@ class LocalRunner:
         done = [r for r in results if r is not None]
         state = FAILED if any(r.state == FAILED for r in done) else SUCCEEDED
         # Loop outputs are collected over iterations (dsl.Collected).
-        collected_params: dict[str, Any] = {}
+        collected_params: Values = {}
         collected_artifacts: Artifacts = {}
         for result in done:
             for key, value in result.params.items():

@@ -33,9 +33,11 @@ import struct
 import sys
 import time
 
+from kubetfx import taskenv
 from kubetfx.local.warm import protocol
 from kubetfx.local.warm.manage import current_code_key, list_workers
 from kubetfx.local.warm.protocol import TASK_COMMAND, kill, recv_request
+from kubetfx.taskenv import TaskEnv
 
 # What the worker imports before it serves: the heavy libraries and every module a
 # kubetfx task imports. A module missing here is imported by the task itself (slower,
@@ -174,7 +176,7 @@ class Worker:
         import importlib
         import pkgutil
 
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # as kubetfx.task does before it imports
+        taskenv.quiet_tensorflow()  # as kubetfx.task does before it imports
         self.env_before = dict(os.environ)
         began = time.monotonic()
         names = list(PRELOAD)
@@ -453,7 +455,7 @@ class Worker:
 
         sys.stdout.flush()
         sys.stderr.flush()
-        name = request.get("env", {}).get("KUBETFX_TASK_NAME", "?")
+        name = TaskEnv.from_env(request.get("env", {})).task_name or "?"
         pid = os.fork()
         if pid == 0:  # the task's process
             code = 70
