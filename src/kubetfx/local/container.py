@@ -76,7 +76,7 @@ class ContainerTasks:
         self.slots = threading.Semaphore(max_parallel)
         self.echo = echo
         self.identity = identity  # a task's lineage identity (the run's scope may change)
-        self.task_env = task_env  # extra variables for every task (default mode)
+        self.task_env = task_env  # extra variables for every task
 
     def _task_root(self, qname: str) -> str:
         return os.path.join(self.run_root, *qname.split("/"))
@@ -211,7 +211,7 @@ class ContainerTasks:
         self, env: TaskEnv, task: TaskSpec, container: ContainerSpec, pod: Pod | None
     ) -> dict[str, str]:
         if pod is not None:
-            return pod.environment(env, container, self._platform(task))
+            return pod.environment(env, container, self._platform(task), extra=self.task_env)
         return {
             **os.environ,
             **self.task_env,

@@ -135,12 +135,14 @@ class Pod:
         container: ContainerSpec,
         platform: Mapping[str, Any],
         source: Mapping[str, str] | None = None,
+        extra: Mapping[str, str] | None = None,
     ) -> dict[str, str]:
         """The task's environment, as a pod's (see the module docstring).
 
         ``platform``: the task's executor config in the Kubernetes platform spec
         (``configMapAsEnv``, ``secretAsEnv``, ``fieldPathAsEnv``); ``source``: the
-        runner's environment (default: this process's).
+        runner's environment (default: this process's); ``extra``: variables the runner's
+        caller gives every task.
         """
         source = os.environ if source is None else source
         names = [*PROCESS_ENV, *NAMESPACE_ENV, *LOCAL_ENV]
@@ -154,5 +156,6 @@ class Pod:
         for item in platform.get("fieldPathAsEnv", []):
             if item.get("fieldPath") == RUN_ID_FIELD_PATH and task.run_id:
                 env[item["name"]] = task.run_id
+        env.update(extra or {})
         env.update(task.to_env())
         return env
