@@ -279,6 +279,32 @@ def test_a_worker_notices_edits_to_the_sources_it_loaded(tmp_path: Path, monkeyp
         sys.modules.pop("kubetfx_warm_probe_module", None)
 
 
+def test_the_shim_runs_the_installed_client_with_the_standard_library_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The client is the installed module, not a copy; it imports nothing from site-packages."""
+    base = tempfile.mkdtemp(prefix="ktw-", dir="/tmp")
+    monkeypatch.setenv(warm.DIR_ENV, base)
+    try:
+        task_path = os.path.dirname(sys.executable) + os.pathsep + f"/nonexistent-{os.getpid()}"
+        shim = warm.shim_dir(task_path)
+        assert shim, "no shim on this machine"
+        text = Path(shim, "python3").read_text()
+        assert "from kubetfx.local.warm.client import client" in text
+        assert not list(Path(shim).parent.glob("*.py"))
+        root = re.search(r"sys\.path\.insert\(0, (\"[^\"]+\")\)", text).group(1)
+        probe = (
+            f"import sys; sys.path.insert(0, {root}); import kubetfx.local.warm.client; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] not in sys.stdlib_module_names "
+            "and m.split('.')[0] not in ('kubetfx', '__main__')))"
+        )
+        seen = subprocess.run([sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True)
+        assert seen.returncode == 0, seen.stderr
+        assert seen.stdout.strip() == "[]"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def test_runs_through_the_worker_match_a_plain_run(workdir: Path, cli, compile_to, warm_on: str) -> None:
     path = str(compile_to(warm_data))
     first = cli("run", path)

@@ -11,12 +11,13 @@ Lineage: kubetfx tasks record their own executions (``kubetfx.task``); the runne
 records the run, cached and skipped tasks, and tasks of plain KFP components (through
 the same :class:`kubetfx.lifecycle.TaskLifecycle`).
 
-This module is the orchestration; the parts it calls say what they are:
-:mod:`.dag` (what the spec says of a task: upstream tasks, inputs, retries),
-:mod:`.executor_input` (what a task is handed and hands back), :mod:`.cache` (cache keys,
-hits, pending uploads), :mod:`.launch` (the command line and the launchers: a plain
-process or the warm worker), :mod:`.pod` (object-store mode's pod and launcher),
-:mod:`.importer` and :mod:`.results`.
+This module walks the DAGs; the parts it calls say what they are: :mod:`.dag` (what
+the spec says of a task: upstream tasks, inputs, retries), :mod:`.container` (one
+container task: cache, attempts, lifecycle, launch), :mod:`.executor_input` (what a
+task is handed and hands back), :mod:`.cache` (cache keys, hits, pending uploads),
+:mod:`.launch` (the command line and the launchers: a plain process or the warm
+worker), :mod:`.pod` (object-store mode's pod and launcher), :mod:`.importer`,
+:mod:`.ir` (the spec's pieces, typed) and :mod:`.results`.
 
 Object-store mode (a pipeline root such as ``s3://BUCKET/PREFIX`` or ``minio://...``):
 every artifact lives in the object store, at the URI the KFP backend would give it
