@@ -34,7 +34,7 @@ from kubetfx.local.executor_input import ContainerSpec, ExecutorInput, Paths
 from kubetfx.taskenv import TaskEnv
 
 # What a process needs to start (the image's own environment, in a cluster).
-PROCESS_ENV = ("PATH", "HOME", "PYTHONPATH", "LANG", "LC_ALL", "LC_CTYPE")
+PROCESS_ENV = ("PATH", "HOME", "PYTHONPATH", "LD_LIBRARY_PATH", "LANG", "LC_ALL", "LC_CTYPE")
 # In a cluster from the namespace (kubetfx.cluster.use_cluster_settings); here from the
 # runner's environment, which stands in for the ConfigMap and the Secrets.
 NAMESPACE_ENV = (
