@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import importlib.util
 import json
 import os
 import socket
@@ -74,15 +75,14 @@ def cache_key(container: ContainerSpec, executor_input: ExecutorInput, artifacts
 @functools.lru_cache(maxsize=1)
 def kubetfx_sources() -> str:
     """A hash of the installed kubetfx runtime and component sources (once per process)."""
-    import kubetfx
-    import kubetfx.components
-
-    files = [
-        str(path)
-        for package in (kubetfx, kubetfx.components)
-        for base in package.__path__
-        for path in Path(base).rglob("*.py")
+    # Where the packages are, without running the components' __init__ (which would
+    # import every component definition, and kfp with them).
+    folders = [
+        folder
+        for name in ("kubetfx", "kubetfx.components")
+        for folder in (getattr(importlib.util.find_spec(name), "submodule_search_locations", None) or [])
     ]
+    files = [str(path) for base in folders for path in Path(base).rglob("*.py")]
     return fingerprint_files(sorted(set(files)), base=None) or ""
 
 

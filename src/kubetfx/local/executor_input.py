@@ -15,16 +15,7 @@ from typing import Any, TypedDict
 
 from kubetfx import storage
 from kubetfx.local.ir import ComponentSpec, Values
-from kubetfx.local.results import Artifact, Artifacts
-
-
-class RuntimeArtifact(TypedDict, total=False):
-    """One artifact as an executor input names it."""
-
-    name: str
-    type: dict[str, str]
-    uri: str
-    metadata: dict[str, Any]
+from kubetfx.local.results import Artifact, Artifacts, RuntimeArtifact
 
 
 class ArtifactList(TypedDict):
@@ -84,7 +75,7 @@ def build(component: ComponentSpec, params: Values, artifacts: Artifacts, paths:
     return {
         "inputs": {
             "parameterValues": values,
-            "artifacts": {key: {"artifacts": [a.runtime() for a in arts]} for key, arts in artifacts.items()},  # type: ignore[misc]
+            "artifacts": {key: {"artifacts": [a.runtime() for a in arts]} for key, arts in artifacts.items()},
         },
         "outputs": {
             "parameters": {

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 SUCCEEDED = "SUCCEEDED"
 CACHED = "CACHED"
@@ -11,6 +11,15 @@ FAILED = "FAILED"
 SKIPPED = "SKIPPED"
 NOT_RUN = "NOT_RUN"  # an upstream task failed
 OK_STATES = (SUCCEEDED, CACHED)
+
+
+class RuntimeArtifact(TypedDict, total=False):
+    """One artifact as an executor input names it (KFP's ``RuntimeArtifact`` as JSON)."""
+
+    name: str
+    type: dict[str, str]
+    uri: str
+    metadata: dict[str, Any]
 
 
 @dataclass
@@ -24,7 +33,7 @@ class Artifact:
     metadata: dict[str, Any] = field(default_factory=dict)
     id: int | None = None
 
-    def runtime(self) -> dict[str, Any]:
+    def runtime(self) -> RuntimeArtifact:
         """The RuntimeArtifact JSON of an executor input."""
         return {
             "name": str(self.id) if self.id is not None else self.key,
