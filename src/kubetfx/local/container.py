@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from kubetfx import storage
 from kubetfx.errors import PipelineSpecError
@@ -28,7 +28,7 @@ from kubetfx.local import executor_input
 from kubetfx.local.cache import Cache, cache_key
 from kubetfx.local.dag import retry_delay
 from kubetfx.local.executor_input import ContainerSpec, ExecutorInput, lineage_records, runs_kubetfx_task
-from kubetfx.local.ir import ComponentSpec, TaskSpec, Values
+from kubetfx.local.ir import ComponentSpec, PlatformExecutor, TaskSpec, Values
 from kubetfx.local.launch import Launch, Launcher, ProcessLauncher, command_line, failure_message
 from kubetfx.local.pod import Pod
 from kubetfx.local.results import CACHED, FAILED, SUCCEEDED, Artifacts, TaskResult
@@ -220,7 +220,7 @@ class ContainerTasks:
             **env.to_env(),
         }
 
-    def _platform(self, task: TaskSpec) -> dict[str, Any]:
+    def _platform(self, task: TaskSpec) -> PlatformExecutor:
         """The task's executor config in the Kubernetes platform spec (env from ConfigMaps,
         Secrets and field paths), empty if the pipeline has none."""
         component = self.doc.components[task["componentRef"]["name"]]

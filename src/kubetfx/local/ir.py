@@ -58,3 +58,12 @@ class ComponentSpec(TypedDict, total=False):
     executorLabel: str
     inputDefinitions: dict[str, Any]
     outputDefinitions: dict[str, Any]
+
+
+class PlatformExecutor(TypedDict, total=False):
+    """A task's executor in the Kubernetes platform spec (kfp-kubernetes), as far as the
+    runner reads it: the environment a pod gets from ConfigMaps, Secrets and field paths."""
+
+    configMapAsEnv: list[dict[str, Any]]  # configMapName, keyToEnv: [{configMapKey, envVar}]
+    secretAsEnv: list[dict[str, Any]]  # secretName, keyToEnv: [{secretKey, envVar}]
+    fieldPathAsEnv: list[dict[str, str]]  # name, fieldPath

@@ -31,6 +31,7 @@ from kubetfx.faults import failpoint
 from kubetfx.identity import RUN_ID_FIELD_PATH
 from kubetfx.local import warm
 from kubetfx.local.executor_input import ContainerSpec, ExecutorInput, Paths
+from kubetfx.local.ir import PlatformExecutor
 from kubetfx.taskenv import TaskEnv
 
 # What a process needs to start (the image's own environment, in a cluster).
@@ -133,7 +134,7 @@ class Pod:
         self,
         task: TaskEnv,
         container: ContainerSpec,
-        platform: Mapping[str, Any],
+        platform: PlatformExecutor,
         source: Mapping[str, str] | None = None,
         extra: Mapping[str, str] | None = None,
     ) -> dict[str, str]:
