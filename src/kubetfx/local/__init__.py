@@ -10,7 +10,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
-    from kubetfx.local.runner import RunResult
+    from kubetfx.local.results import RunResult
 
 
 def run_pipeline(
