@@ -77,6 +77,11 @@ class ContainerTasks:
         self.echo = echo
         self.identity = identity  # a task's lineage identity (the run's scope may change)
         self.task_env = task_env  # extra variables for every task
+        # The environment tasks start from: the runner's as it was when the run began, not
+        # as libraries the runner imports during the run leave it (numpy sets OpenBLAS
+        # variables when imported), so every task of a run gets the same, whatever ran
+        # first (the warm worker serving a task is chosen by its environment).
+        self.environ = dict(os.environ)
 
     def _task_root(self, qname: str) -> str:
         return os.path.join(self.run_root, *qname.split("/"))
@@ -211,12 +216,14 @@ class ContainerTasks:
         self, env: TaskEnv, task: TaskSpec, container: ContainerSpec, pod: Pod | None
     ) -> dict[str, str]:
         if pod is not None:
-            return pod.environment(env, container, self._platform(task), extra=self.task_env)
+            return pod.environment(
+                env, container, self._platform(task), source=self.environ, extra=self.task_env
+            )
         return {
-            **os.environ,
+            **self.environ,
             **self.task_env,
             # The local interpreter stands in for the image's python3.
-            "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+            "PATH": os.path.dirname(sys.executable) + os.pathsep + self.environ.get("PATH", ""),
             **env.to_env(),
         }
 
