@@ -38,9 +38,10 @@ started, the client runs the task in a plain process (``exec`` of the real
 interpreter), as without the worker. Correctness never depends on the worker.
 
 The parts: :mod:`.protocol` (names, socket naming and wire format, shared by all),
-:mod:`.client`, :mod:`.worker` and :mod:`.manage` (whether to use a worker, the shim,
-status and stop). Each imports only the standard library at module level: the client
-runs without site-packages.
+:mod:`.client`, :mod:`.worker` (the daemon) and :mod:`.child` (its forked task
+process), and :mod:`.manage` (whether to use a worker, the shim, status and stop).
+Each imports only the standard library at module level: the client runs without
+site-packages.
 """
 
 from kubetfx.local.warm.manage import (

@@ -17,7 +17,8 @@ one changed, it hands the task back (the client starts a fresh worker) and stops
 its running tasks end. A worker that starts also stops workers of the same interpreter
 under another folder name.
 
-Why one piece over 500 lines: the worker is one event loop (accept, fork, forward
+What the forked child does to become the task is :mod:`.child`. Why the rest is one
+piece (a little over 500 lines): the worker is one event loop (accept, fork, forward
 signals, reap) whose states (serving, draining, stopped) every handler reads; split
 over modules it would only pass ``self`` around. It imports only the standard library
 at module level; the heavy imports happen in :meth:`Worker.preload`.
@@ -35,6 +36,7 @@ import time
 
 from kubetfx import taskenv
 from kubetfx.local.warm import protocol
+from kubetfx.local.warm.child import become_task
 from kubetfx.local.warm.manage import current_code_key, list_workers
 from kubetfx.local.warm.protocol import TASK_COMMAND, kill, recv_request
 from kubetfx.taskenv import TaskEnv
@@ -515,109 +517,22 @@ class Worker:
     # ---------------------------------------------------------------- the child
 
     def _child(self, conn: socket.socket, request: dict, fds: list[int], client_pid: int) -> int:
-        """Become the task's process and run ``python3 -m kubetfx.task``; returns its exit code."""
-        # Leave the worker: its sockets, pipes and signal handling are not the task's.
-        signal.set_wakeup_fd(-1)
-        for signum in (signal.SIGTERM, signal.SIGHUP):
-            signal.signal(signum, signal.SIG_DFL)
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.pthread_sigmask(signal.SIG_SETMASK, [])
+        """Become the task's process (:mod:`.child`); returns the task's exit code."""
         owned = [self.listener.fileno() if self.listener else -1, self.wake_r, self.wake_w]
         owned += [t.pidfd for t in self.tasks.values()] + [t.conn.fileno() for t in self.tasks.values()]
         try:
             owned.append(self.selector.fileno())
         except (AttributeError, ValueError):
             pass
-        for fd in owned:
-            if fd >= 0:
-                try:
-                    os.close(fd)
-                except OSError:
-                    pass
         conn.close()
-        from kubetfx.process import die_with, die_with_parent
-
-        die_with_parent()  # never outlive the worker: nobody would report how the task ended
-        for target, fd in enumerate(fds):
-            os.dup2(fd, target)
-            os.close(fd)
-        os.chdir(request["cwd"])
-        os.umask(int(request.get("umask", 0o022)))
-        env = dict(request["env"])
-        for key in set(self.env_before) | set(self.env_after):
-            # What the preloaded modules did to os.environ when imported, a fresh process
-            # does when it imports them: do it here where the environment agrees.
-            before, after = self.env_before.get(key), self.env_after.get(key)
-            if before != after and env.get(key) == before:
-                if key in self.env_after:
-                    env[key] = self.env_after[key]
-                else:
-                    env.pop(key, None)
-        os.environ.clear()
-        os.environ.update(env)
-        if sys.path and sys.path[0] == self.path0:
-            sys.path[0] = request["cwd"]
-        else:
-            sys.path.insert(0, request["cwd"])
-        die_with(client_pid)
-        try:
-            import numpy
-
-            numpy.random.seed()  # a fresh process seeds from the OS (Python's random reseeds itself)
-        except Exception:  # noqa: BLE001, S110 - no numpy: nothing to reseed
-            pass
-        print(
-            f"kubetfx: warm worker {os.getppid()} runs this task in process {os.getpid()}",
-            file=sys.stderr,
-            flush=True,
+        return become_task(
+            request,
+            fds,
+            client_pid,
+            worker_fds=owned,
+            import_env=(self.env_before, self.env_after),
+            path0=self.path0,
         )
-        return _run_module(request["argv"])
-
-
-def _run_module(argv: list[str]) -> int:
-    """``python3 ARGV`` for ``ARGV = ["-m", MODULE, *ARGS]`` in this process, and its exit."""
-    import atexit
-    import runpy
-    import threading
-    import traceback
-
-    code = 0
-    interrupted = False
-    sys.argv = ["-m", *argv[2:]]
-    # ``python3 -m M`` runs M as __main__ and a later ``import M`` makes a second module:
-    # the preloaded M must not stand in for either.
-    sys.modules.pop(argv[1], None)
-    try:
-        runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
-    except SystemExit as exit_:
-        if exit_.code is None:
-            code = 0
-        elif isinstance(exit_.code, int):
-            code = exit_.code
-        else:
-            print(exit_.code, file=sys.stderr)
-            code = 1
-    except KeyboardInterrupt:
-        traceback.print_exc()
-        interrupted = True
-    except BaseException:  # noqa: BLE001 - as the interpreter does: print it, exit 1
-        traceback.print_exc()
-        code = 1
-    # What interpreter shutdown does: wait for non-daemon threads, run atexit functions.
-    try:
-        threading._shutdown()  # type: ignore[attr-defined]
-    except Exception:  # noqa: BLE001, S110 - never let shutdown hide the exit status
-        pass
-    atexit._run_exitfuncs()
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    if interrupted:
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGINT)
-    return code & 0xFF
 
 
 def _is_task(argv: list[str]) -> bool:
