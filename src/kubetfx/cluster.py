@@ -9,8 +9,9 @@ key). :func:`use_cluster_settings`, called at the end of a pipeline function, wi
 every task to them through kfp-kubernetes, so no setting and no secret ever travels as a
 pipeline parameter. It also gives each task its identity (:mod:`kubetfx.identity`): the
 pipeline and task names compiled in, the run id from the pod's ``pipeline/runid`` label.
-The local runner ignores this part of the compiled YAML (the runner's own environment
-applies).
+The local runner reads this part of the compiled YAML in object-store mode only, where a
+task gets a pod's environment (:mod:`kubetfx.local.pod`); by default the runner's own
+environment applies.
 
 :func:`use_lineage_scope`, called at the start of a pipeline function with one of its
 parameters, makes that parameter the lineage scope of every kubetfx task.
@@ -25,14 +26,25 @@ from __future__ import annotations
 from typing import Any
 
 from kubetfx.identity import ENV_PIPELINE, ENV_RUN, ENV_TASK, RUN_ID_FIELD_PATH
+from kubetfx.taskenv import OBJECT_STORE_SECRET_KEYS, OBJECT_STORE_SETTINGS, SECRET_KEYS, SETTINGS_KEYS
 
+# The keys each object holds are the task environment's (kubetfx.taskenv).
 SETTINGS_CONFIG_MAP = "kubetfx-settings"
-OBJECT_STORE_SETTINGS = ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")
-SETTINGS_KEYS = ("KUBETFX_METADATA", "KUBETFX_PIPELINE_ROOT", "KUBETFX_PUSH_ROOT", *OBJECT_STORE_SETTINGS)
 METADATA_CREDENTIALS = "kubetfx-metadata"  # the name of the Kubernetes Secret object
-SECRET_KEYS = ("KUBETFX_METADATA_PASSWORD",)
 OBJECT_STORE_CREDENTIALS = "kubetfx-object-store"  # the name of the Kubernetes Secret object
-OBJECT_STORE_SECRET_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")
+__all__ = [
+    "METADATA_CREDENTIALS",
+    "OBJECT_STORE_CREDENTIALS",
+    "OBJECT_STORE_SECRET_KEYS",
+    "OBJECT_STORE_SETTINGS",
+    "SECRET_KEYS",
+    "SETTINGS_CONFIG_MAP",
+    "SETTINGS_KEYS",
+    "place_on_accelerator",
+    "set_accelerator_profile",
+    "use_cluster_settings",
+    "use_lineage_scope",
+]
 
 _profile: Any = None  # set by `kubetfx compile --accelerator-profile` while compiling
 

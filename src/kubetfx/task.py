@@ -8,7 +8,9 @@ with the reason. It is the same in a Kubeflow pod and under the local runner.
 
 Outputs that are local paths are written to a staging path and renamed into place
 only on success, so a crash or a kill never leaves a half-written output at an
-artifact's URI.
+artifact's URI (:class:`kubetfx.lifecycle.TaskLifecycle`, which the local runner uses for
+plain KFP components too). What the task learns from its environment is
+:class:`kubetfx.taskenv.TaskEnv`.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import traceback
 from collections.abc import Sequence
 from typing import Any
 
+from kubetfx import taskenv
 from kubetfx.errors import KubetfxError
 from kubetfx.identity import (
     DATA_FINGERPRINT_INPUT,
@@ -35,19 +38,30 @@ from kubetfx.identity import (
     SCOPE_INPUT,
     TASK_INPUT,
 )
-from kubetfx.settings import METADATA_ENV, redact
-from kubetfx.staging import discard, publish, stage_outputs, unstage_uris
+from kubetfx.lifecycle import Recorder, TaskLifecycle
+from kubetfx.settings import redact
+from kubetfx.taskenv import TaskEnv
 
 log = logging.getLogger("kubetfx.task")
 
-# ENV_PIPELINE, ENV_RUN, ENV_TASK (kubetfx.identity): set by the local runner, and in a
-# cluster by what kubetfx.cluster.use_cluster_settings() compiles in.
-ENV_CACHE_KEY = "KUBETFX_CACHE_KEY"
-ENV_STATE_FILE = "KUBETFX_TASK_STATE"
-ENV_PIPELINE_ROOT = "KUBETFX_PIPELINE_ROOT"
-ENV_COMPONENT_VERSION = "KUBETFX_COMPONENT_VERSION"
-ENV_EXECUTION_ID = "KUBETFX_EXECUTION_ID"  # set for the executor, see add_input()
+# What executors read of the task's environment (names in kubetfx.taskenv). ENV_PIPELINE,
+# ENV_RUN, ENV_TASK (kubetfx.identity): set by the local runner, and in a cluster by what
+# kubetfx.cluster.use_cluster_settings() compiles in.
+ENV_PIPELINE_ROOT = taskenv.PIPELINE_ROOT
+ENV_EXECUTION_ID = taskenv.EXECUTION_ID  # set for the executor, see add_input()
 KFP_EXECUTOR_MODULE = "kfp.dsl.executor_main"
+__all__ = [
+    "ENV_EXECUTION_ID",
+    "ENV_PIPELINE",
+    "ENV_PIPELINE_ROOT",
+    "ENV_RUN",
+    "ENV_TASK",
+    "add_input",
+    "lineage_store",
+    "pipeline_name",
+    "resolve_identity",
+    "run",
+]
 
 
 NO_IDENTITY = (
@@ -78,10 +92,11 @@ def resolve_identity(
     nothing. Anywhere else it falls back to ``unknown-pipeline`` / ``unknown-run``.
     """
     given = {k: _resolved(v) for k, v in (placeholders or {}).items()}
-    pipeline = os.environ.get(ENV_PIPELINE) or given.get("pipeline") or _resolved(params.get(PIPELINE_INPUT))
-    run_id = os.environ.get(ENV_RUN) or given.get("run_id") or _resolved(params.get(RUN_INPUT))
+    env = TaskEnv.from_env()
+    pipeline = env.pipeline_name or given.get("pipeline") or _resolved(params.get(PIPELINE_INPUT))
+    run_id = env.run_id or given.get("run_id") or _resolved(params.get(RUN_INPUT))
     task = (
-        os.environ.get(ENV_TASK)
+        env.task_name
         or given.get("task")
         or _resolved(params.get(TASK_INPUT))
         or function_name.replace("_", "-")
@@ -93,7 +108,7 @@ def resolve_identity(
         "pipeline_name": scope if isinstance(scope, str) and scope else pipeline or "unknown-pipeline",
         "run_id": run_id or "unknown-run",
         "task_name": task,
-        "pipeline_root": os.environ.get(ENV_PIPELINE_ROOT, ""),
+        "pipeline_root": env.pipeline_root,
     }
 
 
@@ -123,7 +138,7 @@ def _write_state(path: str | None, state: dict[str, Any]) -> None:
 
 def run(argv: Sequence[str]) -> int:
     """Run one task; returns the process exit code."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's C++ start-up chatter
+    taskenv.quiet_tensorflow()
     parser = argparse.ArgumentParser(prog="python -m kubetfx.task")
     parser.add_argument("--component_module_path")
     parser.add_argument("--function_to_execute", required=True)
@@ -135,12 +150,13 @@ def run(argv: Sequence[str]) -> int:
     parser.add_argument("--kubetfx_run_id", default="")
     parser.add_argument("--kubetfx_task", default="")
     args, _ = parser.parse_known_args(argv)
-    if os.environ.get("KUBETFX_DIE_WITH_RUNNER") == "1":
-        from kubetfx.process import ENV_RUNNER_PID, die_with, die_with_parent
+    env = TaskEnv.from_env()
+    if env.die_with_runner:
+        from kubetfx.process import die_with, die_with_parent
 
         die_with_parent()
-        if os.environ.get(ENV_RUNNER_PID, "").isdigit():
-            die_with(int(os.environ[ENV_RUNNER_PID]))
+        if env.runner_pid:
+            die_with(env.runner_pid)
 
     executor_input = json.loads(args.executor_input)
     params = dict(executor_input.get("inputs", {}).get("parameterValues", {}))
@@ -161,12 +177,16 @@ def run(argv: Sequence[str]) -> int:
     user_params = {
         k: redact(v) if isinstance(v, str) else v for k, v in params.items() if k not in IDENTITY_INPUTS
     }
-    state_file = os.environ.get(ENV_STATE_FILE)
+    state_file = env.state_file
 
-    recorder = _Recorder.open(identity_args)
-    inputs = _input_records(executor_input)
+    life = TaskLifecycle(executor_input, _open_recorder(identity_args))
+    extra = {
+        "cache_fingerprint": env.cache_key or None,
+        "kubetfx_component_version": env.component_version or None,
+        "pod_name": os.environ.get("HOSTNAME") or os.uname().nodename,
+    }
     try:
-        execution_id = recorder.start(user_params, inputs) if recorder else None
+        execution_id = life.start(user_params, _input_records(executor_input), extra)
     except KubetfxError as err:  # a store kubetfx must not write to, or cannot open
         print(f"kubetfx: error: {err}", file=sys.stderr, flush=True)
         return 1
@@ -179,26 +199,24 @@ def run(argv: Sequence[str]) -> int:
         flush=True,
     )
 
-    staged = stage_outputs(executor_input)
+    life.stage()
     output_file = executor_input.get("outputs", {}).get("outputFile")
     try:
         _run_kfp_executor(args, executor_input)
         _check_data_fingerprint(params, _read_output(output_file))
     except BaseException as err:  # noqa: BLE001 - every failure is recorded, then re-raised
-        discard(staged)
         message = _describe(err)
-        if recorder and execution_id:
-            try:
-                recorder.fail(execution_id, message)
-            except Exception as again:  # noqa: BLE001 - report the task's own error below
-                print(f"kubetfx: error: marking the task FAILED failed: {_describe(again)}", flush=True)
+        try:
+            life.fail(message)
+        except Exception as again:  # noqa: BLE001 - report the task's own error below
+            print(f"kubetfx: error: marking the task FAILED failed: {_describe(again)}", flush=True)
         _write_state(state_file, {"execution_id": execution_id, "status": "failed", "error": message})
         if not isinstance(err, KubetfxError):
             traceback.print_exc()
         print(f"kubetfx: error: {message}", file=sys.stderr, flush=True)
         return 1
 
-    from kubetfx.lineage.record import finite, output_records
+    from kubetfx.lineage.record import finite
 
     # NaN and infinities (a diverged loss) become their names: the KFP launcher's protojson
     # and ML Metadata's SQL stores cannot hold them, and would leave the task half-recorded.
@@ -206,10 +224,7 @@ def run(argv: Sequence[str]) -> int:
     document = finite(_read_output(output_file), non_finite)
     if non_finite:
         print(f"kubetfx: warning: not a finite number, recorded by name: {', '.join(non_finite)}", flush=True)
-    unstage_uris(document, staged)
-    publish(staged)
-
-    outputs = output_records(executor_input, document, staged)
+    outputs = life.publish(document)
     # Hand the fingerprints on to the orchestrator, so nobody hashes the data twice.
     for key, records in outputs.items():
         document.setdefault("artifacts", {})[key] = {
@@ -221,20 +236,18 @@ def run(argv: Sequence[str]) -> int:
     if output_file:
         _write_json(output_file, document)
     output_params = document.get("parameterValues", {})
-    artifact_ids: dict[str, list[int]] = {}
-    if recorder and execution_id:
+    try:
         extra = {"non_finite": ", ".join(non_finite)} if non_finite else {}
+        artifact_ids = life.record(outputs, output_params, extra)
+    except Exception as err:  # noqa: BLE001 - never leave the execution RUNNING
+        message = f"recording the task's outputs in lineage failed: {_describe(err)}"
         try:
-            artifact_ids = recorder.finish(execution_id, outputs, output_params, extra)
-        except Exception as err:  # noqa: BLE001 - never leave the execution RUNNING
-            message = f"recording the task's outputs in lineage failed: {_describe(err)}"
-            try:
-                recorder.fail(execution_id, message)
-            except Exception as again:  # noqa: BLE001 - the store is gone: say so, exit non-zero
-                message += f"; marking it FAILED failed too: {_describe(again)}"
-            _write_state(state_file, {"execution_id": execution_id, "status": "failed", "error": message})
-            print(f"kubetfx: error: {message}", file=sys.stderr, flush=True)
-            return 1
+            life.fail(message)
+        except Exception as again:  # noqa: BLE001 - the store is gone: say so, exit non-zero
+            message += f"; marking it FAILED failed too: {_describe(again)}"
+        _write_state(state_file, {"execution_id": execution_id, "status": "failed", "error": message})
+        print(f"kubetfx: error: {message}", file=sys.stderr, flush=True)
+        return 1
     peak = _peak_rss_mb()
     _write_state(
         state_file,
@@ -309,57 +322,20 @@ def _input_records(executor_input: dict[str, Any]) -> dict[str, list[Any]]:
     return records
 
 
-class _Recorder:
-    """Lineage writes for one task; absent when no metadata store is configured."""
+def _open_recorder(identity_args: dict[str, str]) -> Recorder | None:
+    """The task's lineage writes; None (and a warning) when no metadata store is configured."""
+    store = lineage_store()
+    if store is None:
+        log.warning("KUBETFX_METADATA is not set: this task's lineage is not recorded")
+        return None
+    from kubetfx.lineage.record import Identity
 
-    def __init__(self, store: Any, identity: Any) -> None:
-        self.store = store
-        self.identity = identity
-
-    @classmethod
-    def open(cls, identity_args: dict[str, str]) -> _Recorder | None:
-        store = lineage_store()
-        if store is None:
-            log.warning("KUBETFX_METADATA is not set: this task's lineage is not recorded")
-            return None
-        from kubetfx.lineage.record import Identity
-
-        return cls(store, Identity(**identity_args))
-
-    def _extra(self) -> dict[str, Any]:
-        return {
-            "cache_fingerprint": os.environ.get(ENV_CACHE_KEY),
-            "kubetfx_component_version": os.environ.get(ENV_COMPONENT_VERSION),
-            "pod_name": os.environ.get("HOSTNAME") or os.uname().nodename,
-        }
-
-    def start(self, params: dict[str, Any], inputs: dict[str, list[Any]]) -> int:
-        from kubetfx.lineage.record import start_execution
-
-        return start_execution(self.store, self.identity, params=params, inputs=inputs, extra=self._extra())
-
-    def finish(
-        self,
-        execution_id: int,
-        outputs: dict[str, list[Any]],
-        output_params: dict[str, Any],
-        extra: dict[str, Any] | None = None,
-    ) -> dict[str, list[int]]:
-        from kubetfx.lineage.record import finish_execution
-
-        return finish_execution(
-            self.store, self.identity, execution_id, outputs=outputs, output_params=output_params, extra=extra
-        )
-
-    def fail(self, execution_id: int, message: str) -> None:
-        from kubetfx.lineage.record import fail_execution
-
-        fail_execution(self.store, execution_id, message)
+    return Recorder(store, Identity(**identity_args))
 
 
 def lineage_store() -> Any:
     """The metadata store of the running task, or None when lineage is off."""
-    url = os.environ.get(METADATA_ENV)
+    url = TaskEnv.from_env().metadata
     if not url:
         return None
     from kubetfx.lineage.store import connect
@@ -376,17 +352,17 @@ def add_input(key: str, artifact_id: int) -> bool:
     already an input of the task (ML Metadata keeps one event per artifact and task).
     """
     store = lineage_store()
-    execution_id = os.environ.get(ENV_EXECUTION_ID, "")
-    if store is None or not execution_id.isdigit():
+    execution_id = TaskEnv.from_env().execution_id
+    if store is None or not execution_id:
         return False
     from kubetfx.lineage.record import add_input_event
 
-    return add_input_event(store, int(execution_id), artifact_id, key)
+    return add_input_event(store, execution_id, artifact_id, key)
 
 
 def pipeline_name() -> str:
     """The name of the pipeline the running task belongs to."""
-    return os.environ.get(ENV_PIPELINE, "")
+    return TaskEnv.from_env().pipeline_name
 
 
 def main() -> None:

@@ -279,6 +279,32 @@ def test_a_worker_notices_edits_to_the_sources_it_loaded(tmp_path: Path, monkeyp
         sys.modules.pop("kubetfx_warm_probe_module", None)
 
 
+def test_the_shim_runs_the_installed_client_with_the_standard_library_only(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The client is the installed module, not a copy; it imports nothing from site-packages."""
+    base = tempfile.mkdtemp(prefix="ktw-", dir="/tmp")
+    monkeypatch.setenv(warm.DIR_ENV, base)
+    try:
+        task_path = os.path.dirname(sys.executable) + os.pathsep + f"/nonexistent-{os.getpid()}"
+        shim = warm.shim_dir(task_path)
+        assert shim, "no shim on this machine"
+        text = Path(shim, "python3").read_text()
+        assert "from kubetfx.local.warm.client import client" in text
+        assert not list(Path(shim).parent.glob("*.py"))
+        root = re.search(r"sys\.path\.insert\(0, (\"[^\"]+\")\)", text).group(1)
+        probe = (
+            f"import sys; sys.path.insert(0, {root}); import kubetfx.local.warm.client; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] not in sys.stdlib_module_names "
+            "and m.split('.')[0] not in ('kubetfx', '__main__')))"
+        )
+        seen = subprocess.run([sys.executable, "-I", "-S", "-c", probe], capture_output=True, text=True)
+        assert seen.returncode == 0, seen.stderr
+        assert seen.stdout.strip() == "[]"
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
 def test_runs_through_the_worker_match_a_plain_run(workdir: Path, cli, compile_to, warm_on: str) -> None:
     path = str(compile_to(warm_data))
     first = cli("run", path)
@@ -420,12 +446,12 @@ def test_tasks_run_as_plain_processes_when_no_worker_can_start(
 
 
 # A stand-in for a worker process: it announces itself and answers ping and stop over the
-# worker protocol (kubetfx.local.warm's framing), without importing anything heavy. It
+# worker protocol (kubetfx.local.warm.protocol's framing), without importing anything heavy. It
 # proves which workers `kubetfx worker status|stop` address, not how a real worker stops
 # (the tests above stop real ones).
 STAND_IN = """
 import json, os, socket, sys
-from kubetfx.local import warm
+from kubetfx.local.warm import protocol
 
 path, interpreter = sys.argv[1], sys.argv[2]
 listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -436,7 +462,7 @@ with open(path[: -len(".sock")] + ".json", "w") as f:
     json.dump(info, f)
 while True:
     conn, _ = listener.accept()
-    request, _ = warm._recv_request(conn)
+    request, _ = protocol.recv_request(conn)
     if request["op"] == "stop":
         conn.sendall(b'{"stopping": true}\\n')
         os.unlink(path)

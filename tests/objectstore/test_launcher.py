@@ -11,7 +11,7 @@ from kfp.dsl import Dataset
 
 from kubetfx.lineage.record import output_records
 from kubetfx.local import run_pipeline
-from kubetfx.local.runner import retry_delay
+from kubetfx.local.dag import retry_delay
 
 
 def test_retry_backoff_follows_the_policy() -> None:

@@ -40,7 +40,7 @@ from kubetfx import faults
 from kubetfx.fingerprint import local_path
 from kubetfx.lineage.record import outputs_of, props
 from kubetfx.lineage.store import connect
-from kubetfx.local.runner import _kubetfx_sources
+from kubetfx.local.cache import kubetfx_sources as _kubetfx_sources
 
 REPO = Path(__file__).resolve().parents[2]
 KUBETFX = str(Path(sys.executable).with_name("kubetfx"))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
+# Not ``typing.TYPE_CHECKING``: the warm worker's client imports this package, and
+# ``typing`` would cost it more than the rest of its imports.
+TYPE_CHECKING = False
 if TYPE_CHECKING:
-    from kubetfx.local.runner import RunResult
+    from collections.abc import Callable
+    from pathlib import Path
+    from typing import Any
+
+    from kubetfx.local.results import RunResult
 
 
 def run_pipeline(

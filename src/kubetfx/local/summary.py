@@ -11,7 +11,7 @@ from typing import Any
 
 from tabulate import tabulate
 
-from kubetfx.local.runner import RunResult
+from kubetfx.local.results import RunResult, TaskResult
 
 
 def when(timestamp: float | None) -> str:
@@ -36,7 +36,7 @@ def _shown(key: str, value: Any) -> bool:
     return isinstance(value, int | float | bool) or len(str(value)) <= 16
 
 
-def _note(task: Any) -> str:
+def _note(task: TaskResult) -> str:
     """Why a task failed or was skipped, in full; else its small outputs (never cut: a
     cut note would hide the end of a path or a message, and its length would depend on
     where the checkout is)."""

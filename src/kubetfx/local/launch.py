@@ -1,0 +1,138 @@
+"""Launching a task's command: its command line, and the launchers that run it.
+
+As ``kfp.local`` has task handlers, the runner has launchers side by side:
+:class:`ProcessLauncher` runs the command in a process of its own, as a container runs
+it; :class:`WarmLauncher` runs the same command with the warm worker's ``python3`` shim
+first on ``PATH`` (:mod:`kubetfx.local.warm`), so a kubetfx task runs in a process forked
+from a worker that has the heavy libraries imported. Both write the task's output to its
+log and return its exit status.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol
+
+from kubetfx.local import warm
+from kubetfx.local.executor_input import ContainerSpec, ExecutorInput
+from kubetfx.process import with_parent_death_signal
+from kubetfx.settings import redact
+
+
+@dataclass(frozen=True)
+class Launch:
+    """One attempt's process: its command line, environment, working folder and log."""
+
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    log: Path
+
+
+class Launcher(Protocol):
+    """Runs one attempt's command to its end; returns its exit status."""
+
+    def launch(self, launch: Launch) -> int: ...
+
+
+class ProcessLauncher:
+    """The command in a process of its own, which dies with the runner."""
+
+    def launch(self, launch: Launch) -> int:
+        with open(launch.log, "wb") as log:
+            process = subprocess.Popen(
+                with_parent_death_signal(launch.argv),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=launch.env,
+                cwd=launch.cwd,
+            )
+            return process.wait()
+
+
+class WarmLauncher(ProcessLauncher):
+    """The same command, its ``python3 -m kubetfx.task`` handed to a warm worker (which
+    falls back to a plain process by itself when it cannot)."""
+
+    def launch(self, launch: Launch) -> int:
+        shim = warm.shim_dir(launch.env["PATH"])
+        if shim:
+            launch = replace(launch, env={**launch.env, "PATH": shim + os.pathsep + launch.env["PATH"]})
+        return super().launch(launch)
+
+
+def command_line(
+    container: ContainerSpec,
+    executor_input: ExecutorInput,
+    *,
+    pipeline_name: str,
+    task_name: str,
+    pipeline_root: str,
+    run_id: str,
+) -> list[str]:
+    """The container's command and arguments with KFP's placeholders filled in."""
+    from kfp.local import placeholder_utils
+
+    command = list(container.get("command", [])) + list(container.get("args", []))
+    shielded, tokens = _shield_pipeline_placeholders(executor_input)
+    argv = placeholder_utils.replace_placeholders(
+        full_command=command,
+        executor_input_dict=shielded,
+        pipeline_resource_name=pipeline_name,
+        task_resource_name=task_name,
+        pipeline_root=pipeline_root,
+        unique_pipeline_id=run_id,
+    )
+    return [_unshield(part, tokens) for part in argv]
+
+
+_PIPELINE_PLACEHOLDER = re.compile(r"\{\{\$\.pipeline_[a-z_]+\}\}")
+
+
+def _shield_pipeline_placeholders(executor_input: ExecutorInput) -> tuple[dict[str, Any], dict[str, str]]:
+    """A copy of ``executor_input`` whose parameter values hide ``{{$.pipeline_*}}``
+    placeholders from kfp.local, which would replace them inside longer strings; KFP's
+    launcher replaces only input and output placeholders there, so they reach the task as
+    written. Returns the copy and token -> placeholder for :func:`_unshield`."""
+    tokens: dict[str, str] = {}
+
+    def hide(match: re.Match[str]) -> str:
+        token = f"@@kubetfx-placeholder-{uuid.uuid4().hex}@@"
+        tokens[token] = match.group(0)
+        return token
+
+    shielded = json.loads(json.dumps(executor_input))
+    values = shielded.get("inputs", {}).get("parameterValues", {})
+    for key, value in values.items():
+        if isinstance(value, str) and "{{$.pipeline_" in value:
+            values[key] = _PIPELINE_PLACEHOLDER.sub(hide, value)
+    return shielded, tokens
+
+
+def _unshield(part: Any, tokens: dict[str, str]) -> Any:
+    if not isinstance(part, str):
+        return part
+    for token, placeholder in tokens.items():
+        part = part.replace(token, placeholder)
+    return part
+
+
+def failure_message(log_path: Path, returncode: int, state: dict[str, Any]) -> str:
+    """Why an attempt failed: the task's own report, the signal that killed it, or the
+    exit status and the log's last line."""
+    if state.get("error"):
+        return str(state["error"])
+    if returncode < 0 or returncode in (128 + signal.SIGKILL, 128 + signal.SIGTERM):
+        # sh reports a killed child as 128 + the signal number.
+        number = -returncode if returncode < 0 else returncode - 128
+        return f"killed by signal {signal.Signals(number).name}"
+    lines = [line for line in log_path.read_text(errors="replace").splitlines() if line.strip()]
+    tail = lines[-1].strip() if lines else ""
+    return redact(f"exit status {returncode}" + (f": {tail}" if tail else ""))

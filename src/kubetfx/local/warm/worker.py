@@ -1,0 +1,539 @@
+"""The warm worker: a daemon that imports the heavy libraries once and forks a process per task.
+
+``python -m kubetfx.local.warm serve`` imports what tasks use (:data:`PRELOAD`, and every
+component's executor), then serves its socket. For each request it forks a child that
+takes over the client's stdin, stdout and stderr (passed with SCM_RIGHTS), its working
+folder, umask, environment and arguments, and runs ``kubetfx.task`` exactly as
+``python3 -m`` would (``runpy``), so lineage, staging, the state file and the log are
+those of a plain process. It sends the child's exit status back to the client.
+
+Isolation: a task that crashes or is killed takes only its forked child down. The child
+dies with the worker (``PR_SET_PDEATHSIG``), with its client and with the runner (pidfd
+watchers); the worker kills it when the client's connection closes.
+
+Stale code: before every task the worker checks the source files of the modules it
+loaded from outside the standard library and site-packages (:func:`source_snapshot`); if
+one changed, it hands the task back (the client starts a fresh worker) and stops once
+its running tasks end. A worker that starts also stops workers of the same interpreter
+under another folder name.
+
+What the forked child does to become the task is :mod:`.child`. Why the rest is one
+piece (a little over 500 lines): the worker is one event loop (accept, fork, forward
+signals, reap) whose states (serving, draining, stopped) every handler reads; split
+over modules it would only pass ``self`` around. It imports only the standard library
+at module level; the heavy imports happen in :meth:`Worker.preload`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+import time
+
+from kubetfx import taskenv
+from kubetfx.local.warm import protocol
+from kubetfx.local.warm.child import become_task
+from kubetfx.local.warm.manage import current_code_key, list_workers
+from kubetfx.local.warm.protocol import TASK_COMMAND, kill, recv_request
+from kubetfx.taskenv import TaskEnv
+
+# What the worker imports before it serves: the heavy libraries and every module a
+# kubetfx task imports. A module missing here is imported by the task itself (slower,
+# still correct). kubetfx.components.<name>.executor modules are added at start.
+PRELOAD = (
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "pyarrow.csv",
+    "pyarrow.compute",
+    "pyarrow.parquet",
+    "tensorflow",
+    "keras",
+    "apache_beam",
+    "apache_beam.options.pipeline_options",
+    "apache_beam.runners.direct.direct_runner",
+    "apache_beam.runners.portability.fn_api_runner",
+    "tfx_bsl.coders.example_coder",
+    "tfx_bsl.public.tfxio",
+    "tensorflow_metadata.proto.v0.schema_pb2",
+    "tensorflow_metadata.proto.v0.statistics_pb2",
+    "tensorflow_data_validation",
+    "tensorflow_data_validation.statistics.stats_impl",
+    "tensorflow_model_analysis",
+    "google.protobuf.text_format",
+    "ml_metadata",
+    "ml_metadata.metadata_store.metadata_store",
+    "kfp.dsl.executor",
+    "kfp.dsl.utils",
+    "kubetfx.task",
+    "kubetfx.process",
+    "kubetfx.lineage.record",
+    "kubetfx.lineage.store",
+    "kubetfx.lineage.baseline",
+    "kubetfx.staging",
+    "kubetfx.reports",
+    "kubetfx.pushing",
+    "kubetfx.tfrecord",
+)
+
+
+def source_snapshot() -> dict[str, tuple[int, int] | None]:
+    """(mtime, size) of the source files of loaded modules outside the standard library and
+    site-packages, and of the site-packages folders: what a worker must not keep running
+    once edited or reinstalled (see ``changed_sources``)."""
+    import sysconfig
+
+    installed = tuple(
+        os.path.join(os.path.realpath(p), "")
+        for p in {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    )
+    # site-packages folders themselves: installing, upgrading or removing a package
+    # changes them (the files inside are not watched one by one: thousands of them).
+    snapshot: dict[str, tuple[int, int] | None] = {
+        path.rstrip(os.sep): _file_state(path) for path in installed if "-packages" in path
+    }
+    for module in list(sys.modules.values()):
+        path = getattr(module, "__file__", None)
+        if not isinstance(path, str) or os.path.realpath(path).startswith(installed):
+            continue
+        snapshot[path] = _file_state(path)
+    return snapshot
+
+
+def changed_sources(snapshot: dict[str, tuple[int, int] | None]) -> list[str]:
+    """The files of ``snapshot`` that changed (or appeared, or went) since it was taken."""
+    return [path for path, state in snapshot.items() if _file_state(path) != state]
+
+
+def _file_state(path: str) -> tuple[int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_mtime_ns, info.st_size)
+
+
+def _log(message: str) -> None:
+    print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} [{os.getpid()}] {message}", flush=True)
+
+
+def _rss_mb(pid: int | str = "self") -> float:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def _native_threads() -> list[str]:
+    names = []
+    for tid in sorted(os.listdir("/proc/self/task")):
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                names.append(f.read().strip())
+        except OSError:
+            pass
+    return names
+
+
+class _Task:
+    def __init__(self, pid: int, pidfd: int, conn: socket.socket, name: str) -> None:
+        self.pid = pid
+        self.pidfd = pidfd
+        self.conn = conn
+        self.name = name
+        self.started = time.monotonic()
+
+
+class Worker:
+    """The daemon: imports once, then forks a child per task (see the module docstring)."""
+
+    def __init__(self, path: str, idle_seconds: float) -> None:
+        self.path = path
+        self.stem = path[: -len(".sock")]
+        self.idle_seconds = idle_seconds
+        self.tasks: dict[int, _Task] = {}  # by pidfd
+        self.by_conn: dict[int, _Task] = {}  # by connection fd
+        self.served = 0
+        self.draining = False
+        self.started = time.time()
+        self.ready_seconds = 0.0
+        self.last_activity = time.monotonic()
+        self.env_before: dict[str, str] = {}
+        self.env_after: dict[str, str] = {}
+        self.preloaded = 0
+        self.sources: dict[str, tuple[int, int] | None] = {}
+
+    # ---------------------------------------------------------------- start
+
+    def preload(self) -> None:
+        """Import the libraries tasks use; execute no TensorFlow op, open no channel."""
+        import importlib
+        import pkgutil
+
+        taskenv.quiet_tensorflow()  # as kubetfx.task does before it imports
+        self.env_before = dict(os.environ)
+        began = time.monotonic()
+        names = list(PRELOAD)
+        try:
+            import kubetfx.components as components
+
+            names += [
+                f"kubetfx.components.{m.name}.executor"
+                for m in pkgutil.iter_modules(components.__path__)
+                if m.ispkg
+                and any(os.path.exists(os.path.join(p, m.name, "executor.py")) for p in components.__path__)
+            ]
+        except Exception as err:  # noqa: BLE001 - a missing module is imported by the task itself
+            _log(f"preload: kubetfx.components: {type(err).__name__}: {err}")
+        for name in names:
+            try:
+                importlib.import_module(name)
+                self.preloaded += 1
+            except Exception as err:  # noqa: BLE001 - the task will import (and report) it
+                _log(f"preload: {name}: {type(err).__name__}: {err}")
+        self.env_after = dict(os.environ)
+        self.ready_seconds = time.monotonic() - began
+        import logging
+        import threading
+
+        # Imports that logged before anyone configured logging left a handler on the root
+        # logger; a fresh task process configures it itself (kubetfx.task.main).
+        logging.root.handlers.clear()
+        logging.root.setLevel(logging.WARNING)
+        python_threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+        _log(
+            f"imported {self.preloaded} of {len(names)} modules in {self.ready_seconds:.1f}s; "
+            f"RSS {_rss_mb():.0f} MB; threads {_native_threads()}; Python threads {python_threads}"
+        )
+        if "tensorflow" in sys.modules:
+            try:
+                from tensorflow.python.eager import context
+
+                if context.context_safe() is not None and context.context()._context_handle is not None:
+                    _log("warning: TensorFlow's runtime was initialised before fork")
+            except Exception:  # noqa: BLE001, S110 - a diagnostic only
+                pass
+        self.sources = source_snapshot()
+        _log(f"watching {len(self.sources)} source files from outside site-packages for edits")
+        import gc
+
+        gc.collect()
+        gc.freeze()  # children do not touch (and copy) the worker's objects when they collect
+
+    def serve(self) -> int:
+        """Import, listen, serve until idle or stopped; returns the exit status."""
+        import selectors
+
+        _log(f"kubetfx warm worker starting: {sys.executable}, socket {self.path}")
+        # Import in an empty folder (``python -m`` put the starting task's folder first on
+        # sys.path); the child puts its task's folder there, as ``python3 -m`` would.
+        run_dir = os.path.join(os.path.dirname(self.path), "run")
+        os.makedirs(run_dir, mode=0o700, exist_ok=True)
+        os.chdir(run_dir)
+        if sys.path and not sys.path[0].endswith("site-packages"):
+            sys.path[0] = run_dir
+        self.path0 = sys.path[0] if sys.path else ""
+        expected = os.path.basename(os.path.dirname(self.path))
+        actual = current_code_key(sys.executable)
+        if expected != actual:
+            # The installed code changed since the runner named this worker: serving would
+            # mix versions. Exit; the task runs in a plain process.
+            _log(f"installed code is {actual}, not {expected}: not serving")
+            return 3
+        self.preload()
+        import threading
+
+        threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+        if threads:
+            # A thread could hold a lock at fork time and leave children hung: serve nothing;
+            # tasks fall back to plain processes.
+            _log(f"a preloaded module started Python threads {threads}: not serving (fork would be unsafe)")
+            return 4
+        tmp = f"{self.path}.tmp-{os.getpid()}"
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        self.listener.bind(tmp)
+        self.listener.listen(64)
+        os.replace(tmp, self.path)  # clients see a socket only once it accepts
+        self.inode = os.stat(self.path).st_ino
+        self.listener.setblocking(False)
+        for leftover in (".failed", ".starting"):
+            try:
+                os.unlink(self.stem + leftover)
+            except FileNotFoundError:
+                pass
+        self._write_info()
+        _log(f"serving (idle timeout {self.idle_seconds:.0f}s)")
+        self._stop_stale_workers()
+
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(self.wake_w)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, lambda *_: None)  # handled through the wakeup pipe
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(self.listener, selectors.EVENT_READ, "accept")
+        self.selector.register(self.wake_r, selectors.EVENT_READ, "signal")
+        while True:
+            if not self.tasks:
+                if self.draining:
+                    break
+                if time.monotonic() - self.last_activity > self.idle_seconds:
+                    _log("idle timeout")
+                    break
+            idle_left = self.idle_seconds - (time.monotonic() - self.last_activity)
+            timeout = None if self.tasks else max(0.1, idle_left)
+            for key, _mask in self.selector.select(timeout):
+                kind = key.data
+                if kind == "accept":
+                    self._accept()
+                elif kind == "signal":
+                    self._on_signal()
+                elif kind == "exit":
+                    self._reap(key.fileobj)
+                else:
+                    self._on_client(kind)
+        self._close_listener()
+        _log(f"exiting after {self.served} tasks")
+        return 0
+
+    def _write_info(self) -> None:
+        info = {
+            "pid": os.getpid(),
+            "socket": self.path,
+            "interpreter": sys.executable,
+            "code_key": os.path.basename(os.path.dirname(self.path)),
+            "started": self.started,
+            "import_seconds": round(self.ready_seconds, 2),
+            "idle_seconds": self.idle_seconds,
+            "log": self.stem + ".log",
+        }
+        tmp = f"{self.stem}.json.tmp"
+        with open(tmp, "w") as f:
+            json.dump(info, f)
+        os.replace(tmp, self.stem + ".json")
+
+    def _stop_stale_workers(self) -> None:
+        """Ask workers of this interpreter that run older code to stop once their tasks end."""
+        mine = os.path.dirname(self.path)
+        base = os.path.dirname(mine)
+        for info in list_workers(base):
+            if os.path.dirname(info["socket"]) != mine and info.get("interpreter") == sys.executable:
+                try:
+                    protocol.request(info["socket"], {"op": "stop"}, timeout=5)
+                    _log(f"asked stale worker {info['pid']} ({info['socket']}) to stop")
+                except OSError:
+                    pass
+
+    def _close_listener(self) -> None:
+        """Stop accepting: remove the socket (if it is still ours), refuse what is queued."""
+        if getattr(self, "listener", None) is None:
+            return
+        try:
+            if os.stat(self.path).st_ino == self.inode:
+                os.unlink(self.path)
+        except OSError:
+            pass
+        try:
+            os.unlink(self.stem + ".json")
+        except OSError:
+            pass
+        while True:  # connections queued before the unlink: tell them to go elsewhere
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                break
+            try:
+                conn.settimeout(1)
+                conn.sendall(b'{"error": "the worker is stopping"}\n')
+            except OSError:
+                pass
+            conn.close()
+        try:
+            self.selector.unregister(self.listener)
+        except (KeyError, ValueError, AttributeError):
+            pass
+        self.listener.close()
+        self.listener = None
+
+    # ---------------------------------------------------------------- events
+
+    def _on_signal(self) -> None:
+        try:
+            received = os.read(self.wake_r, 64)
+        except BlockingIOError:
+            return
+        if not received:
+            return
+        if self.draining:  # a second request to stop: do not wait for the tasks
+            for task in self.tasks.values():
+                kill(task.pid, signal.SIGKILL)
+        self._drain("signal")
+
+    def _drain(self, why: str) -> None:
+        if not self.draining:
+            _log(f"stopping ({why}); waiting for {len(self.tasks)} running task(s)")
+        self.draining = True
+        self._close_listener()
+
+    def _accept(self) -> None:
+        try:
+            conn, _ = self.listener.accept()
+        except (BlockingIOError, AttributeError, OSError):
+            return
+        conn.setblocking(True)
+        conn.settimeout(10)
+        creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        client_pid, uid, _gid = struct.unpack("3i", creds)
+        fds: list[int] = []
+        try:
+            if uid != os.getuid():
+                raise ConnectionError(f"refused a connection from uid {uid}")
+            request, fds = recv_request(conn)
+            op = request.get("op")
+            if op == "ping":
+                self._answer(conn, self._status())
+            elif op == "stop":
+                self._answer(conn, {"stopping": True, "running": len(self.tasks)})
+                self._drain("asked to")
+            elif op == "run" and len(fds) == 3 and not self.draining and _is_task(request["argv"]):
+                changed = changed_sources(self.sources)
+                if changed:
+                    # Never run a task on code older than its files: hand it back (the
+                    # client starts a fresh worker) and go once the running tasks end.
+                    self._drain(f"code changed: {changed[0]}")
+                    self._answer(conn, {"error": f"the worker's code changed ({changed[0]})"})
+                else:
+                    self._fork(conn, request, fds, client_pid)
+                    conn = None  # kept open until the task ends
+            else:
+                self._answer(conn, {"error": f"cannot {op!r} now"})
+        except (OSError, ValueError) as err:
+            _log(f"bad request from pid {client_pid}: {err}")
+        finally:
+            for fd in fds:
+                os.close(fd)
+            if conn is not None:
+                conn.close()
+
+    @staticmethod
+    def _answer(conn: socket.socket, message: dict) -> None:
+        try:
+            conn.sendall(json.dumps(message).encode() + b"\n")
+        except OSError:
+            pass
+
+    def _status(self) -> dict:
+        return {
+            "pid": os.getpid(),
+            "uptime": round(time.time() - self.started, 1),
+            "import_seconds": round(self.ready_seconds, 2),
+            "served": self.served,
+            "running": [{"pid": t.pid, "task": t.name} for t in self.tasks.values()],
+            "idle_for": round(time.monotonic() - self.last_activity, 1),
+            "idle_seconds": self.idle_seconds,
+            "rss_mb": round(_rss_mb(), 1),
+            "import_env": sorted(
+                k
+                for k in set(self.env_before) | set(self.env_after)
+                if self.env_before.get(k) != self.env_after.get(k)
+            ),
+            "interpreter": sys.executable,
+            "socket": self.path,
+        }
+
+    def _fork(self, conn: socket.socket, request: dict, fds: list[int], client_pid: int) -> None:
+        import selectors
+
+        sys.stdout.flush()
+        sys.stderr.flush()
+        name = TaskEnv.from_env(request.get("env", {})).task_name or "?"
+        pid = os.fork()
+        if pid == 0:  # the task's process
+            code = 70
+            try:
+                code = self._child(conn, request, fds, client_pid)
+            finally:
+                os._exit(code)
+        self.served += 1
+        self.last_activity = time.monotonic()
+        pidfd = os.pidfd_open(pid)
+        task = _Task(pid, pidfd, conn, name)
+        self.tasks[pidfd] = task
+        self.by_conn[conn.fileno()] = task
+        self.selector.register(pidfd, selectors.EVENT_READ, "exit")
+        self.selector.register(conn, selectors.EVENT_READ, conn.fileno())
+        _log(f"task {name}: process {pid} for client {client_pid}")
+        self._answer(conn, {"started": pid, "worker": os.getpid()})
+
+    def _on_client(self, conn_fd: int) -> None:
+        """A message from a waiting client (a signal to forward), or its end."""
+        task = self.by_conn.get(conn_fd)
+        if task is None:
+            return
+        try:
+            task.conn.settimeout(5)
+            message, fds = recv_request(task.conn)
+            for fd in fds:
+                os.close(fd)
+        except (OSError, ValueError):
+            # The client is gone (killed, or its runner was): the task must not outlive it.
+            _log(f"task {task.name}: client gone, killing process {task.pid}")
+            kill(task.pid, signal.SIGKILL)
+            self.selector.unregister(task.conn)
+            return
+        if message.get("op") == "signal":
+            kill(task.pid, int(message["signal"]))
+
+    def _reap(self, pidfd: int) -> None:
+        task = self.tasks.pop(pidfd)
+        self.by_conn.pop(task.conn.fileno(), None)
+        self.selector.unregister(pidfd)
+        os.close(pidfd)
+        _pid, status, usage = os.wait4(task.pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        seconds = time.monotonic() - task.started
+        cpu = usage.ru_utime + usage.ru_stime
+        result = {"exit": code} if code >= 0 else {"signal": -code}
+        _log(f"task {task.name}: process {task.pid} ended ({result}) after {seconds:.2f}s, cpu {cpu:.2f}s")
+        try:
+            self.selector.unregister(task.conn)
+        except (KeyError, ValueError):
+            pass
+        self._answer(task.conn, result)
+        task.conn.close()
+        self.last_activity = time.monotonic()
+
+    # ---------------------------------------------------------------- the child
+
+    def _child(self, conn: socket.socket, request: dict, fds: list[int], client_pid: int) -> int:
+        """Become the task's process (:mod:`.child`); returns the task's exit code."""
+        owned = [self.listener.fileno() if self.listener else -1, self.wake_r, self.wake_w]
+        owned += [t.pidfd for t in self.tasks.values()] + [t.conn.fileno() for t in self.tasks.values()]
+        try:
+            owned.append(self.selector.fileno())
+        except (AttributeError, ValueError):
+            pass
+        conn.close()
+        return become_task(
+            request,
+            fds,
+            client_pid,
+            worker_fds=owned,
+            import_env=(self.env_before, self.env_after),
+            path0=self.path0,
+        )
+
+
+def _is_task(argv: list[str]) -> bool:
+    return tuple(argv[:2]) == TASK_COMMAND
