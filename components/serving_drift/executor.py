@@ -34,7 +34,7 @@ from kubetfx.components.serving_drift import distances, tfdv_stats
 from kubetfx.components.serving_drift.logs import Row, read_requests, select_window
 from kubetfx.components.serving_drift.tfdv_stats import JENSEN_SHANNON, L_INFINITY, TRAIN_SPLIT
 
-from kubetfx.types import SERVING_DRIFT, TYPE_KEY
+from kubetfx.artifacts.kinds import SERVING_DRIFT, TYPE_KEY
 
 PSI = "psi"
 PREDICTION = "__prediction__"  # the feature label of the prediction distribution's distances

@@ -218,7 +218,7 @@ def safe_slice(name: str) -> str:
 
 def artifact_samples(samples: Samples, metadata: Mapping[str, Any]) -> None:
     """Add what one output artifact's lineage metadata says (by its ``kubetfx_type``)."""
-    from kubetfx.types import (
+    from kubetfx.artifacts.kinds import (
         ANOMALIES,
         BLESSING,
         EVALUATION,

@@ -202,7 +202,9 @@ def _filesystem(location: str) -> tuple[Any, str]:
     except storage.StorageError as err:
         if isinstance(err.__cause__, ImportError):
             scheme = location.split("://")[0]
-            raise missing_runtime(f"the filesystem for {scheme}:// (s3fs, gcsfs, ...)", err) from err
+            raise missing_runtime(
+                f"the filesystem for {scheme}:// (s3fs, gcsfs, ...)", err.__cause__
+            ) from err
         raise DestinationError(f"push destination {location!r}: {err}") from None
 
 
@@ -228,7 +230,8 @@ def _tree(fs: Any, root: str, what: str) -> _Tree:
     except FileNotFoundError:
         found = {}
     prefix = fs._strip_protocol(root).rstrip("/") + "/"
-    files, dirs = [], []
+    files: list[str] = []
+    dirs: list[str] = []
     for path, info in found.items():
         rel = path[len(prefix) :] if path.startswith(prefix) else ""
         if not rel:

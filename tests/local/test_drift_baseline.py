@@ -17,13 +17,13 @@ from kubetfx.components.schema_gen import executor as schema_gen
 from kubetfx.components.statistics_gen import executor as statistics_gen
 from ml_metadata.proto import metadata_store_pb2 as pb
 
+from kubetfx.artifacts.kinds import ANOMALIES, TYPE_KEY
 from kubetfx.fingerprint import local_path
 from kubetfx.lineage import record
 from kubetfx.lineage.query import StatisticsBaseline, drift_series, previous_statistics
 from kubetfx.lineage.record import ArtifactRecord, Identity, props
 from kubetfx.lineage.store import Store, connect
 from kubetfx.reports import anomalies_html
-from kubetfx.types import ANOMALIES, TYPE_KEY
 
 PIPELINE = "drift-test"
 PENGUINS = "pkg://palmerpenguins/data/penguins.csv"

@@ -36,7 +36,8 @@ def _eval_examples(examples_dir: str, shift: int = 0) -> list[bytes]:
     plus ``shift`` grams (kept inside the schema's range)."""
     from tensorflow.core.example import example_pb2
 
-    from kubetfx.tfrecord import read_tfrecord_gz, split_files
+    from kubetfx.artifacts.examples import split_files
+    from kubetfx.tfrecord import read_tfrecord_gz
 
     found = []
     for path in split_files(examples_dir, "eval"):

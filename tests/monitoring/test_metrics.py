@@ -11,8 +11,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from kubetfx import metrics
+from kubetfx.artifacts.kinds import ANOMALIES, EVALUATION, EXAMPLES, PUSHED_MODEL, TYPE_KEY
 from kubetfx.metrics import FAMILIES, Samples, grouping_key, push, task_samples
-from kubetfx.types import ANOMALIES, EVALUATION, EXAMPLES, PUSHED_MODEL, TYPE_KEY
 
 EXAMPLES_META = {TYPE_KEY: EXAMPLES, "row_counts": {"train": 233.0, "eval": 111.0}, "span": 3}
 ANOMALIES_META = {

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kubetfx.artifacts.kinds import BLESSING, TYPE_KEY
 from kubetfx.lineage import record
 from kubetfx.lineage.query import unblessed_runs
 from kubetfx.lineage.record import ArtifactRecord, Identity
 from kubetfx.lineage.store import Store, connect
-from kubetfx.types import BLESSING, TYPE_KEY
 
 
 def _evaluate(store: Store, pipeline: str, run: str, model: str, blessed: bool) -> None:

@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 
 from kubetfx import storage
+from kubetfx.artifacts.kinds import BLESSING, MODEL, STATISTICS, TYPE_KEY
 from kubetfx.lineage import record
 from kubetfx.lineage.baseline import resolve_baseline
 from kubetfx.lineage.query import previous_statistics
 from kubetfx.lineage.record import ArtifactRecord, Identity, content_complete, props
 from kubetfx.lineage.store import Store, connect
-from kubetfx.types import BLESSING, MODEL, STATISTICS, TYPE_KEY
 
 PIPELINE = "partial-upload"
 SOURCE = "s3://data/penguins.csv"

@@ -118,7 +118,7 @@ def test_localize_reads_the_launchers_copy_when_there_is_one(
 
 
 def test_example_gen_reads_spans_from_an_object_store(s3_env: str, tmp_path: Path) -> None:
-    from kubetfx.components.example_gen.executor import resolve_input
+    from kubetfx.artifacts.tabular import resolve_input
 
     local = tmp_path / "data"
     for span, text in ((1, "a,b\n1,2\n"), (2, "a,b\n3,4\n5,6\n")):
@@ -143,8 +143,7 @@ def test_example_gen_reads_spans_from_an_object_store(s3_env: str, tmp_path: Pat
 
 
 def test_a_curated_schema_in_an_object_store(s3_env: str) -> None:
-    from kubetfx.components.schema_gen.executor import load_schema_file
-
+    from kubetfx.artifacts.schema import load_schema_file
     from kubetfx.fingerprint import local_path
 
     text = local_path("pkg://kubetfx.schemas/penguins/schema.pbtxt").read_text()

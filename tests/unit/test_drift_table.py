@@ -7,11 +7,11 @@ from pathlib import Path
 
 from ml_metadata.proto import metadata_store_pb2 as pb
 
+from kubetfx.artifacts.kinds import ANOMALIES, TYPE_KEY
 from kubetfx.lineage import record
 from kubetfx.lineage.record import ArtifactRecord, Identity
 from kubetfx.lineage.store import Store, connect
 from kubetfx.lineage.summaries import drift_table
-from kubetfx.types import ANOMALIES, TYPE_KEY
 
 PIPELINE = "ct"
 

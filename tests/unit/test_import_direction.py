@@ -24,13 +24,8 @@ PIPELINES = ROOT / "pipelines"
 # Core modules (relative to src/kubetfx) allowed to import components or pipelines, and why.
 CORE_MAY_IMPORT_COMPONENTS = {
     "compiling.py": "compiles every component and pipeline",
-    "cli": "the operator's commands (a module or a package)",
-    "cli.py": "the operator's commands",
-    "cli_kfp.py": "the operator's commands",
-    "cli_warm.py": "the operator's commands",
-    "local/warm.py": "the warm worker preloads every executor",
-    "local/warm": "the warm worker preloads every executor (as a package)",
-    "local/runner.py": "fingerprints the installed code, components included",
+    "cli": "the operator's commands",
+    "local/warm": "the warm worker preloads every executor",
     "local/cache.py": "the cache key fingerprints the installed code, components included",
 }
 

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from kubetfx.artifacts.kinds import ANOMALIES, EXAMPLES, STATISTICS
 from kubetfx.errors import KubetfxError
 from kubetfx.lineage import query, record
 from kubetfx.lineage.record import ArtifactRecord, Identity
 from kubetfx.lineage.store import Store, connect
-from kubetfx.types import ANOMALIES, EXAMPLES, STATISTICS
 
 
 @pytest.fixture

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from ml_metadata.proto import metadata_store_pb2 as pb
 
+from kubetfx.artifacts.kinds import EXAMPLES, STATISTICS
 from kubetfx.lineage import record
 from kubetfx.lineage.record import ArtifactRecord, Identity
 from kubetfx.lineage.store import Store, connect
-from kubetfx.types import EXAMPLES, STATISTICS
 
 PIPELINE = "unit-pipeline"
 

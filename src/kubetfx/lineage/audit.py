@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from kubetfx.artifacts.kinds import BLESSING, EVALUATION, PUSHED_MODEL
 from kubetfx.errors import KubetfxError
 from kubetfx.lineage.graph import Graph, LineageSource, Node
 from kubetfx.settings import redact
-from kubetfx.types import BLESSING, EVALUATION, PUSHED_MODEL
 
 
 @dataclass
@@ -126,6 +126,7 @@ def build(source: LineageSource, ref: str) -> AuditRecord:
     # blessing: the evaluation that first blessed the model.
     gate = push_inputs.get("blessing")
     gated = [(e, o) for e, o in evaluations if gate is not None and o["blessing"].key == gate.key]
+    chosen: tuple[Node, dict[str, Node]] | None
     if gated:
         chosen = gated[0]
     elif blessed:
@@ -239,7 +240,7 @@ def _validation(source: LineageSource, trainer_inputs: dict[str, Node], run_id: 
     not upstream of the model: it is found downstream of the statistics and schema the
     trainer consumed, as the execution of that run that read them and wrote anomalies.
     """
-    from kubetfx.types import ANOMALIES
+    from kubetfx.artifacts.kinds import ANOMALIES
 
     found: dict[int, tuple[Node, dict[str, Node]]] = {}
     for name in ("statistics", "schema"):
@@ -310,10 +311,10 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def _sections(r: AuditRecord) -> list[tuple[str, list[tuple[str, Any]] | str]]:
-    """(title, rows or preformatted text) in reading order; shared by md and html."""
+def _sections(r: AuditRecord) -> list[tuple[str, list[tuple[str, Any]]]]:
+    """(title, rows) in reading order; shared by md and html."""
     verdict = "BLESSED" if r.blessing.get("blessed") else "NOT BLESSED" if r.blessing else "-"
-    sections: list[tuple[str, Any]] = [
+    sections: list[tuple[str, list[tuple[str, Any]]]] = [
         (
             "Model in production",
             [
@@ -441,11 +442,11 @@ def to_markdown(r: AuditRecord) -> str:
         lines += [f"## {title}", "", "| | |", "| --- | --- |"]
         lines += [f"| {k} | {_fmt(v).replace('|', '/')} |" for k, v in rows]
         lines.append("")
-    headers, rows = _slice_table(r)
+    headers, slices = _slice_table(r)
     lines += ["## Metrics per slice", ""]
-    if rows:
+    if slices:
         lines += ["| " + " | ".join(headers) + " |", "|" + " --- |" * len(headers)]
-        lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows]
+        lines += ["| " + " | ".join(_fmt(c) for c in row) + " |" for row in slices]
     else:
         lines.append("Not in lineage.")
     return "\n".join(lines) + "\n"
@@ -458,12 +459,12 @@ def to_html(r: AuditRecord) -> str:
     parts = []
     for title, rows in _sections(r):
         parts.append(f"<h2>{html.escape(title)}</h2>" + table(["", ""], [[k, _fmt(v)] for k, v in rows]))
-    headers, rows = _slice_table(r)
+    headers, slices = _slice_table(r)
     parts.append(
         "<h2>Metrics per slice</h2>"
         + (
-            table(headers, [[_fmt(c) for c in row] for row in rows], numeric=range(1, len(headers)))
-            if rows
+            table(headers, [[_fmt(c) for c in row] for row in slices], numeric=range(1, len(headers)))
+            if slices
             else "<p>Not in lineage.</p>"
         )
     )

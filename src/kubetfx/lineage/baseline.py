@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from ml_metadata import metadata_store as ms
 from ml_metadata.proto import metadata_store_pb2 as pb
 
+from kubetfx.artifacts.kinds import BLESSING, PUSHED_MODEL
 from kubetfx.lineage.record import PIPELINE_CONTEXT, content_complete, props
 from kubetfx.lineage.store import Store
-from kubetfx.types import BLESSING, PUSHED_MODEL
 
 _PAGE = 50
 

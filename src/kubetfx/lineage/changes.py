@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from ml_metadata import metadata_store as ms
 from ml_metadata.proto import metadata_store_pb2 as pb
 
+from kubetfx.artifacts.kinds import BLESSING
 from kubetfx.lineage.record import PIPELINE_CONTEXT, props
 from kubetfx.lineage.store import Store
-from kubetfx.types import BLESSING
 
 _PAGE = 100
 _DONE = (pb.Execution.COMPLETE, pb.Execution.CACHED)

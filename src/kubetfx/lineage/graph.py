@@ -204,7 +204,7 @@ class MLMDLineage:
         """``MODEL_NAME:VERSION``: the push (or rollback) that published that version."""
         from ml_metadata import metadata_store as ms
 
-        from kubetfx.types import PUSHED_MODEL
+        from kubetfx.artifacts.kinds import PUSHED_MODEL
 
         name, _, version = ref.rpartition(":")
         if not name or not version.isdigit():
@@ -231,7 +231,7 @@ class MLMDLineage:
         """Every recorded push (and rollback), newest first; only ``model_name``'s if given."""
         from ml_metadata import metadata_store as ms
 
-        from kubetfx.types import PUSHED_MODEL
+        from kubetfx.artifacts.kinds import PUSHED_MODEL
 
         query = f"type = '{PUSHED_MODEL}'"
         options = ms.ListOptions(filter_query=query, order_by=ms.OrderByField.ID, is_asc=False)

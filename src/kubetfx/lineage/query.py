@@ -199,8 +199,8 @@ def previous_statistics(
     running run (runs that began after it are never a baseline); without it, the latest
     run that used the current statistics is taken as the running one.
     """
+    from kubetfx.artifacts.kinds import STATISTICS
     from kubetfx.lineage.record import content_complete, find_artifact
-    from kubetfx.types import STATISTICS
 
     ctx = store.call(store.mlmd.get_context_by_type_and_name, PIPELINE_CONTEXT, pipeline_name)
     current = find_artifact(store, current_uri)
@@ -289,7 +289,7 @@ class DriftPoint:
 
 def drift_series(store: Store, pipeline_name: str) -> list[DriftPoint]:
     """Every ExampleValidator result of a pipeline that had a baseline, oldest first."""
-    from kubetfx.types import ANOMALIES
+    from kubetfx.artifacts.kinds import ANOMALIES
 
     ctx = store.call(store.mlmd.get_context_by_type_and_name, PIPELINE_CONTEXT, pipeline_name)
     if ctx is None:
@@ -342,7 +342,7 @@ def unblessed_runs(store: Store, pipeline_name: str, model_name: str, limit: int
     """
     from ml_metadata import metadata_store as ms
 
-    from kubetfx.types import BLESSING
+    from kubetfx.artifacts.kinds import BLESSING
 
     def quote(text: str) -> str:
         return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -143,7 +143,7 @@ def contexts_for(store: Store, identity: Identity) -> list[pb.Context]:
 
 
 def _artifact_proto(store: Store, record: ArtifactRecord, state: int) -> pb.Artifact:
-    # kubetfx artifacts travel as system.Artifact in KFP (see kubetfx.types) but are typed
+    # kubetfx artifacts travel as system.Artifact in KFP (see kubetfx.artifacts.kinds) but are typed
     # by their kind in lineage, so queries can tell statistics from schemas.
     type_name = record.schema_title
     if type_name == "system.Artifact" and record.metadata.get("kubetfx_type"):

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from ml_metadata.metadata_store import ListOptions
 from ml_metadata.proto import metadata_store_pb2 as pb
 
+from kubetfx.artifacts.kinds import PUSHED_MODEL, TYPE_KEY
 from kubetfx.errors import KubetfxError
 from kubetfx.lineage.record import (
     PIPELINE_CONTEXT,
@@ -29,7 +30,6 @@ from kubetfx.lineage.record import (
 )
 from kubetfx.lineage.store import Store
 from kubetfx.pushing import Published, check_model_name, republish
-from kubetfx.types import PUSHED_MODEL, TYPE_KEY
 
 ROLLBACK_EXECUTION = "kubetfx.Rollback"
 MODEL_KEY = "model"

@@ -23,10 +23,10 @@ from typing import Any
 
 from ml_metadata.proto import metadata_store_pb2 as pb
 
+from kubetfx.artifacts.kinds import BLESSING, EVALUATION, STATISTICS
 from kubetfx.lineage.baseline import served_model
 from kubetfx.lineage.record import props
 from kubetfx.lineage.store import Store
-from kubetfx.types import BLESSING, EVALUATION, STATISTICS
 
 CLASSIFICATION_METRICS = "system.ClassificationMetrics"
 

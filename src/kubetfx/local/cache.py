@@ -117,8 +117,8 @@ class Cache:
         return {key: [self._artifact(key, a) for a in arts] for key, arts in outputs.items()}
 
     def _artifact(self, key: str, artifact: pb.Artifact) -> Artifact:
+        from kubetfx.artifacts.kinds import kfp_title
         from kubetfx.lineage.record import props
-        from kubetfx.types import kfp_title
 
         types = self.store.call(self.store.mlmd.get_artifact_types_by_id, [artifact.type_id])
         metadata = {k: v for k, v in props(artifact).items() if k != "display_name"}

@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from kubetfx import storage
 from kubetfx.errors import PipelineSpecError
@@ -261,7 +261,8 @@ class ContainerTasks:
         if not wrapped:
             # A plain KFP component cannot record its own lineage: do it for it, and
             # stage its outputs so a kill never leaves a half-written artifact.
-            life = TaskLifecycle(inputs, recorder)
+            # The lifecycle points the outputs at staging paths in place, in this very dict.
+            life = TaskLifecycle(cast(dict[str, Any], inputs), recorder)
             life.stage()
             life.start(
                 user_params,
@@ -331,7 +332,11 @@ class ContainerTasks:
                 return TaskResult(name=qname, state=FAILED, message=message, execution_id=execution_id)
             if execution_id:
                 self.cache.uploaded(execution_id, key)
-        records = life.publish(document) if life is not None else output_records(inputs, document, {})
+        records = (
+            life.publish(document)
+            if life is not None
+            else output_records(cast(dict[str, Any], inputs), document, {})
+        )
         out_params = executor_input.output_parameters(inputs, document)
         produced = executor_input.output_artifacts(inputs, records)
         ids = life.record(lineage_records(produced), out_params) if life else state.get("artifact_ids", {})

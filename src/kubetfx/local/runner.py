@@ -45,7 +45,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from kubetfx import storage
 from kubetfx.errors import PipelineSpecError
@@ -167,7 +167,7 @@ class LocalRunner:
                 "folder with the KFP launcher's downloads and uploads"
             )
         try:
-            result = self._run_dag(self.doc.root, parameters, {}, prefix="")
+            result = self._run_dag(cast(ComponentSpec, self.doc.root), parameters, {}, prefix="")
         except BaseException:
             record.update_run(self.store, identity, state=FAILED)
             raise

@@ -19,7 +19,8 @@ from kubetfx.components.example_gen import executor as example_gen
 from kubetfx.components.schema_gen import executor as schema_gen
 from kubetfx.components.statistics_gen import executor as statistics_gen
 
-from kubetfx.tfrecord import read_tfrecord_gz, split_files
+from kubetfx.artifacts.examples import split_files
+from kubetfx.tfrecord import read_tfrecord_gz
 
 PENGUINS = "pkg://palmerpenguins/data/penguins.csv"
 CURATED = "pkg://kubetfx.schemas/penguins/schema.pbtxt"

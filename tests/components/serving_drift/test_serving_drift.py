@@ -16,12 +16,12 @@ import pyarrow.parquet as pq
 import pytest
 from kubetfx.components.serving_drift import distances, executor, logs, report_html
 
+from kubetfx.artifacts.kinds import BLESSING, EVALUATION, PUSHED_MODEL, TYPE_KEY
 from kubetfx.lineage import record
 from kubetfx.lineage.record import ArtifactRecord, Identity
 from kubetfx.lineage.serving import served_training
 from kubetfx.lineage.store import connect
 from kubetfx.metrics import Samples, artifact_samples
-from kubetfx.types import BLESSING, EVALUATION, PUSHED_MODEL, TYPE_KEY
 
 from .conftest import as_row, eval_requests, shift_mass, write_kserve, write_tfserving
 

@@ -119,6 +119,7 @@ def _start_worker(path: str, env: dict[str, str]) -> socket.socket:
             with open(stem + ".starting", "w") as f:
                 f.write(str(pid))
         # else: a worker is importing for a client that stopped waiting: wait for it.
+        assert pid is not None  # ours was just spawned, or another client's is starting
         while True:
             sock = _connect(path)
             if sock:

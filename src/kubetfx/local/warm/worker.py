@@ -163,6 +163,7 @@ class Worker:
         self.by_conn: dict[int, _Task] = {}  # by connection fd
         self.served = 0
         self.draining = False
+        self.listener: socket.socket | None = None  # accepting clients; None once closed
         self.started = time.time()
         self.ready_seconds = 0.0
         self.last_activity = time.monotonic()
@@ -258,16 +259,16 @@ class Worker:
             _log(f"a preloaded module started Python threads {threads}: not serving (fork would be unsafe)")
             return 4
         tmp = f"{self.path}.tmp-{os.getpid()}"
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener = self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
-        self.listener.bind(tmp)
-        self.listener.listen(64)
+        listener.bind(tmp)
+        listener.listen(64)
         os.replace(tmp, self.path)  # clients see a socket only once it accepts
         self.inode = os.stat(self.path).st_ino
-        self.listener.setblocking(False)
+        listener.setblocking(False)
         for leftover in (".failed", ".starting"):
             try:
                 os.unlink(self.stem + leftover)
@@ -282,7 +283,7 @@ class Worker:
         for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             signal.signal(signum, lambda *_: None)  # handled through the wakeup pipe
         self.selector = selectors.DefaultSelector()
-        self.selector.register(self.listener, selectors.EVENT_READ, "accept")
+        self.selector.register(listener, selectors.EVENT_READ, "accept")
         self.selector.register(self.wake_r, selectors.EVENT_READ, "signal")
         while True:
             if not self.tasks:
@@ -300,7 +301,7 @@ class Worker:
                 elif kind == "signal":
                     self._on_signal()
                 elif kind == "exit":
-                    self._reap(key.fileobj)
+                    self._reap(key.fd)
                 else:
                     self._on_client(kind)
         self._close_listener()
@@ -337,7 +338,8 @@ class Worker:
 
     def _close_listener(self) -> None:
         """Stop accepting: remove the socket (if it is still ours), refuse what is queued."""
-        if getattr(self, "listener", None) is None:
+        listener = self.listener
+        if listener is None:
             return
         try:
             if os.stat(self.path).st_ino == self.inode:
@@ -350,7 +352,7 @@ class Worker:
             pass
         while True:  # connections queued before the unlink: tell them to go elsewhere
             try:
-                conn, _ = self.listener.accept()
+                conn, _ = listener.accept()
             except OSError:
                 break
             try:
@@ -360,10 +362,10 @@ class Worker:
                 pass
             conn.close()
         try:
-            self.selector.unregister(self.listener)
+            self.selector.unregister(listener)
         except (KeyError, ValueError, AttributeError):
             pass
-        self.listener.close()
+        listener.close()
         self.listener = None
 
     # ---------------------------------------------------------------- events
@@ -387,9 +389,12 @@ class Worker:
         self._close_listener()
 
     def _accept(self) -> None:
+        if self.listener is None:
+            return
+        conn: socket.socket | None  # None once handed to a task child
         try:
             conn, _ = self.listener.accept()
-        except (BlockingIOError, AttributeError, OSError):
+        except OSError:
             return
         conn.setblocking(True)
         conn.settimeout(10)
