@@ -28,12 +28,15 @@ $(STAMP): $(LOCK) requirements/bootstrap.txt pyproject.toml
 venv: $(STAMP)
 
 # MariaDB is a real server for the MySQL metadata-store tests (tests start their own);
-# Graphviz draws lineage graphs.
+# Graphviz draws lineage graphs; Prometheus, its Pushgateway and promtool for the monitoring
+# tests (started by the tests on loopback, never as services).
 system-deps:
-	@{ { command -v mariadbd || test -x /usr/sbin/mariadbd; } && command -v dot; } >/dev/null 2>&1 || { \
-	  echo "installing mariadb-server and graphviz from Debian's packages"; \
+	@{ { command -v mariadbd || test -x /usr/sbin/mariadbd; } && command -v dot \
+	   && test -x /usr/bin/prometheus && test -x /usr/bin/prometheus-pushgateway && test -x /usr/bin/promtool; } >/dev/null 2>&1 || { \
+	  echo "installing mariadb-server, graphviz, prometheus and prometheus-pushgateway from Debian's packages"; \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq mariadb-server graphviz >/dev/null; }
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
+	    mariadb-server graphviz prometheus prometheus-pushgateway >/dev/null; }
 
 run: venv
 	$(BIN)/kubetfx run $(PIPELINE)

@@ -31,10 +31,11 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubetfx.taskenv import PUSHGATEWAY as PUSHGATEWAY_ENV
+from kubetfx.taskenv import PUSHGATEWAY_TIMEOUT as TIMEOUT_ENV
+
 log = logging.getLogger(__name__)
 
-PUSHGATEWAY_ENV = "KUBETFX_PUSHGATEWAY"
-TIMEOUT_ENV = "KUBETFX_PUSHGATEWAY_TIMEOUT"
 DEFAULT_TIMEOUT_S = 2.0
 JOB = "kubetfx"
 MAX_SERIES_PER_METRIC = 200
@@ -365,11 +366,16 @@ def push_task(
     outputs = list(outputs)
     samples = task_samples(succeeded=succeeded, seconds=seconds, ended=ended, outputs=outputs)
     model = model_of(outputs)
-    if store is not None and model and "kubetfx_model_blessed" in samples.values:
+    blessed = samples.values.get("kubetfx_model_blessed", {}).get(())
+    if blessed == 1:
+        samples.add("kubetfx_model_unblessed_runs", 0)
+    elif blessed == 0 and store is not None and model:
+        # This evaluation is not in lineage yet (a task pushes before it records): it and
+        # the unblessed ones before it.
         try:
             from kubetfx.lineage.query import unblessed_runs
 
-            samples.add("kubetfx_model_unblessed_runs", unblessed_runs(store, pipeline, model))
+            samples.add("kubetfx_model_unblessed_runs", 1 + unblessed_runs(store, pipeline, model))
         except Exception as err:  # noqa: BLE001 - metrics never fail a task
             log.warning("metrics: the unblessed streak of %s could not be read: %s", model, err)
     return push(samples, grouping_key(pipeline, task, model))

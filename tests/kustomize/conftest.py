@@ -27,6 +27,7 @@ DIRECTORIES = ("base", "overlays/gpu", "overlays/serving", "example")
 COMPOSITIONS = {
     "base+mysql": ("base", "components/mysql"),
     "serving+mysql": ("overlays/serving", "components/mysql"),
+    "base+monitoring": ("base", "components/monitoring"),
 }
 TARGETS = (*DIRECTORIES, *COMPOSITIONS)
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
-from kubetfx import cluster, settings
+from kubetfx import cluster, metrics, settings
 from kubetfx.accelerators import KUBERNETES_GPU, AcceleratorProfile
 
 KUSTOMIZE = Path(__file__).resolve().parents[2] / "kustomize"
@@ -27,6 +27,8 @@ SETTINGS_KEYS = {
     settings.METADATA_ENV,
     settings.PIPELINE_ROOT_ENV,
     settings.PUSH_ROOT_ENV,
+    metrics.PUSHGATEWAY_ENV,  # where tasks push their metrics ("": off)
+    metrics.TIMEOUT_ENV,
     *cluster.OBJECT_STORE_SETTINGS,  # the object store's endpoint and region (not secret)
 }
 

@@ -33,3 +33,29 @@ def test_counts_the_newest_evaluations_that_did_not_bless(tmp_path: Path) -> Non
     assert unblessed_runs(store, "elsewhere", "penguins") == 1
     _evaluate(store, "training", "r8", "penguins", True)
     assert unblessed_runs(store, "training", "penguins") == 0
+
+
+def test_a_task_pushes_the_streak_with_its_own_evaluation(tmp_path: Path, gateway, monkeypatch) -> None:
+    """The Evaluator pushes before it records: its own blessing counts on top of lineage's."""
+    import json
+    import urllib.request
+
+    from kubetfx import metrics
+
+    store = connect(f"sqlite:///{tmp_path}/mlmd.sqlite")
+    for run in ("r1", "r2"):
+        _evaluate(store, "training", run, "penguins", False)
+    monkeypatch.setenv(metrics.PUSHGATEWAY_ENV, gateway.url)
+    evaluation = {TYPE_KEY: BLESSING, "blessed": 0, "model_name": "penguins"}
+
+    def pushed_streak() -> float:
+        with urllib.request.urlopen(f"{gateway.url}/api/v1/metrics", timeout=5) as response:
+            groups = json.loads(response.read())["data"]
+        [group] = [g for g in groups if g["labels"].get("model") == "penguins"]
+        return float(group["kubetfx_model_unblessed_runs"]["metrics"][0]["value"])
+
+    common = {"pipeline": "training", "task": "evaluator", "seconds": 1.0, "ended": 1.0, "store": store}
+    assert metrics.push_task(succeeded=True, outputs=[evaluation], **common) == ""
+    assert pushed_streak() == 3
+    assert metrics.push_task(succeeded=True, outputs=[{**evaluation, "blessed": 1}], **common) == ""
+    assert pushed_streak() == 0

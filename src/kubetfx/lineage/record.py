@@ -347,14 +347,20 @@ def finish_execution(
     return ids
 
 
-def fail_execution(store: Store, execution_id: int, message: str) -> None:
-    """Mark an execution FAILED with a one-line reason (never its outputs)."""
+def fail_execution(
+    store: Store, execution_id: int, message: str, extra: Mapping[str, Any] | None = None
+) -> None:
+    """Mark an execution FAILED with a one-line reason (never its outputs), and ``extra``
+    properties (None values left out)."""
     [execution] = store.call(store.mlmd.get_executions_by_id, [execution_id])
     if execution.last_known_state in (pb.Execution.COMPLETE, pb.Execution.CACHED):
         return
     execution.last_known_state = pb.Execution.FAILED
     to_value(message[:4000], execution.custom_properties["error"])
     to_value(time.time(), execution.custom_properties["end_time"])
+    for name, value in (extra or {}).items():
+        if value is not None:
+            to_value(value, execution.custom_properties[name])
     store.call(store.mlmd.put_executions, [execution])
 
 

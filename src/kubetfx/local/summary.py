@@ -127,6 +127,19 @@ def render(
     ]
     if ":***@" in result.metadata:
         lines.append("  (give the password through KUBETFX_METADATA_PASSWORD)")
+    unpushed = {
+        t.name: str(executions[t.execution_id]["metrics_push"])
+        for t in result.tasks
+        if t.state in ("SUCCEEDED", "FAILED")  # a cached task ran (and pushed) in another run
+        and t.execution_id is not None
+        and executions.get(t.execution_id, {}).get("metrics_push")
+    }
+    if unpushed:
+        first = next(iter(unpushed.values()))
+        lines.append(
+            f"Metrics:  {len(unpushed)} task(s) could not push theirs ({', '.join(unpushed)}): {first}"
+            " (the run is not affected)"
+        )
     if worker:
         lines += ["", worker]
     return "\n".join(lines)
