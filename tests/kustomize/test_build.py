@@ -52,42 +52,31 @@ def _strict(schema: Any) -> Any:
 
 
 @functools.cache
-def _isvc_validator() -> jsonschema.Draft7Validator:
-    schema = _strict(yaml.safe_load(ISVC_SCHEMA.read_text()))
+def _crd_validator(schema_file: Path) -> jsonschema.Draft7Validator:
+    """A strict validator for a CRD's stored openAPIV3Schema."""
+    schema = _strict(yaml.safe_load(schema_file.read_text()))
     jsonschema.Draft7Validator.check_schema(schema)
     return jsonschema.Draft7Validator(schema)
 
 
-def _kserve_errors(obj: dict[str, Any]) -> list[str]:
+def _crd_errors(obj: dict[str, Any], schema_file: Path, api_version: str) -> list[str]:
     errors = [
         f"{'.'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
-        for e in _isvc_validator().iter_errors(obj)
+        for e in _crd_validator(schema_file).iter_errors(obj)
     ]
-    if obj.get("apiVersion") != "serving.kserve.io/v1beta1":
-        errors.append(f"apiVersion {obj.get('apiVersion')!r} is not serving.kserve.io/v1beta1")
+    if obj.get("apiVersion") != api_version:
+        errors.append(f"apiVersion {obj.get('apiVersion')!r} is not {api_version}")
+    return errors
+
+
+def _kserve_errors(obj: dict[str, Any]) -> list[str]:
+    errors = _crd_errors(obj, ISVC_SCHEMA, "serving.kserve.io/v1beta1")
     if not DNS_1035.match(obj["metadata"]["name"]):
         errors.append(f"name {obj['metadata']['name']!r} is not a DNS-1035 label")
     # KServe's validating webhook, not the schema, holds it to 0-100.
     canary = obj["spec"]["predictor"].get("canaryTrafficPercent")
     if canary is not None and not (isinstance(canary, int) and 0 <= canary <= 100):
         errors.append(f"canaryTrafficPercent {canary!r} is not a whole number from 0 to 100")
-    return errors
-
-
-@functools.cache
-def _prometheus_rule_validator() -> jsonschema.Draft7Validator:
-    schema = _strict(yaml.safe_load(PROMETHEUS_RULE_SCHEMA.read_text()))
-    jsonschema.Draft7Validator.check_schema(schema)
-    return jsonschema.Draft7Validator(schema)
-
-
-def _prometheus_rule_errors(obj: dict[str, Any]) -> list[str]:
-    errors = [
-        f"{'.'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
-        for e in _prometheus_rule_validator().iter_errors(obj)
-    ]
-    if obj.get("apiVersion") != "monitoring.coreos.com/v1":
-        errors.append(f"apiVersion {obj.get('apiVersion')!r} is not monitoring.coreos.com/v1")
     return errors
 
 
@@ -105,7 +94,7 @@ def validation_errors(obj: dict[str, Any]) -> list[str]:
     if obj["kind"] == "InferenceService":
         return _kserve_errors(obj)
     if obj["kind"] == "PrometheusRule":
-        return _prometheus_rule_errors(obj)
+        return _crd_errors(obj, PROMETHEUS_RULE_SCHEMA, "monitoring.coreos.com/v1")
     return _kubernetes_errors(obj)
 
 
