@@ -42,7 +42,13 @@ def render(result: DriftResult) -> str:
             "<p class='muted'>A threshold is the one set, or the distance chance alone reaches one time"
             " in a thousand on samples this size when that is larger.</p>"
         )
-    if result.predicted or result.expected_predicted:
+    if result.expected_predicted and not result.predicted:
+        sections.append("<h2>Predictions</h2>")
+        sections.append(
+            "<p class='muted'>The logs hold no responses with a predicted class: the predictions"
+            " were not compared with the evaluation's.</p>"
+        )
+    elif result.predicted or result.expected_predicted:
         sections.append("<h2>Predictions</h2>")
         classes = sorted(set(result.predicted) | set(result.expected_predicted))
         served = sum(result.predicted.values()) or 1.0

@@ -62,7 +62,12 @@ def serving_drift(
     """Drift of serving traffic (request logs at LOGS_URI: a file, folder or glob, local or
     in an object store) from the training data of the model being served, found in lineage."""
     import os
+    import warnings
 
+    from kubetfx.taskenv import quiet_tensorflow
+
+    quiet_tensorflow()  # before TFDV imports TensorFlow: its start-up lines say nothing here
+    warnings.filterwarnings("ignore", category=FutureWarning, module="google.api_core")
     from kubetfx.components.serving_drift import executor
 
     os.makedirs(output_dir, exist_ok=True)

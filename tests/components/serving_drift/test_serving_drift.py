@@ -442,6 +442,13 @@ def test_the_served_models_training_data_is_found_through_lineage(
     assert not calm.drifted and calm.reason.startswith("no drift"), calm.reason
     assert calm.expected_predicted == EVAL_PREDICTED and calm.prediction["prediction_l_infinity"] < 0.25
     assert "served: version 1" in calm.baseline
+    # Requests logged without their responses: the predictions are not compared (no alarm
+    # from an empty distribution), and the report says why instead of showing zero shares.
+    silent = executor.check(
+        str(write_kserve(tmp_path / "silent.jsonl", unchanged, responses=False)), "penguins", out, store=store
+    )
+    assert not silent.drifted and silent.prediction == {}, silent.prediction
+    assert "hold no responses" in report_html.render(silent)
     moved_logs = str(write_kserve(tmp_path / "moved.jsonl", shifted))
     moved = executor.check(moved_logs, "penguins", out, store=store)
     assert moved.drifted and moved.drifted_features == ["body_mass_g"]
