@@ -251,3 +251,36 @@ def train_model(
         return made[key]
 
     return train
+
+
+class RunProcesses:
+    """What the crash and kill tests check is left of a run, read from /proc."""
+
+    @staticmethod
+    def alive(pid: int) -> bool:
+        """Whether ``pid`` runs (a zombie does not count)."""
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            return False
+        return "zombie" not in status
+
+    def of(self, run_id: str) -> list[int]:
+        """Live processes (not this one) whose command line names the run: task commands
+        carry its output paths or URIs."""
+        found = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit() and int(entry.name) != os.getpid():
+                try:
+                    cmdline = (entry / "cmdline").read_bytes()
+                except OSError:
+                    continue
+                if run_id.encode() in cmdline and self.alive(int(entry.name)):
+                    found.append(int(entry.name))
+        return found
+
+
+@pytest.fixture
+def run_processes() -> RunProcesses:
+    """Looking for a run's processes (see :class:`RunProcesses`)."""
+    return RunProcesses()

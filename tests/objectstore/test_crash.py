@@ -37,28 +37,6 @@ TRAINING = str(REPO / "pipelines/training/pipeline.yaml")
 DATA_TASKS = ("example-gen", "statistics-gen", "schema-gen")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return "zombie" not in status
-
-
-def _processes_of(run_id: str) -> list[int]:
-    """Processes whose command line names the run (task commands carry its output URIs)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if run_id.encode() in cmdline and _alive(int(entry.name)):
-                found.append(int(entry.name))
-    return found
-
-
 def _run_id(text: str) -> str:
     match = re.search(r"^run (\S+): pipeline", text, re.MULTILINE) or re.search(r"^Run (\S+) ", text, re.M)
     assert match, text
@@ -98,7 +76,7 @@ def _assert_consistent(store) -> None:
 
 
 @pytest.mark.slow
-def test_sigkill_mid_task_then_mid_upload_then_rerun(s3_env: str, workdir: Path) -> None:
+def test_sigkill_mid_task_then_mid_upload_then_rerun(s3_env: str, workdir: Path, run_processes) -> None:
     root = f"minio://{s3_env}/v2/artifacts"
     marks = workdir / "failpoints"
     env = {**os.environ, "KUBETFX_PUSH_ROOT": f"s3://{s3_env}/serving", "TMPDIR": str(workdir)}
@@ -133,9 +111,11 @@ def test_sigkill_mid_task_then_mid_upload_then_rerun(s3_env: str, workdir: Path)
         runner.send_signal(signal.SIGKILL)
         runner.wait(timeout=30)
         deadline = time.time() + 30
-        while time.time() < deadline and (_alive(pid) or _processes_of(run_id)):
+        while time.time() < deadline and (run_processes.alive(pid) or run_processes.of(run_id)):
             time.sleep(0.1)
-        assert not _alive(pid) and not _processes_of(run_id), f"processes of {run_id} outlived the runner"
+        assert not run_processes.alive(pid) and not run_processes.of(run_id), (
+            f"processes of {run_id} outlived the runner"
+        )
         for mark in marks.glob("*.json"):
             mark.unlink()
         return run_id

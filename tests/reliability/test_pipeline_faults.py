@@ -142,28 +142,6 @@ def _run_id(text: str) -> str:
     return match.group(1)
 
 
-def _alive(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    return "zombie" not in status
-
-
-def _processes_of(run_id: str) -> list[int]:
-    """Processes whose command line names the run (task commands carry its output paths)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
-            try:
-                cmdline = (entry / "cmdline").read_bytes()
-            except OSError:
-                continue
-            if run_id.encode() in cmdline and _alive(int(entry.name)):
-                found.append(int(entry.name))
-    return found
-
-
 def _by_task(store, run_id: str) -> dict[str, pb.Execution]:
     ctx = store.mlmd.get_context_by_type_and_name("system.PipelineRun", run_id)
     assert ctx is not None, f"no run {run_id} in lineage"
@@ -231,7 +209,9 @@ def _versions(model_dir: Path) -> tuple[list[str], list[str]]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(("point", "victim"), CASES, ids=[f"{p}-{v}" for p, v in CASES])
-def test_sigkill_at_a_point_then_rerun_completes_and_reuses(lab: dict, point: str, victim: str) -> None:
+def test_sigkill_at_a_point_then_rerun_completes_and_reuses(
+    lab: dict, point: str, victim: str, run_processes
+) -> None:
     task, name = POINTS[point]
     case = f"{point}-{victim}"
     args = _params(lab, point, victim)
@@ -250,10 +230,12 @@ def test_sigkill_at_a_point_then_rerun_completes_and_reuses(lab: dict, point: st
         # The task dies with the runner, and nothing of the run is left (give a loaded
         # machine time): no orphan keeps writing while the rerun starts.
         deadline = time.time() + 30
-        while time.time() < deadline and (_alive(pid) or _processes_of(run_id)):
+        while time.time() < deadline and (run_processes.alive(pid) or run_processes.of(run_id)):
             time.sleep(0.1)
-        assert not _alive(pid), f"the {task} task outlived the runner"
-        assert not _processes_of(run_id), f"processes of the killed run are left: {_processes_of(run_id)}"
+        assert not run_processes.alive(pid), f"the {task} task outlived the runner"
+        assert not run_processes.of(run_id), (
+            f"processes of the killed run are left: {run_processes.of(run_id)}"
+        )
         expected = pb.Execution.RUNNING
     else:
         os.kill(pid, signal.SIGKILL)
