@@ -21,7 +21,7 @@ from ml_metadata import metadata_store as ms
 from ml_metadata.proto import metadata_store_pb2 as pb
 
 from kubetfx.artifacts.kinds import BLESSING, PUSHED_MODEL
-from kubetfx.lineage.record import PIPELINE_CONTEXT, content_complete, props
+from kubetfx.lineage.record import PIPELINE_CONTEXT, content_complete, props, quoted, truthy
 from kubetfx.lineage.store import Store
 
 _PAGE = 50
@@ -39,23 +39,18 @@ class Baseline:
     destination: str = ""  # the served version's folder, for a served model
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
 def _candidates(store: Store, kind: str, model_name: str, pipeline_name: str = "") -> list[pb.Artifact]:
-    query = f"type = {_quote(kind)} AND custom_properties.model_name.string_value = {_quote(model_name)}"
+    query = f"type = {quoted(kind)} AND custom_properties.model_name.string_value = {quoted(model_name)}"
     if pipeline_name:
         query += (
-            f" AND contexts_p.type = {_quote(PIPELINE_CONTEXT)} AND contexts_p.name = {_quote(pipeline_name)}"
+            f" AND contexts_p.type = {quoted(PIPELINE_CONTEXT)} AND contexts_p.name = {quoted(pipeline_name)}"
         )
     options = ms.ListOptions(filter_query=query, order_by=ms.OrderByField.ID, is_asc=False, limit=_PAGE)
     return list(store.call(store.mlmd.get_artifacts, list_options=options))
 
 
 def _flag(artifact: pb.Artifact, name: str) -> bool:
-    value = props(artifact).get(name)
-    return value in (1, 1.0, True, "1", "true", "True")
+    return truthy(props(artifact).get(name))
 
 
 def model_behind(store: Store, artifact_id: int) -> pb.Artifact | None:

@@ -28,7 +28,7 @@ from ml_metadata import metadata_store as ms
 from ml_metadata.proto import metadata_store_pb2 as pb
 
 from kubetfx.artifacts.kinds import BLESSING
-from kubetfx.lineage.record import PIPELINE_CONTEXT, props
+from kubetfx.lineage.record import PIPELINE_CONTEXT, props, quoted, truthy
 from kubetfx.lineage.store import Store
 
 _PAGE = 100
@@ -48,18 +48,10 @@ class TrainedData:
     blessed: bool
 
 
-def _quote(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def _truthy(value: object) -> bool:
-    return value in (1, 1.0, True, "1", "true", "True")
-
-
 def _pages(store: Store, pipeline_name: str) -> Iterator[list[pb.Execution]]:
     """Finished executions of the pipeline, newest first, one page at a time."""
     base = (
-        f"contexts_p.type = {_quote(PIPELINE_CONTEXT)} AND contexts_p.name = {_quote(pipeline_name)}"
+        f"contexts_p.type = {quoted(PIPELINE_CONTEXT)} AND contexts_p.name = {quoted(pipeline_name)}"
         " AND (last_known_state = COMPLETE OR last_known_state = CACHED)"
     )
     below = None
@@ -127,7 +119,7 @@ def last_trained_data(
             ]
             if not blessings or not examples:
                 continue
-            blessed = _truthy(props(blessings[0]).get("blessed"))
+            blessed = truthy(props(blessings[0]).get("blessed"))
             if blessed and require_push and not _push_finished(store, blessings[0].id, run_id):
                 continue
             data = props(examples[0])

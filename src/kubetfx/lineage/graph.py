@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from ml_metadata.proto import metadata_store_pb2 as pb
 
 from kubetfx.errors import KubetfxError
-from kubetfx.lineage.record import STATE_NAMES, props
+from kubetfx.lineage.record import STATE_NAMES, props, quoted
 from kubetfx.lineage.store import Store
 
 
@@ -189,8 +189,7 @@ class MLMDLineage:
         if ref.startswith("span=") and ref[5:].isdigit():
             condition = f"custom_properties.span.int_value = {int(ref[5:])}"
         else:
-            quoted = "'" + ref.replace("\\", "\\\\").replace("'", "\\'") + "'"
-            condition = f"custom_properties.input_uri.string_value = {quoted}"
+            condition = f"custom_properties.input_uri.string_value = {quoted(ref)}"
         options = ms.ListOptions(
             filter_query=f"type = 'system.Dataset' AND {condition}",
             order_by=ms.OrderByField.ID,
@@ -209,9 +208,8 @@ class MLMDLineage:
         name, _, version = ref.rpartition(":")
         if not name or not version.isdigit():
             raise KubetfxError(f"{ref!r}: write a pushed model as MODEL_NAME:VERSION, e.g. penguins:3")
-        quoted = "'" + name.replace("\\", "\\\\").replace("'", "\\'") + "'"
         query = (
-            f"type = '{PUSHED_MODEL}' AND custom_properties.model_name.string_value = {quoted}"
+            f"type = '{PUSHED_MODEL}' AND custom_properties.model_name.string_value = {quoted(name)}"
             f" AND custom_properties.version.int_value = {int(version)}"
         )
         options = ms.ListOptions(filter_query=query, order_by=ms.OrderByField.ID, is_asc=False, limit=10)

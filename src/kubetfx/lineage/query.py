@@ -12,7 +12,7 @@ from typing import Any
 from ml_metadata.proto import metadata_store_pb2 as pb
 
 from kubetfx.errors import KubetfxError
-from kubetfx.lineage.record import PIPELINE_CONTEXT, RUN_CONTEXT, STATE_NAMES, props
+from kubetfx.lineage.record import PIPELINE_CONTEXT, RUN_CONTEXT, STATE_NAMES, props, quoted, truthy
 from kubetfx.lineage.store import Store
 
 
@@ -209,8 +209,10 @@ def previous_statistics(
     from ml_metadata import metadata_store as ms
 
     # Only this pipeline's statistics, filtered by the store (not every artifact of the pipeline).
-    quoted = "'" + pipeline_name.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    query = f"type = '{STATISTICS}' AND contexts_p.type = '{PIPELINE_CONTEXT}' AND contexts_p.name = {quoted}"
+    query = (
+        f"type = '{STATISTICS}' AND contexts_p.type = '{PIPELINE_CONTEXT}'"
+        f" AND contexts_p.name = {quoted(pipeline_name)}"
+    )
     candidates = [
         a
         for a in store.call(store.mlmd.get_artifacts, list_options=ms.ListOptions(filter_query=query))
@@ -344,17 +346,14 @@ def unblessed_runs(store: Store, pipeline_name: str, model_name: str, limit: int
 
     from kubetfx.artifacts.kinds import BLESSING
 
-    def quote(text: str) -> str:
-        return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
     query = (
-        f"type = {quote(BLESSING)} AND custom_properties.model_name.string_value = {quote(model_name)}"
-        f" AND contexts_p.type = {quote(PIPELINE_CONTEXT)} AND contexts_p.name = {quote(pipeline_name)}"
+        f"type = {quoted(BLESSING)} AND custom_properties.model_name.string_value = {quoted(model_name)}"
+        f" AND contexts_p.type = {quoted(PIPELINE_CONTEXT)} AND contexts_p.name = {quoted(pipeline_name)}"
     )
     options = ms.ListOptions(filter_query=query, order_by=ms.OrderByField.ID, is_asc=False, limit=limit)
     streak = 0
     for blessing in store.call(store.mlmd.get_artifacts, list_options=options):
-        if props(blessing).get("blessed") in (1, 1.0, True, "1", "true", "True"):
+        if truthy(props(blessing).get("blessed")):
             break
         streak += 1
     return streak

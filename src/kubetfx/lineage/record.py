@@ -128,6 +128,17 @@ def props(message: Any) -> dict[str, Any]:
     return {k: from_value(v) for k, v in message.custom_properties.items()}
 
 
+def truthy(value: object) -> bool:
+    """A recorded flag (``blessed``, ``pushed``...) as written by any kubetfx version: an
+    int, a float, a bool or a string."""
+    return value in (1, 1.0, True, "1", "true", "True")
+
+
+def quoted(text: str) -> str:
+    """``text`` as a string literal of an ML Metadata filter query."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
 def contexts_for(store: Store, identity: Identity) -> list[pb.Context]:
     """The pipeline and run contexts of a task (created if missing, by whoever is first).
 

@@ -25,7 +25,7 @@ from ml_metadata.proto import metadata_store_pb2 as pb
 
 from kubetfx.artifacts.kinds import BLESSING, EVALUATION, STATISTICS
 from kubetfx.lineage.baseline import served_model
-from kubetfx.lineage.record import props
+from kubetfx.lineage.record import props, truthy
 from kubetfx.lineage.store import Store
 
 CLASSIFICATION_METRICS = "system.ClassificationMetrics"
@@ -104,7 +104,7 @@ def _statistics_of(store: Store, examples_id: int) -> pb.Artifact | None:
 
 
 def _blessed(artifact: pb.Artifact) -> bool:
-    return props(artifact).get("blessed") in (1, 1.0, True, "1", "true", "True")
+    return truthy(props(artifact).get("blessed"))
 
 
 def predicted_distribution(confusion: Any) -> dict[str, float]:
