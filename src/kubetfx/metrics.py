@@ -24,6 +24,7 @@ task logs as a warning and records on its execution in lineage.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -163,43 +164,32 @@ class Samples:
 # ---------------------------------------------------------------------- from lineage metadata
 
 
-def _number_map(value: Any) -> dict[str, float]:
-    """A ``{name: number}`` property (lineage keeps structs; older records JSON text)."""
+def _parsed(value: Any) -> Any:
+    """A property as lineage gives it back: structs as dicts, lists as JSON text."""
     if isinstance(value, str):
-        import json
-
         try:
-            value = json.loads(value)
+            return json.loads(value)
         except ValueError:
-            return {}
+            return None
+    return value
+
+
+def _number_map(value: Any) -> dict[str, float]:
+    """A ``{name: number}`` property."""
+    value = _parsed(value)
     if not isinstance(value, Mapping):
         return {}
     return {str(k): v for k, v in value.items() if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
 def _listed(value: Any) -> list[Any] | None:
-    """A list property (lineage keeps lists as JSON text); None when it is not one."""
-    if isinstance(value, str):
-        import json
-
-        try:
-            value = json.loads(value)
-        except ValueError:
-            return None
+    """A list property; None when it is not one."""
+    value = _parsed(value)
     return list(value) if isinstance(value, list | tuple) else None
 
 
 def _struct(value: Any) -> Mapping[str, Any]:
-    if isinstance(value, str):
-        import ast
-        import json
-
-        for parse in (json.loads, ast.literal_eval):
-            try:
-                value = parse(value)
-                break
-            except (ValueError, SyntaxError):
-                continue
+    value = _parsed(value)
     return value if isinstance(value, Mapping) else {}
 
 
