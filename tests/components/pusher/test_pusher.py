@@ -268,6 +268,15 @@ def test_the_compiled_component_records_what_the_baseline_resolver_reads(
     # The serving check's figures are in lineage, as the audit and the metrics read them.
     assert meta["serving_server"] == "kserve 0.15.2" and meta["load_requests"] == 30
     assert meta["predictions_match"] == 1 and meta["latency_p99_ms"] >= meta["latency_p95_ms"] > 0
+    from kubetfx.lineage import audit
+    from kubetfx.lineage.graph import MLMDLineage
+
+    shown = audit.to_markdown(audit.build(MLMDLineage(store), "penguins:1"))
+    section = shown.split("## Serving check")[1].split("## ")[0]
+    assert "| server | kserve 0.15.2 (v1 REST) |" in section
+    assert "| predictions | equal on 5 eval examples" in section
+    assert "| load | 30 requests at concurrency 2, 0 errors," in section
+    assert f"| latency p50 / p95 / p99 ms | {meta['latency_p50_ms']:.4g} / " in section
     [made] = [
         e for e in store.call(store.mlmd.get_events_by_artifact_ids, [pushed.id]) if e.type == pb.Event.OUTPUT
     ]
