@@ -34,7 +34,7 @@ SERVING_VENV  := .venv-serving
 SERVING_LOCK  := requirements/serving.txt
 SERVING_STAMP := $(SERVING_VENV)/.installed
 
-$(SERVING_STAMP): $(SERVING_LOCK) $(STAMP)
+$(SERVING_STAMP): $(SERVING_LOCK) | $(STAMP)
 	$(BIN)/uv venv --quiet --allow-existing -p $(PYTHON) $(SERVING_VENV)
 	$(BIN)/uv pip sync --quiet --compile-bytecode -p $(SERVING_VENV)/bin/python --require-hashes $(SERVING_LOCK)
 	touch $(SERVING_STAMP)
