@@ -17,6 +17,7 @@ help:
 	@echo "make lint    ruff and mypy"
 	@echo "make compile regenerate component.yaml / pipeline.yaml files"
 	@echo "make lock    re-resolve the locked dependency sets"
+	@echo "make serving-env  the serving check's model server environment (.venv-serving)"
 
 $(STAMP): $(LOCK) requirements/bootstrap.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
