@@ -15,6 +15,7 @@ def example_gen(
     splits: str = "train:2,eval:1",
     partition_feature: str = "",
     version: int = 0,
+    beam_pipeline_args: list = [],  # noqa: B006 - KFP reads the default from the signature
 ) -> NamedTuple("Outputs", [("span", int), ("fingerprint", str), ("row_count", int)]):
     """Reads CSV or Parquet data into split TFRecords of tf.Example.
 
@@ -29,6 +30,9 @@ def example_gen(
         partition_feature: Column whose value decides the split (rows with equal values
             land together); empty hashes the whole row.
         version: The data version recorded with the span.
+        beam_pipeline_args: Beam options (e.g. ``["--runner=PortableRunner",
+            "--job_endpoint=..."]``): given, the input is read, split and written by Beam
+            workers (the same examples); empty: in this process. See docs/beam.md.
 
     Returns:
         span: The span that was read (0 without ``{SPAN}``).
@@ -37,14 +41,20 @@ def example_gen(
     """
     from kubetfx.components.example_gen import executor
 
-    result = executor.run(
-        input_uri,
-        examples.path,
-        input_format=input_format,
-        splits=splits,
-        partition_feature=partition_feature,
-        version=version,
-    )
+    from kubetfx.beam import split_args
+
+    arguments = {
+        "input_format": input_format,
+        "splits": splits,
+        "partition_feature": partition_feature,
+        "version": version,
+    }
+    if split_args(beam_pipeline_args):
+        from kubetfx.components.example_gen import beam
+
+        result = beam.run(input_uri, examples.path, beam_pipeline_args=beam_pipeline_args, **arguments)
+    else:
+        result = executor.run(input_uri, examples.path, **arguments)
     examples.metadata.update(result.metadata())
     outputs = NamedTuple("Outputs", [("span", int), ("fingerprint", str), ("row_count", int)])
     return outputs(result.span, result.fingerprint, sum(result.row_counts.values()))

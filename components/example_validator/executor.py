@@ -13,6 +13,7 @@ Layout written: :mod:`kubetfx.artifacts.anomalies` (``Split-<split>/SchemaDiff.p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ from kubetfx.artifacts import schema as schema_artifact
 from kubetfx.artifacts import statistics as stats
 from kubetfx.artifacts.kinds import ANOMALIES, TYPE_KEY
 from kubetfx.artifacts.tabular import read_table
+from kubetfx.beam import split_args
 from kubetfx.errors import KubetfxError
 from kubetfx.settings import redact
 
@@ -186,8 +188,12 @@ def run(
     source: str = "",
     span: int = 0,
     serving_data_uri: str = "",
+    beam_pipeline_args: Sequence[str] | str = (),
 ) -> ValidationResult:
     """Validate every split; measure drift against the baseline and skew against serving data.
+
+    ``beam_pipeline_args``: when given, the serving sample's statistics are computed on
+    Beam with these options (:mod:`kubetfx.beam`), else in this process.
 
     A feature the baseline statistics lack is new: listed in ``new_features``, never an
     anomaly. A feature the baseline has and the data lacks is listed in ``gone_features``;
@@ -215,7 +221,12 @@ def run(
     reference = "train" if "train" in splits else splits[0]
     serving = None
     if serving_data_uri:
-        serving = statistics_of_table(read_table(serving_data_uri), "serving")
+        if split_args(beam_pipeline_args):
+            from kubetfx.components.statistics_gen import beam_path
+
+            serving = beam_path.statistics_of_input(serving_data_uri, "serving", beam_pipeline_args)
+        else:
+            serving = statistics_of_table(read_table(serving_data_uri), "serving")
     for split in splits:
         current = stats.load(statistics_dir, split)
         if split == reference:
