@@ -133,7 +133,8 @@ def run(
             if raised is err:
                 raise
             raise raised from None
-        counts, columns = {}, []
+        counts: dict[str, int] = {}
+        columns: list[str] = []
         for name, _ in split_spec:
             parts = os.path.join(parts_root, name)
             data = sorted(os.path.join(parts, f) for f in os.listdir(parts) if f.endswith("-data.parquet"))

@@ -43,18 +43,21 @@ def example_gen(
 
     from kubetfx.beam import split_args
 
-    arguments = {
-        "input_format": input_format,
-        "splits": splits,
-        "partition_feature": partition_feature,
-        "version": version,
-    }
-    if split_args(beam_pipeline_args):
+    run = executor.run
+    if split_args(beam_pipeline_args):  # Beam options given: read and split on Beam with them
+        import functools
+
         from kubetfx.components.example_gen import beam
 
-        result = beam.run(input_uri, examples.path, beam_pipeline_args=beam_pipeline_args, **arguments)
-    else:
-        result = executor.run(input_uri, examples.path, **arguments)
+        run = functools.partial(beam.run, beam_pipeline_args=beam_pipeline_args)
+    result = run(
+        input_uri,
+        examples.path,
+        input_format=input_format,
+        splits=splits,
+        partition_feature=partition_feature,
+        version=version,
+    )
     examples.metadata.update(result.metadata())
     outputs = NamedTuple("Outputs", [("span", int), ("fingerprint", str), ("row_count", int)])
     return outputs(result.span, result.fingerprint, sum(result.row_counts.values()))
