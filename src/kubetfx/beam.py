@@ -32,12 +32,6 @@ DEFAULT_ARGS = (
 )
 PARAMETER = "beam_pipeline_args"
 _OPTION = re.compile(r"--([A-Za-z_][A-Za-z0-9_-]*)(=.*)?", re.DOTALL)
-# Runner modules that register their own options when imported (Flink's and Spark's
-# options live beside their runners, not in pipeline_options).
-_RUNNER_OPTION_MODULES = (
-    "apache_beam.runners.portability.flink_runner",
-    "apache_beam.runners.portability.spark_runner",
-)
 
 
 def split_args(args: str | Sequence[Any] | None) -> list[str]:
@@ -142,14 +136,7 @@ def _check(args: list[str]) -> None:
 def _parser() -> Any:
     """An argument parser holding every Beam option this Beam knows, built as Beam's own
     ``PipelineOptions.get_all_options`` builds it (the last class of each name wins)."""
-    import contextlib
-    import importlib
-
     from apache_beam.options import pipeline_options as po
-
-    for module in _RUNNER_OPTION_MODULES:
-        with contextlib.suppress(ImportError):
-            importlib.import_module(module)
 
     class Quiet(po._BeamArgumentParser):
         def error(self, message: str) -> Any:  # no usage text on stderr: we say what is wrong
