@@ -275,13 +275,20 @@ def read_tabular(
 
 def input_error(err: BaseException) -> BaseException:
     """An error a Beam worker raised, as the error it was: a worker's InputDataError or
-    ConfigError comes back inside the runner's error text; its message is raised again as
-    such (it names the file, line and column), anything else as it came."""
+    ConfigError comes back inside the runner's error text (or, from an in-process runner,
+    as itself with the Beam step's name appended); it is raised again with its own
+    message (which names the file, line and column), anything else as it came."""
     from kubetfx.errors import InputDataError
 
     text = str(err)
     for kind in (InputDataError, ConfigError):
-        match = re.search(rf"\b{kind.__name__}: (.+)", text)
-        if match:
-            return kind(match.group(1).strip().strip("'\""))
+        if isinstance(err, kind):
+            message = text
+        else:
+            match = re.search(rf"\b{kind.__name__}: (.+)", text)
+            if not match:
+                continue
+            message = match.group(1)
+        message = re.sub(r"\s*\[while running '[^\]]*'\]", "", message)  # Beam's step name
+        return kind(message.strip().strip("'\"").replace("\\'", "'"))
     return err
