@@ -22,7 +22,6 @@ from kubetfx.artifacts import schema as schema_artifact
 from kubetfx.artifacts import statistics as stats
 from kubetfx.artifacts.kinds import ANOMALIES, TYPE_KEY
 from kubetfx.artifacts.tabular import read_table
-from kubetfx.beam import split_args
 from kubetfx.errors import KubetfxError
 from kubetfx.settings import redact
 
@@ -204,6 +203,8 @@ def run(
     # The serving sample's statistics are computed as StatisticsGen computes a split's: the
     # ExampleValidator's one declared neighbour (tests/unit/test_import_direction.py).
     from kubetfx.components.statistics_gen.executor import statistics_of_table
+
+    from kubetfx.beam import split_args
 
     schema = schema_artifact.load(schema_dir)
     result = ValidationResult(

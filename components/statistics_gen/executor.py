@@ -44,12 +44,15 @@ from typing import Any
 from kubetfx.artifacts import examples, statistics
 from kubetfx.artifacts.kinds import STATISTICS, TYPE_KEY
 from kubetfx.artifacts.tabular import to_record_batch
-from kubetfx.beam import beam_args as checked_beam_args
-from kubetfx.beam import split_args
 from kubetfx.errors import ConfigError, InputDataError
 from kubetfx.process import fork_map, usable_cpus
 
 DEFAULT_IN_MEMORY_MAX_MB = 256
+DEFAULT_BEAM_ARGS = (
+    "--runner=DirectRunner",
+    "--direct_running_mode=multi_processing",
+    "--direct_num_workers=0",
+)
 
 WORKERS_ENV = "KUBETFX_STATS_WORKERS"
 # Below this many cells (rows x columns) one process: TFDV takes ~0.2 us a cell here, and
@@ -411,10 +414,14 @@ def run(
         raise ConfigError(f"workers {workers}: use 1 or more processes")
     if not 0.0 < sample_rate <= 1.0:
         raise InputDataError(f"sample_rate {sample_rate} must be in (0, 1]")
-    # Options given: every split on Beam with them; none: only splits over the size
-    # threshold, on the DirectRunner's multi-process defaults (nothing to download).
-    on_beam = bool(split_args(beam_pipeline_args))
-    beam_args = checked_beam_args(beam_pipeline_args)
+    from kubetfx.beam import beam_args as checked_beam_args
+    from kubetfx.beam import split_args
+
+    # Checked (an unknown option is an error naming it); without --runner, after
+    # DEFAULT_BEAM_ARGS: never let Beam try to download a runner.
+    beam_args = checked_beam_args(beam_pipeline_args, DEFAULT_BEAM_ARGS)
+    if split_args(beam_pipeline_args):
+        in_memory_max_mb = -1  # Beam options given: every split on Beam with them
     result = StatisticsResult()
     for split in examples.split_names(examples_dir):
         files = examples.split_files(examples_dir, split)
@@ -422,12 +429,11 @@ def run(
         out_file.parent.mkdir(parents=True, exist_ok=True)
         size_mb = sum(os.path.getsize(f) for f in files) / 2**20
         columnar = examples.columnar_path(examples_dir, split)
-        in_memory = not on_beam and size_mb <= in_memory_max_mb
-        if in_memory and columnar is not None:
+        if size_mb <= in_memory_max_mb and columnar is not None:
             stats = statistics_of_columnar(columnar, split, sample_rate, workers)
             statistics.write(output_dir, split, stats)
             result.path[split] = "in-memory (columnar copy)"
-        elif in_memory:
+        elif size_mb <= in_memory_max_mb:
             stats = statistics_in_memory(examples.records(examples_dir, split), split, sample_rate, workers)
             statistics.write(output_dir, split, stats)
             result.path[split] = "in-memory"

@@ -63,8 +63,9 @@ def split_args(args: str | Sequence[Any] | None) -> list[str]:
     return out
 
 
-def beam_args(args: str | Sequence[Any] | None) -> list[str]:
-    """The checked options, with the DirectRunner defaults when no ``--runner`` is given.
+def beam_args(args: str | Sequence[Any] | None, defaults: Sequence[str] = DEFAULT_ARGS) -> list[str]:
+    """The checked options, after ``defaults`` (the DirectRunner's, multi-process) when no
+    ``--runner`` is given.
 
     Raises ConfigError naming the argument that is not an option, that Beam does not
     know, or whose value Beam cannot parse.
@@ -72,7 +73,7 @@ def beam_args(args: str | Sequence[Any] | None) -> list[str]:
     given = split_args(args)
     _check(given)
     if not any(_name(a) == "runner" for a in given if a.startswith("--")):
-        given = [*DEFAULT_ARGS, *given]  # never let Beam look for (or download) a runner
+        given = [*defaults, *given]  # never let Beam look for (or download) a runner
     return given
 
 
