@@ -1,0 +1,1 @@
+"""Serving: model servers, load checks, KServe manifests and stepped canary rollouts."""
