@@ -21,15 +21,13 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from ml_metadata import errors as mlmd_errors
 from ml_metadata.proto import metadata_store_pb2 as pb
 
+from kubetfx.lineage.aliases import MODEL_CONTEXT, ROLLOUT_EXECUTION, model_context
 from kubetfx.lineage.record import _event, props, to_value
 from kubetfx.lineage.store import Store
 from kubetfx.pushing import check_model_name
 
-ROLLOUT_EXECUTION = "kubetfx.Rollout"
-MODEL_CONTEXT = "kubetfx.ModelName"  # one context per model name: its aliases and rollouts
 STATES = ("in_progress", "promoted", "rolled_back")
 DECISIONS = ("hold", "promote", "rollback")
 
@@ -69,20 +67,6 @@ class Rollout:
         return asdict(self)
 
 
-def model_context(store: Store, model_name: str) -> pb.Context:
-    """The ``kubetfx.ModelName`` context of ``model_name``, created by whoever is first."""
-    type_id = store.type_id("context", MODEL_CONTEXT)
-    found = store.call(store.mlmd.get_context_by_type_and_name, MODEL_CONTEXT, model_name)
-    if found is not None:
-        return found
-    context = pb.Context(type_id=type_id, name=model_name)
-    try:
-        [context.id] = store.call(store.mlmd.put_contexts, [context])
-    except mlmd_errors.AlreadyExistsError:
-        return store.call(store.mlmd.get_context_by_type_and_name, MODEL_CONTEXT, model_name)
-    return context
-
-
 def _pushed_artifact(store: Store, model_name: str, version: int) -> pb.Artifact | None:
     from kubetfx.lineage.rollback import find_push
 
@@ -93,6 +77,7 @@ def _pushed_artifact(store: Store, model_name: str, version: int) -> pb.Artifact
 def save(store: Store, rollout: Rollout) -> int:
     """Write ``rollout`` (create it the first time, rewrite it after); returns its id."""
     check_model_name(rollout.model_name)
+    store.ensure_own()
     if rollout.state not in STATES:
         raise ValueError(f"rollout state must be one of {STATES}, not {rollout.state!r}")
     for step in rollout.steps:

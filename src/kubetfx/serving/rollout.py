@@ -362,19 +362,25 @@ def _push_metrics(model_name: str, canary_version: int, stable_version: int, per
     return push(samples, grouping_key(METRICS_PIPELINE, METRICS_TASK, model_name))
 
 
-def _move_alias(store: Any, model_name: str, version: int, alias: str, reason: str) -> None:
-    """Point ``alias`` at ``version`` in lineage, where version aliases are available."""
-    # Version aliases (kubetfx.lineage.aliases) come from the model-card and alias work;
-    # until that module is present this does nothing.
-    try:
-        from kubetfx.lineage import aliases  # type: ignore[attr-defined,unused-ignore]
-    except ImportError:
-        return
+def _move_alias(
+    store: Any, model_name: str, version: int, alias: str, reason: str, say: Callable[[str], None]
+) -> None:
+    """Point ``alias`` at ``version`` in lineage (unless it already does); a version
+    lineage holds no push of cannot take an alias: say so, and go on."""
     import getpass
 
-    aliases.assign_alias(
-        store, model_name, version, alias, reason=reason, actor=f"kubetfx rollout ({getpass.getuser()})"
-    )
+    from kubetfx.lineage.aliases import AliasError, aliases, assign_alias
+
+    if aliases(store, model_name).get(alias) == version:
+        return
+    try:
+        assign_alias(
+            store, model_name, version, alias, reason=reason, actor=f"kubetfx rollout ({getpass.getuser()})"
+        )
+    except AliasError as err:
+        say(f"warning: alias {alias!r} not moved: {err}")
+        return
+    say(f"alias {alias!r} -> version {version}")
 
 
 def _step(
@@ -430,9 +436,13 @@ def run_rollout(
         record()
         if store is not None:
             if state == "promoted":
-                _move_alias(store, model_name, canary_version, "production", f"canary promoted: {reason}")
+                _move_alias(
+                    store, model_name, canary_version, "production", f"canary promoted: {reason}", say
+                )
             else:
-                _move_alias(store, model_name, stable_version, "production", f"canary rolled back: {reason}")
+                _move_alias(
+                    store, model_name, stable_version, "production", f"canary rolled back: {reason}", say
+                )
         problem = _push_metrics(model_name, canary_version, stable_version, percent, state)
         if problem:
             say(f"warning: {problem}")
@@ -441,7 +451,7 @@ def run_rollout(
 
     record()
     if store is not None:
-        _move_alias(store, model_name, canary_version, "candidate", "canary started")
+        _move_alias(store, model_name, canary_version, "candidate", "canary started", say)
     stable_rev, canary_rev = backend.revisions()
     steps = list(settings.steps)
     for index, percent in enumerate(steps):
