@@ -303,7 +303,7 @@ def _merge_patch(target: Any, patch: Any) -> Any:
     [{}, {"canary_traffic_percent": 5}, {"canary_traffic_percent": 100, "namespace": "kubeflow-user"}],
 )
 def test_kubetfx_inference_service_is_valid_against_the_kserve_schema(options: dict[str, Any]) -> None:
-    from kubetfx.serving.kserve import inference_service, served_version
+    from kubetfx.serving.inferenceservice import inference_service, served_version
 
     isvc = inference_service("penguins", 7, "s3://models/serving", **options)
     assert validation_errors(isvc) == []
@@ -321,7 +321,7 @@ def test_kserve_schema_keeps_what_the_rollout_writes_at_full_depth() -> None:
     for field in ("storageUris", "labels", "annotations", "canaryTrafficPercent"):
         assert not predictor[field].get("x-kubetfx-trimmed"), field
     # The schema does check storageUris: a missing uri is an error.
-    from kubetfx.serving.kserve import inference_service
+    from kubetfx.serving.inferenceservice import inference_service
 
     isvc = inference_service("penguins", 3, "s3://models/serving")
     isvc["spec"]["predictor"]["storageUris"] = [{"mountPath": "/mnt/models/3"}]
@@ -331,7 +331,7 @@ def test_kserve_schema_keeps_what_the_rollout_writes_at_full_depth() -> None:
 def test_the_kserve_backend_patches_keep_the_manifest_valid() -> None:
     """The patches the rollout's KServe backend sends, applied as the API server applies a
     merge patch, leave an InferenceService the schema accepts (no cluster involved)."""
-    from kubetfx.serving.kserve import inference_service, served_version
+    from kubetfx.serving.inferenceservice import inference_service, served_version
     from kubetfx.serving.rollout import KServeBackend
 
     live = inference_service("penguins", 3, "s3://models/serving")

@@ -104,7 +104,7 @@ def test_accelerator_profile_loads_with_kubetfx_and_fits_the_quota(build: Callab
 
 
 def test_inference_service_serves_what_the_pusher_publishes(build: Callable[[str], Objects]) -> None:
-    from kubetfx.serving.kserve import served_version
+    from kubetfx.serving.inferenceservice import served_version
 
     objects = build("overlays/serving")
     first_root = _named(objects, "ConfigMap", "kubetfx-settings")["data"][settings.PUSH_ROOT_ENV]

@@ -274,7 +274,12 @@ class KServeBackend:
     def start(self, first_percent: int) -> None:
         """Point the predictor at the canary's version with ``first_percent`` of traffic
         and wait until KServe reports the new revision ready."""
-        from kubetfx.serving.kserve import MODEL_MOUNT, ROLLOUT_ANNOTATION, VERSION_LABEL, version_uri
+        from kubetfx.serving.inferenceservice import (
+            MODEL_MOUNT,
+            ROLLOUT_ANNOTATION,
+            VERSION_LABEL,
+            version_uri,
+        )
 
         before = ((self._get().get("status") or {}).get("components") or {}).get("predictor") or {}
         stable = str(before.get("latestRolledoutRevision") or "")

@@ -61,58 +61,70 @@ class Upstream:
 
 
 class _Metrics:
+    """The queue-proxy's two request metrics, in Prometheus's text format (written here:
+    prometheus_client would name the counter ``..._total``, which Knative's is not)."""
+
     def __init__(self, namespace: str, service: str) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Histogram
-
-        self.registry = CollectorRegistry()
-        labels = (
-            "namespace_name",
-            "service_name",
-            "configuration_name",
-            "revision_name",
-            "response_code",
-            "response_code_class",
-        )
-        self.count = Counter(
-            "revision_app_request_count",
-            "The number of requests that are routed to user-container",
-            labels,
-            registry=self.registry,
-        )
-        self.latency = Histogram(
-            "revision_app_request_latencies",
-            "The response time in millisecond",
-            labels,
-            buckets=[float(b) for b in LATENCY_BUCKETS_MS],
-            registry=self.registry,
-        )
         self.namespace, self.service = namespace, service
+        self._lock = threading.Lock()
+        # label tuple -> [count, latency sum, per-bucket counts (not cumulative)]
+        self._series: dict[tuple[tuple[str, str], ...], list[Any]] = {}
 
-    def labels(self, revision: str, code: int) -> dict[str, str]:
-        return {
-            "namespace_name": self.namespace,
-            "service_name": self.service,
-            "configuration_name": f"{self.service}-predictor",
-            "revision_name": revision,
-            "response_code": str(code),
-            "response_code_class": f"{code // 100}xx",
-        }
+    def _key(self, revision: str, code: int) -> tuple[tuple[str, str], ...]:
+        return (
+            ("namespace_name", self.namespace),
+            ("service_name", self.service),
+            ("configuration_name", f"{self.service}-predictor"),
+            ("revision_name", revision),
+            ("response_code", str(code)),
+            ("response_code_class", f"{code // 100}xx"),
+        )
+
+    def _entry(self, key: tuple[tuple[str, str], ...]) -> list[Any]:
+        return self._series.setdefault(key, [0, 0.0, [0] * (len(LATENCY_BUCKETS_MS) + 1)])
 
     def start(self, revision: str) -> None:
-        for code in INITIAL_CODES:
-            labels = self.labels(revision, code)
-            self.count.labels(**labels)
-            self.latency.labels(**labels)
+        with self._lock:
+            for code in INITIAL_CODES:
+                self._entry(self._key(revision, code))
 
     def observe(self, revision: str, code: int, millis: float) -> None:
-        labels = self.labels(revision, code)
-        self.count.labels(**labels).inc()
-        self.latency.labels(**labels).observe(millis)
+        slot = next(
+            (i for i, bound in enumerate(LATENCY_BUCKETS_MS) if millis <= bound), len(LATENCY_BUCKETS_MS)
+        )
+        with self._lock:
+            entry = self._entry(self._key(revision, code))
+            entry[0] += 1
+            entry[1] += millis
+            entry[2][slot] += 1
 
     def exposition(self) -> bytes:
-        from prometheus_client import generate_latest
+        def labels(key: tuple[tuple[str, str], ...], extra: str = "") -> str:
+            parts = [f'{k}="{v}"' for k, v in key]
+            return "{" + ",".join(parts + ([extra] if extra else [])) + "}"
 
-        return generate_latest(self.registry)
+        with self._lock:
+            series = {k: (v[0], v[1], list(v[2])) for k, v in sorted(self._series.items())}
+        lines = [
+            "# HELP revision_app_request_count The number of requests that are routed to user-container",
+            "# TYPE revision_app_request_count counter",
+        ]
+        lines += [f"revision_app_request_count{labels(k)} {count}" for k, (count, _, _) in series.items()]
+        lines += [
+            "# HELP revision_app_request_latencies The response time in millisecond",
+            "# TYPE revision_app_request_latencies histogram",
+        ]
+        for key, (count, total, buckets) in series.items():
+            running = 0
+            for bound, n in zip(LATENCY_BUCKETS_MS, buckets, strict=False):
+                running += n
+                le = 'le="' + str(bound) + '"'
+                lines.append(f"revision_app_request_latencies_bucket{labels(key, le)} {running}")
+            inf = 'le="+Inf"'
+            lines.append(f"revision_app_request_latencies_bucket{labels(key, inf)} {count}")
+            lines.append(f"revision_app_request_latencies_sum{labels(key)} {total}")
+            lines.append(f"revision_app_request_latencies_count{labels(key)} {count}")
+        return ("\n".join(lines) + "\n").encode()
 
 
 class Router:

@@ -1,5 +1,8 @@
 """KServe InferenceService manifests that pin a model to one exact pushed version.
 
+(Not named ``kserve.py``: the model-server script beside it runs with this folder first on
+``sys.path`` and imports KServe's own ``kserve`` package.)
+
 The Pusher publishes ``<push root>/<model>/<version>/`` (a SavedModel). KServe's
 TensorFlow runtime (TF Serving, ``--model_base_path=/mnt/models``) serves the highest
 *numeric* folder under its base path, and KServe's storage initializer downloads
