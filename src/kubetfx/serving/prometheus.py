@@ -13,11 +13,14 @@ OpenTelemetry names instead: set the templates to what your Prometheus holds.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,3 +119,68 @@ class Prometheus:
             errors=self.value(q.render(q.errors, revision, window_s)) or 0.0,
             p95_ms=self.value(q.render(q.p95_ms, revision, window_s)),
         )
+
+
+@contextlib.contextmanager
+def local_prometheus(target: str, *, scrape_interval_s: int = 1, timeout: float = 60.0) -> Iterator[str]:
+    """Prometheus (the ``prometheus`` binary on PATH, e.g. Debian's) on a free loopback port,
+    scraping ``target`` (``host:port``, path ``/metrics``) as job ``router``; yields its URL
+    once the target is up, and always stops it."""
+    import shutil
+    import socket
+    import subprocess
+    import tempfile
+    import time
+
+    binary = shutil.which("prometheus")
+    if binary is None:
+        raise PrometheusError(
+            "no prometheus binary on PATH: install one (apt-get install prometheus) or pass --prometheus"
+        )
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with tempfile.TemporaryDirectory(prefix="kubetfx-prometheus-") as base:
+        config = os.path.join(base, "prometheus.yml")
+        with open(config, "w") as f:
+            f.write(
+                f"global:\n  scrape_interval: {scrape_interval_s}s\n"
+                f"  evaluation_interval: {scrape_interval_s}s\n"
+                f"scrape_configs:\n  - job_name: router\n    static_configs:\n      - targets: ['{target}']\n"
+            )
+        log_path = os.path.join(base, "prometheus.log")
+        with open(log_path, "wb") as log:
+            process = subprocess.Popen(
+                [
+                    binary,
+                    f"--config.file={config}",
+                    f"--storage.tsdb.path={os.path.join(base, 'data')}",
+                    f"--web.listen-address=127.0.0.1:{port}",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        try:
+            client = Prometheus(f"http://127.0.0.1:{port}", timeout=2.0)
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    if client.value('up{job="router"}') == 1:
+                        break
+                except PrometheusError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    with open(log_path, errors="replace") as f:
+                        tail = f.read()[-2000:]
+                    raise PrometheusError(f"Prometheus did not come up scraping {target}:\n{tail}")
+                time.sleep(0.2)
+            yield client.url
+        finally:
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=20)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
