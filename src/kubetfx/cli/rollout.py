@@ -44,10 +44,9 @@ def _local_rig(
             service=model,
         ) as router,
     ):
-        click.echo(f"router (stand-in for KServe's traffic split): {router.url}/v1/models/{model}:predict")  # noqa: E501
-        click.echo(
-            f"  stable version {stable} at {stable_server.url}, canary version {canary} at {canary_server.url}"
-        )
+        click.echo(f"router (stand-in for KServe's traffic split): {router.url}/v1/models/{model}:predict")
+        click.echo(f"  stable version {stable}: {stable_server.url}")
+        click.echo(f"  canary version {canary}: {canary_server.url}")
         backend = RouterBackend(router.url, names[stable], names[canary])
         if prometheus:
             yield backend, prometheus
