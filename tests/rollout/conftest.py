@@ -363,3 +363,9 @@ def rig(served: Served, tmp_path: Path) -> Iterator[Rig]:
             stop_process(prometheus.process)
         router.stop()
         hop.stop()
+
+
+@pytest.fixture
+def recorded_push() -> Callable[[Store, Path, int], None]:
+    """``recorded_push(store, root, version)``: the lineage of a trained and pushed version."""
+    return record_push

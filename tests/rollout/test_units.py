@@ -190,3 +190,45 @@ def test_a_rollout_is_kept_in_lineage_and_rewritten_as_it_goes(tmp_path: Path) -
     rollout.state = "finished"
     with pytest.raises(ValueError, match="state"):
         save(store, rollout)
+
+
+def test_audit_and_pushes_show_the_rollouts(tmp_path: Path, recorded_push: Any) -> None:
+    from click.testing import CliRunner
+
+    from kubetfx.cli import cli
+
+    url = f"sqlite:///{tmp_path}/mlmd.sqlite"
+    store = connect(url)
+    for version in (1, 2):
+        recorded_push(store, tmp_path, version)
+    rollout = Rollout("penguins", canary_version=2, stable_version=1, started_at=1_700_000_000.0)
+    rollout.steps.append(
+        Step(5, 1_700_000_000.0, 1_700_000_060.0, "promote", 0.0, 0.0, 12.0, 11.0, 300, 5000, "held")
+    )
+    rollout.steps.append(
+        Step(
+            25, 1_700_000_060.0, 1_700_000_075.0, "rollback", 0.05, 0.0, 12.0, 11.0, 80, 240, "error rate 5%"
+        )
+    )
+    rollout.state, rollout.reason, rollout.finished_at = (
+        "rolled_back",
+        "at 25%: error rate 5%",
+        1_700_000_075.0,
+    )
+    save(store, rollout)
+
+    runner = CliRunner()
+    audit = runner.invoke(cli, ["audit", "penguins:2", "--metadata", url])
+    assert audit.exit_code == 0, audit.output
+    section = audit.output.split("## Canary rollouts", 1)[1].split("##", 1)[0]
+    assert "rollout 1 -> 2 (this version: canary)" in section
+    assert "rolled_back: at 25%: error rate 5%" in section
+    assert "at 5%: promote" in section and "at 25%: rollback" in section
+    stable = runner.invoke(cli, ["audit", "penguins:1", "--metadata", url])
+    assert "rollout 1 -> 2 (this version: stable)" in stable.output
+
+    pushes = runner.invoke(cli, ["lineage", "pushes", "penguins", "--metadata", url])
+    assert pushes.exit_code == 0, pushes.output
+    [row2] = [line for line in pushes.output.splitlines() if line.startswith("penguins:2")]
+    [row1] = [line for line in pushes.output.splitlines() if line.startswith("penguins:1")]
+    assert "rolled back at 25% (from 1)" in row2 and "rolled back" not in row1
