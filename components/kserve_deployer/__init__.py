@@ -1,0 +1,1 @@
+"""kserve_deployer: serve a pushed version on KServe through a stepped canary rollout."""
