@@ -180,3 +180,17 @@ def test_kfp_kubernetes_has_no_security_context_call() -> None:
 
     public = [name.lower() for name in dir(kubernetes) if not name.startswith("_")]
     assert not [n for n in public if "security" in n or "run_as" in n or "privilege" in n]
+
+
+def test_the_pipeline_runner_may_do_what_the_deployer_does(build: Callable[[str], Objects]) -> None:
+    from kubetfx.serving.rollout import KServeBackend
+
+    objects = build("overlays/serving")
+    role = _named(objects, "Role", "kubetfx-deployer")
+    [rule] = role["rules"]
+    assert rule["apiGroups"] == [KServeBackend.GROUP] and rule["resources"] == [KServeBackend.PLURAL]
+    # get (revisions, the version served), create (first deployment), patch (each step).
+    assert sorted(rule["verbs"]) == ["create", "get", "patch"]
+    binding = _named(objects, "RoleBinding", "kubetfx-deployer")
+    assert binding["roleRef"]["name"] == "kubetfx-deployer"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "kubetfx-pipeline-runner"}]
