@@ -72,7 +72,7 @@ def current_namespace(namespace: str) -> str:
 
 
 def _kubernetes_api() -> Any:
-    from kubernetes import client, config
+    from kubernetes import client, config  # type: ignore[import-untyped]
 
     try:
         config.load_incluster_config()
@@ -106,7 +106,7 @@ def deploy(
     with open(os.path.join(out_dir, MANIFEST_FILE), "w") as f:
         f.write(to_yaml(target))
     api = api or _kubernetes_api()
-    from kubernetes.client.exceptions import ApiException
+    from kubernetes.client.exceptions import ApiException  # type: ignore[import-untyped]
 
     try:
         live = api.get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, model)

@@ -251,7 +251,7 @@ class KServeBackend:
 
     def _custom(self) -> Any:
         if self._api is None:
-            from kubernetes import client, config
+            from kubernetes import client, config  # type: ignore[import-untyped]
 
             try:
                 config.load_incluster_config()
