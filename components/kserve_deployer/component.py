@@ -16,6 +16,7 @@ def kserve_deployer(
     steps: str = "5,25,50,100",
     window: str = "60s",
     interval: str = "10s",
+    warmup: str = "30s",
     max_error_rate: float = 0.01,
     max_extra_error_rate: float = 0.01,
     max_p95_ratio: float = 1.5,
@@ -41,6 +42,8 @@ def kserve_deployer(
         steps: Canary traffic percentages, in order (100 is added when missing).
         window: Analysis window per step (``60s``, ``2m``).
         interval: How often Prometheus is asked during a step.
+        warmup: Canary traffic at the first step that is not judged (a new revision's
+            first requests load the model); ``0s``: none.
         max_error_rate: A canary failing more than this share (and more than the stable
             by ``max_extra_error_rate``) is rolled back.
         max_extra_error_rate: See ``max_error_rate``.
@@ -64,6 +67,7 @@ def kserve_deployer(
         window_s=parse_seconds(window),
         interval_s=parse_seconds(interval),
         max_holds=max_holds,
+        warmup_s=parse_seconds(warmup, allow_zero=True),
         thresholds=Thresholds(
             max_error_rate, max_extra_error_rate, max_p95_ratio, max_p95_extra_ms, min_requests
         ),

@@ -369,3 +369,18 @@ def rig(served: Served, tmp_path: Path) -> Iterator[Rig]:
 def recorded_push() -> Callable[[Store, Path, int], None]:
     """``recorded_push(store, root, version)``: the lineage of a trained and pushed version."""
     return record_push
+
+
+@pytest.fixture
+def start_load(served: Served) -> Iterator[Callable[[str], Load]]:
+    """``start_load(url)``: predict requests sent to ``url`` until the test ends."""
+    started: list[Load] = []
+
+    def start(url: str) -> Load:
+        load = Load(url, served.payloads).start()
+        started.append(load)
+        return load
+
+    yield start
+    for load in started:
+        load.stop()

@@ -64,6 +64,9 @@ def _local_rig(
 )
 @click.option("--window", default="60s", show_default=True, help="Analysis window per step (e.g. 60s, 2m).")
 @click.option("--interval", default="10s", show_default=True, help="How often Prometheus is asked.")
+@click.option(
+    "--warmup", default="30s", show_default=True, help="Canary traffic not judged at the first step."
+)
 @click.option("--prometheus", "prometheus_url", help="Prometheus URL (required with --kserve).")
 @click.option("--max-error-rate", type=float, default=0.01, show_default=True)
 @click.option(
@@ -92,6 +95,7 @@ def rollout(
     steps: str,
     window: str,
     interval: str,
+    warmup: str,
     prometheus_url: str | None,
     max_error_rate: float,
     max_extra_error_rate: float,
@@ -162,6 +166,7 @@ def rollout(
         window_s=parse_seconds(window),
         interval_s=parse_seconds(interval),
         max_holds=max_holds,
+        warmup_s=parse_seconds(warmup, allow_zero=True),
         thresholds=Thresholds(
             max_error_rate, max_extra_error_rate, max_p95_ratio, max_p95_extra_ms, min_requests
         ),

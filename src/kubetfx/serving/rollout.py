@@ -96,7 +96,7 @@ def parse_steps(text: str | Sequence[int]) -> list[int]:
     return steps
 
 
-def parse_seconds(text: str | float) -> float:
+def parse_seconds(text: str | float, *, allow_zero: bool = False) -> float:
     """``"60s"``, ``"2m"``, ``"1.5"`` -> seconds."""
     if isinstance(text, int | float):
         seconds = float(text)
@@ -108,7 +108,7 @@ def parse_seconds(text: str | float) -> float:
             seconds = float(raw[: len(raw) - len(unit)]) * units.get(unit, 1.0)
         except ValueError as err:
             raise ParameterError(f"a duration is a number with s, m or h, not {text!r}") from err
-    if seconds <= 0:
+    if seconds < 0 or (seconds == 0 and not allow_zero):
         raise ParameterError(f"a duration must be positive, not {text!r}")
     return seconds
 
@@ -346,6 +346,9 @@ class RolloutSettings:
     interval_s: float = 10.0
     max_holds: int = 3
     thresholds: Thresholds = Thresholds()
+    # Seconds of canary traffic at the first step that are not judged: a new revision's
+    # first requests load and trace the model (hundreds of ms), which is no regression.
+    warmup_s: float = 0.0
 
     def __post_init__(self) -> None:
         self.steps = parse_steps(self.steps)
@@ -353,6 +356,8 @@ class RolloutSettings:
             raise ParameterError("window and interval must be positive")
         if self.max_holds < 0:
             raise ParameterError("max_holds must be >= 0")
+        if self.warmup_s < 0:
+            raise ParameterError("warmup must be >= 0")
 
 
 def _push_metrics(model_name: str, canary_version: int, stable_version: int, percent: int, state: str) -> str:
@@ -470,6 +475,9 @@ def run_rollout(
         backend.set_canary_percent(percent)
         _push_metrics(model_name, canary_version, stable_version, percent, "in_progress")
         say(f"step {index + 1}/{len(steps)}: canary {percent}% of traffic, window {settings.window_s:g} s")
+        if index == 0 and settings.warmup_s:
+            say(f"  warm-up: the canary's first {settings.warmup_s:g} s of traffic are not judged")
+            sleep(settings.warmup_s)
         step_start = time.monotonic()
         holds = 0
         while True:
