@@ -59,6 +59,7 @@ def validate_train_evaluate_push(
     min_slice_size: Any,
     model_name: Any,
     push_destination: Any,
+    baseline_alias: Any = "",
 ) -> None:
     """StatisticsGen -> SchemaGen -> ExampleValidator -> Trainer -> model_resolver ->
     Evaluator -> Pusher (inside ``dsl.If(blessed)``), on ExampleGen's ``examples``."""
@@ -86,7 +87,9 @@ def validate_train_evaluate_push(
     ).after(validated)
     place_on_accelerator(trained)  # GPUs when compiled with --accelerator-profile
     # The baseline is read from lineage when the candidate is ready: never from a cache.
-    baseline = model_resolver(model_name=model_name, candidate=trained.outputs["model"])
+    baseline = model_resolver(
+        model_name=model_name, candidate=trained.outputs["model"], baseline_alias=baseline_alias
+    )
     baseline.set_caching_options(False)
     evaluated = evaluator(
         examples=examples,

@@ -22,6 +22,7 @@ from kubetfx.cli.compile import compile_cmd
 from kubetfx.cli.lineage import audit, drift, lineage, rollback
 from kubetfx.cli.metadata import metadata
 from kubetfx.cli.monitoring import serving_drift
+from kubetfx.cli.promote import aliases_cmd, promote
 from kubetfx.cli.run import run, runs
 from kubetfx.cli.schedule import schedule
 from kubetfx.cli.schema import schema
@@ -60,6 +61,8 @@ for _command in (
     audit,
     schema,
     rollback,
+    promote,
+    aliases_cmd,
     metadata,
     submit,
     schedule,
