@@ -24,6 +24,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from ml_metadata import metadata_store as ms
 from ml_metadata.proto import metadata_store_pb2 as pb
@@ -259,3 +260,31 @@ def resolve_version(store: Store, model_name: str, ref: str) -> int:
         f"{text!r} is neither a version number nor an alias of model {model_name!r} "
         f"(its aliases: {known}); `kubetfx promote {model_name}:VERSION --alias {text or 'NAME'}` assigns one"
     )
+
+
+def version_story(store: Store, model_name: str, version: int) -> dict[str, Any]:
+    """The aliases ``version`` holds now and each time one was moved onto it or away from
+    it, oldest first: ``{"held": [...], "history": [{alias, assigned_at, actor, reason,
+    moved_away_at, moved_to, moved_by, moved_reason}]}`` (the ``moved_*`` keys are empty
+    while the alias still names this version)."""
+    moves = list(reversed(history(store, model_name)))  # oldest first
+    story: list[dict[str, Any]] = []
+    for i, move in enumerate(moves):
+        if move.version != version:
+            continue
+        later = next((m for m in moves[i + 1 :] if m.alias == move.alias), None)
+        if later is not None and later.version == version:
+            continue  # assigned again to the same version: the later row tells it
+        story.append(
+            {
+                "alias": move.alias,
+                "assigned_at": move.assigned_at,
+                "actor": move.actor,
+                "reason": move.reason,
+                "moved_away_at": later.assigned_at if later else None,
+                "moved_to": later.version if later else None,
+                "moved_by": later.actor if later else "",
+                "moved_reason": later.reason if later else "",
+            }
+        )
+    return {"held": aliases_of(store, model_name, version), "history": story}
