@@ -21,6 +21,7 @@ from kubetfx import __version__
 from kubetfx.cli.compile import compile_cmd
 from kubetfx.cli.lineage import audit, drift, lineage, rollback
 from kubetfx.cli.metadata import metadata
+from kubetfx.cli.modelcard import model_card
 from kubetfx.cli.monitoring import serving_drift
 from kubetfx.cli.promote import aliases_cmd, promote
 from kubetfx.cli.run import run, runs
@@ -63,6 +64,7 @@ for _command in (
     rollback,
     promote,
     aliases_cmd,
+    model_card,
     metadata,
     submit,
     schedule,
