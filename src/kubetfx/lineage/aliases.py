@@ -152,7 +152,7 @@ def assign_alias(
         version: A pushed version.
         alias: The alias (``production``, ``candidate``, or a name of your own).
         reason: Why, in the assigner's words (kept in the history).
-        actor: Who; empty: the user running this (``USER``/``LOGNAME``).
+        actor: Who; empty: the user running this (``USER``/``LOGNAME``, else the account).
         force: Also a version whose latest rollout was rolled back.
 
     Raises:
@@ -188,7 +188,7 @@ def assign_alias(
         "alias": alias,
         "version": int(version),
         "reason": reason,
-        "actor": actor or os.environ.get("USER") or os.environ.get("LOGNAME") or "",
+        "actor": actor or _user(),
         "assigned_at": time.time(),
     }
     for name, value in facts.items():
@@ -196,6 +196,16 @@ def assign_alias(
     store.call(
         store.mlmd.put_execution, execution, [(pushed, _event(pb.Event.INPUT, PUSHED_MODEL_KEY))], [context]
     )
+
+
+def _user() -> str:
+    """Who runs this process: ``USER``/``LOGNAME``, else the account's name ("" if none)."""
+    import getpass
+
+    try:
+        return os.environ.get("USER") or os.environ.get("LOGNAME") or getpass.getuser()
+    except (KeyError, OSError):  # no such variable and no passwd entry (some containers)
+        return ""
 
 
 def history(store: Store, model_name: str, alias: str = "") -> list[AliasAssignment]:

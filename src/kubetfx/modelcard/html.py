@@ -23,6 +23,7 @@ body{max-width:1100px}
 .badge{display:inline-block;padding:3px 10px;border-radius:12px;font-size:13px;font-weight:600;
  border:1px solid}
 h3{font-size:14px;margin:14px 0 4px}
+p{font-size:14px;line-height:1.45}
 table.facts th{background:none;font-weight:600;color:#424a53;white-space:nowrap;width:14em}
 .badge.ok{background:#dafbe1;border-color:#1a7f37;color:#116329}
 .badge.bad{background:#ffebe9;border-color:#cf222e;color:#a40e26}
