@@ -264,7 +264,8 @@ def artifact_samples(samples: Samples, metadata: Mapping[str, Any]) -> None:
         samples.add("kubetfx_model_pushed", pushed)
         if pushed in (1, True):
             samples.add("kubetfx_model_pushed_version", metadata.get("version"))
-        for quantile, key in (("0.5", "latency_p50_ms"), ("0.95", "latency_p95_ms")):
+        quantiles = (("0.5", "latency_p50_ms"), ("0.95", "latency_p95_ms"), ("0.99", "latency_p99_ms"))
+        for quantile, key in quantiles:
             latency_ms = metadata.get(key)
             if isinstance(latency_ms, int | float):
                 samples.add("kubetfx_serving_check_latency_seconds", latency_ms / 1000, quantile=quantile)

@@ -227,6 +227,7 @@ def build(source: LineageSource, ref: str) -> AuditRecord:
         serving_check={
             "latency_p50_ms": pushed.get("latency_p50_ms"),
             "latency_p95_ms": pushed.get("latency_p95_ms"),
+            **{k: pushed[k] for k in SERVING_CHECK_KEYS if k in pushed},
         },
         gaps=gaps,
     )
@@ -429,11 +430,67 @@ def _sections(r: AuditRecord) -> list[tuple[str, list[tuple[str, Any]]]]:
             ],
         ),
     ]
+    sections.insert(1, ("Serving check", _serving_check_rows(r.serving_check)))
     if r.aliases:
         sections.append(("Aliases", alias_rows(r.aliases)))
     if r.gaps:
         sections.append(("Missing from lineage", [("gap", g) for g in r.gaps]))
     return sections
+
+
+# The Pusher's serving-check figures on a PushedModel (components/pusher, docs/serving.md).
+SERVING_CHECK_KEYS = (
+    "serving_server",
+    "serving_protocol",
+    "serving_note",
+    "load_requests",
+    "load_concurrency",
+    "load_errors",
+    "load_seconds",
+    "latency_p99_ms",
+    "latency_slo_p95_ms",
+    "predictions_checked",
+    "predictions_match",
+    "predictions_max_difference",
+    "predictions_tolerance",
+)
+
+
+def _serving_check_rows(check: dict[str, Any]) -> list[tuple[str, Any]]:
+    """Where the pushed model was checked, and what it measured (pushes made before the
+    check ran in a model server have only p50/p95)."""
+    if "serving_server" not in check:
+        return [("server", "not recorded (only the in-process p50 / p95 above)")]
+    server = check.get("serving_server")
+    if check.get("serving_protocol") not in (None, "", "none"):
+        server = f"{server} ({check['serving_protocol']} REST)"
+    match = check.get("predictions_match")
+    slo = check.get("latency_slo_p95_ms")
+    verdict = "equal" if match in (1, True) else "DIFFERENT"
+    get = check.get
+    rows: list[tuple[str, Any]] = [
+        ("server", server),
+        ("note", check.get("serving_note")),
+        (
+            "predictions",
+            "not compared (in-process)"
+            if match is None
+            else f"{verdict} on {_fmt(get('predictions_checked'))} eval examples (max difference"
+            f" {_fmt(get('predictions_max_difference'))}, tolerance {_fmt(get('predictions_tolerance'))})",
+        ),
+        (
+            "load",
+            f"{_fmt(get('load_requests'))} requests at concurrency {_fmt(get('load_concurrency'))},"
+            f" {_fmt(get('load_errors'))} errors, {_fmt(get('load_seconds'))} s",
+        ),
+        (
+            "latency p50 / p95 / p99 ms",
+            f"{_fmt(check.get('latency_p50_ms'))} / {_fmt(check.get('latency_p95_ms'))} / "
+            f"{_fmt(check.get('latency_p99_ms'))}",
+        ),
+        ("p95 SLO ms", "none" if not slo else slo),
+    ]
+    return [(k, v) for k, v in rows if k != "note" or v]
 
 
 def _shown_state(key: str, value: Any) -> Any:
