@@ -46,12 +46,14 @@ SERVING_KEYS = (
     "load_requests",
     "load_concurrency",
     "load_errors",
+    "load_seconds",
     "latency_p50_ms",
     "latency_p95_ms",
     "latency_p99_ms",
     "latency_slo_p95_ms",
     "predictions_checked",
     "predictions_match",
+    "predictions_max_difference",
 )
 NOT_IN_SERVER = "not checked in a model server"
 
@@ -148,7 +150,8 @@ def serving_check(pushed: dict[str, Any]) -> dict[str, Any]:
     else:
         summary = NOT_IN_SERVER
         if p95 is not None:
-            summary += f" (in-process signature check: p95 {p95:.4g} ms)"
+            load = f" over {found['load_requests']} requests" if found.get("load_requests") else ""
+            summary += f" (in-process signature check: p95 {p95:.4g} ms{load})"
     return {"checked": checked, "summary": summary, "slo_met": within, **found}
 
 

@@ -319,12 +319,14 @@ def _serving(card: ModelCard) -> str:
         ("server / protocol", f"{_fmt(s.get('serving_server'))} / {_fmt(s.get('serving_protocol'))}"),
         ("load", f"{_fmt(s.get('load_requests'))} requests at concurrency {_fmt(s.get('load_concurrency'))}"),
         ("errors", s.get("load_errors")),
+        ("load seconds", s.get("load_seconds")),
         (
             "latency p50 / p95 / p99 ms",
             " / ".join(_fmt(s.get(f"latency_{p}_ms")) for p in ("p50", "p95", "p99")),
         ),
         ("p95 SLO ms", s.get("latency_slo_p95_ms")),
         ("predictions checked", s.get("predictions_checked")),
+        ("largest prediction difference", s.get("predictions_max_difference")),
     ]
     return _section(
         "Serving check",
