@@ -38,6 +38,7 @@ def training(
     min_slice_size: int = 10,
     model_name: str = "penguins",
     push_destination: str = "",
+    baseline_alias: str = "",
     lineage_scope: str = "",
 ) -> None:
     """The reference pipeline.
@@ -66,6 +67,8 @@ def training(
         model_name: Name the model is blessed and pushed under.
         push_destination: Where to push (a path or object-store URI inside the allowed
             push root from kubetfx's settings); empty: the allowed root itself.
+        baseline_alias: Evaluate against the version this alias names (e.g. ``production``,
+            see ``kubetfx promote``) instead of the latest push; empty: the latest push.
         lineage_scope: The lineage this run belongs to: the resolver's baseline, drift
             baselines and the data change check look only at runs of the same scope (one
             per dataset, say); empty: the pipeline's name.
@@ -90,6 +93,7 @@ def training(
         min_slice_size=min_slice_size,
         model_name=model_name,
         push_destination=push_destination,
+        baseline_alias=baseline_alias,
     )
     # In a cluster every task reads kubetfx's settings and secret from the namespace.
     use_cluster_settings()

@@ -137,3 +137,31 @@ def test_lineage_refs_take_an_alias_where_a_version_goes(store: Store, push: Cal
     assert source.resolve("penguins:2").properties["version"] == 2
     with pytest.raises(aliases.AliasError, match="neither a version number nor an alias"):
         source.resolve("penguins:staging")
+
+
+def test_the_audit_shows_the_aliases_a_version_holds_and_held(store: Store, push: Callable[..., int]) -> None:
+    from kubetfx.lineage import audit
+
+    push(1)
+    push(2)
+    aliases.assign_alias(store, "penguins", 1, "production", reason="first release", actor="alice")
+    aliases.assign_alias(store, "penguins", 2, "candidate", actor="ci")
+    aliases.assign_alias(store, "penguins", 2, "production", reason="canary held", actor="bob")
+
+    first = audit.build(MLMDLineage(store), "penguins:1")
+    assert first.aliases["held"] == []
+    [moved] = first.aliases["history"]
+    assert (moved["alias"], moved["actor"], moved["moved_to"], moved["moved_by"]) == (
+        "production",
+        "alice",
+        2,
+        "bob",
+    )
+    text = audit.to_markdown(first)
+    assert "## Aliases" in text and "| held now | none |" in text
+    assert "(first release); moved to version 2 at" in text and "by bob (canary held)" in text
+
+    current = audit.build(MLMDLineage(store), "penguins:production")
+    assert current.version == 2 and current.aliases["held"] == ["candidate", "production"]
+    assert "| held now | candidate, production |" in audit.to_markdown(current)
+    assert "<h2>Aliases</h2>" in audit.to_html(current)

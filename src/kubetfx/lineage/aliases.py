@@ -24,6 +24,7 @@ import os
 import re
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from ml_metadata import metadata_store as ms
 from ml_metadata.proto import metadata_store_pb2 as pb
@@ -151,7 +152,7 @@ def assign_alias(
         version: A pushed version.
         alias: The alias (``production``, ``candidate``, or a name of your own).
         reason: Why, in the assigner's words (kept in the history).
-        actor: Who; empty: the user running this (``USER``/``LOGNAME``).
+        actor: Who; empty: the user running this (``USER``/``LOGNAME``, else the account).
         force: Also a version whose latest rollout was rolled back.
 
     Raises:
@@ -187,7 +188,7 @@ def assign_alias(
         "alias": alias,
         "version": int(version),
         "reason": reason,
-        "actor": actor or os.environ.get("USER") or os.environ.get("LOGNAME") or "",
+        "actor": actor or _user(),
         "assigned_at": time.time(),
     }
     for name, value in facts.items():
@@ -195,6 +196,16 @@ def assign_alias(
     store.call(
         store.mlmd.put_execution, execution, [(pushed, _event(pb.Event.INPUT, PUSHED_MODEL_KEY))], [context]
     )
+
+
+def _user() -> str:
+    """Who runs this process: ``USER``/``LOGNAME``, else the account's name ("" if none)."""
+    import getpass
+
+    try:
+        return os.environ.get("USER") or os.environ.get("LOGNAME") or getpass.getuser()
+    except (KeyError, OSError):  # no such variable and no passwd entry (some containers)
+        return ""
 
 
 def history(store: Store, model_name: str, alias: str = "") -> list[AliasAssignment]:
@@ -259,3 +270,31 @@ def resolve_version(store: Store, model_name: str, ref: str) -> int:
         f"{text!r} is neither a version number nor an alias of model {model_name!r} "
         f"(its aliases: {known}); `kubetfx promote {model_name}:VERSION --alias {text or 'NAME'}` assigns one"
     )
+
+
+def version_story(store: Store, model_name: str, version: int) -> dict[str, Any]:
+    """The aliases ``version`` holds now and each time one was moved onto it or away from
+    it, oldest first: ``{"held": [...], "history": [{alias, assigned_at, actor, reason,
+    moved_away_at, moved_to, moved_by, moved_reason}]}`` (the ``moved_*`` keys are empty
+    while the alias still names this version)."""
+    moves = list(reversed(history(store, model_name)))  # oldest first
+    story: list[dict[str, Any]] = []
+    for i, move in enumerate(moves):
+        if move.version != version:
+            continue
+        later = next((m for m in moves[i + 1 :] if m.alias == move.alias), None)
+        if later is not None and later.version == version:
+            continue  # assigned again to the same version: the later row tells it
+        story.append(
+            {
+                "alias": move.alias,
+                "assigned_at": move.assigned_at,
+                "actor": move.actor,
+                "reason": move.reason,
+                "moved_away_at": later.assigned_at if later else None,
+                "moved_to": later.version if later else None,
+                "moved_by": later.actor if later else "",
+                "moved_reason": later.reason if later else "",
+            }
+        )
+    return {"held": aliases_of(store, model_name, version), "history": story}

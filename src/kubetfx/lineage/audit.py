@@ -44,6 +44,7 @@ class AuditRecord:
     serving_check: dict[str, Any]
     gaps: list[str] = field(default_factory=list)  # what lineage did not hold
     rollouts: list[dict[str, Any]] = field(default_factory=list)  # canary rollouts of this version
+    aliases: dict[str, Any] = field(default_factory=dict)  # held now, and their history
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -145,6 +146,7 @@ def build(source: LineageSource, ref: str) -> AuditRecord:
         ev_props = ev.properties if ev is not None and ev.type == EVALUATION else {}
         evaluation = {
             "execution": execution.id,
+            "artifact": ev.id if ev is not None else None,
             "run": execution.properties.get("run_id", ""),
             "uri": redact(ev.label) if ev is not None else "",
             "eval_examples": ev_props.get("eval_examples"),
@@ -233,6 +235,7 @@ def build(source: LineageSource, ref: str) -> AuditRecord:
     if examples is None:
         record.gaps.append("the training data of this model is not in lineage")
     record.rollouts = _rollouts(source, record.model_name, record.version)
+    record.aliases = _aliases(source, record.model_name, record.version)
     return record
 
 
@@ -270,6 +273,33 @@ def _rollout_rows(r: AuditRecord) -> list[tuple[str, Any]]:
                     f"{figures}; {step.get('reason', '')}",
                 )
             )
+    return rows
+
+
+def _aliases(source: LineageSource, model_name: str, version: int) -> dict[str, Any]:
+    """The aliases (``production``...) this version holds and their history, where the
+    source is an ML Metadata store (:mod:`kubetfx.lineage.aliases`)."""
+    from kubetfx.lineage.aliases import version_story
+
+    store = getattr(source, "store", None)
+    if store is None or not model_name or not version:
+        return {}
+    return version_story(store, model_name, version)
+
+
+def alias_rows(story: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The aliases section's rows: what is held now, then each alias's time on this version."""
+    rows: list[tuple[str, Any]] = [("held now", ", ".join(story.get("held", [])) or "none")]
+    for move in story.get("history", []):
+        text = f"since {_when(move['assigned_at'])} by {move['actor'] or '-'}"
+        if move.get("reason"):
+            text += f" ({move['reason']})"
+        if move.get("moved_away_at"):
+            text += f"; moved to version {move['moved_to']} at {_when(move['moved_away_at'])}"
+            text += f" by {move['moved_by'] or '-'}" + (
+                f" ({move['moved_reason']})" if move.get("moved_reason") else ""
+            )
+        rows.append((move["alias"], text))
     return rows
 
 
@@ -442,6 +472,8 @@ def _sections(r: AuditRecord) -> list[tuple[str, list[tuple[str, Any]]]]:
     sections.insert(1, ("Serving check", _serving_check_rows(r.serving_check)))
     if r.rollouts:
         sections.append(("Canary rollouts", _rollout_rows(r)))
+    if r.aliases:
+        sections.append(("Aliases", alias_rows(r.aliases)))
     if r.gaps:
         sections.append(("Missing from lineage", [("gap", g) for g in r.gaps]))
     return sections
