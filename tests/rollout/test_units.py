@@ -232,3 +232,34 @@ def test_audit_and_pushes_show_the_rollouts(tmp_path: Path, recorded_push: Any) 
     [row2] = [line for line in pushes.output.splitlines() if line.startswith("penguins:2")]
     [row1] = [line for line in pushes.output.splitlines() if line.startswith("penguins:1")]
     assert "rolled back at 25% (from 1)" in row2 and "rolled back" not in row1
+
+
+def test_a_rollout_that_cannot_read_its_metrics_moves_traffic_back(
+    upstreams: tuple[str, str], tmp_path: Path
+) -> None:
+    """Prometheus unreachable mid-rollout: the canary is not left half-way unwatched."""
+    import socket
+
+    from kubetfx.serving.prometheus import Prometheus
+    from kubetfx.serving.rollout import RolloutSettings, RouterBackend, run_rollout
+
+    with socket.socket() as sock:  # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        dead = sock.getsockname()[1]
+    store = connect(f"sqlite:///{tmp_path}/mlmd.sqlite")
+    stable, canary = upstreams
+    with Router(Upstream(stable, "m-00001"), Upstream(canary, "m-00002")) as router:
+        rollout = run_rollout(
+            RouterBackend(router.url, "m-00001", "m-00002"),
+            Prometheus(f"http://127.0.0.1:{dead}", timeout=2),
+            model_name="penguins",
+            canary_version=2,
+            stable_version=1,
+            settings=RolloutSettings(window_s=1, interval_s=0.1),
+            store=store,
+            say=lambda _: None,
+        )
+        assert router.percent == 0
+    assert rollout.state == "rolled_back" and "PrometheusError" in rollout.reason
+    assert "traffic moved back to the stable version" in rollout.reason
+    assert rollouts_of(store, "penguins")[0].state == "rolled_back"

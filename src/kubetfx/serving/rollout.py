@@ -462,55 +462,74 @@ def run_rollout(
     record()
     if store is not None:
         _move_alias(store, model_name, canary_version, "candidate", "canary started", say)
-    stable_rev, canary_rev = backend.revisions()
-    steps = list(settings.steps)
-    for index, percent in enumerate(steps):
-        started = time.time()
-        if percent >= 100:
-            backend.promote()
-            rollout.steps.append(
-                Step(percent, started, time.time(), "promote", reason="every step below 100% held")
-            )
-            return finish("promoted", f"canary version {canary_version} serves all traffic", 100)
-        backend.set_canary_percent(percent)
-        _push_metrics(model_name, canary_version, stable_version, percent, "in_progress")
-        say(f"step {index + 1}/{len(steps)}: canary {percent}% of traffic, window {settings.window_s:g} s")
-        if index == 0 and settings.warmup_s:
-            say(f"  warm-up: the canary's first {settings.warmup_s:g} s of traffic are not judged")
-            sleep(settings.warmup_s)
-        step_start = time.monotonic()
-        holds = 0
-        while True:
-            sleep(settings.interval_s)
-            elapsed = time.monotonic() - step_start
-            lookback = min(elapsed, settings.window_s)
-            canary = prometheus.revision(canary_rev, lookback)
-            stable = prometheus.revision(stable_rev, lookback)
-            verdict = judge(canary, stable, t)
-
-            if verdict.outcome == "breach":
-                backend.rollback()
-                rollout.steps.append(_step(percent, started, canary, stable, "rollback", verdict.reason))
-                return finish("rolled_back", f"at {percent}%: {verdict.reason}", 0)
-            if elapsed < settings.window_s * (holds + 1):
-                continue
-            if verdict.outcome == "ok":
-                rollout.steps.append(_step(percent, started, canary, stable, "promote", verdict.reason))
-                record()
-                say(f"  held at {percent}%: {verdict.reason}")
-                break
-            holds += 1
-            rollout.steps.append(
-                _step(percent, started, canary, stable, "hold", f"no decision: {verdict.reason}")
-            )
-            record()
-            say(f"  no decision at {percent}%: {verdict.reason}")
-            if holds > settings.max_holds:
-                backend.rollback()
-                return finish(
-                    "rolled_back",
-                    f"at {percent}%: too little traffic to judge the canary in {holds} windows "
-                    f"({verdict.reason})",
-                    0,
+    try:
+        stable_rev, canary_rev = backend.revisions()
+        steps = list(settings.steps)
+        for index, percent in enumerate(steps):
+            started = time.time()
+            if percent >= 100:
+                backend.promote()
+                rollout.steps.append(
+                    Step(percent, started, time.time(), "promote", reason="every step below 100% held")
                 )
+                return finish("promoted", f"canary version {canary_version} serves all traffic", 100)
+            backend.set_canary_percent(percent)
+            _push_metrics(model_name, canary_version, stable_version, percent, "in_progress")
+            say(
+                f"step {index + 1}/{len(steps)}: canary {percent}% of traffic, window {settings.window_s:g} s"
+            )
+            if index == 0 and settings.warmup_s:
+                say(f"  warm-up: the canary's first {settings.warmup_s:g} s of traffic are not judged")
+                sleep(settings.warmup_s)
+            step_start = time.monotonic()
+            holds = 0
+            while True:
+                sleep(settings.interval_s)
+                elapsed = time.monotonic() - step_start
+                lookback = min(elapsed, settings.window_s)
+                canary = prometheus.revision(canary_rev, lookback)
+                stable = prometheus.revision(stable_rev, lookback)
+                verdict = judge(canary, stable, t)
+
+                if verdict.outcome == "breach":
+                    backend.rollback()
+                    rollout.steps.append(_step(percent, started, canary, stable, "rollback", verdict.reason))
+                    return finish("rolled_back", f"at {percent}%: {verdict.reason}", 0)
+                if elapsed < settings.window_s * (holds + 1):
+                    continue
+                if verdict.outcome == "ok":
+                    rollout.steps.append(_step(percent, started, canary, stable, "promote", verdict.reason))
+                    record()
+                    say(f"  held at {percent}%: {verdict.reason}")
+                    break
+                holds += 1
+                rollout.steps.append(
+                    _step(percent, started, canary, stable, "hold", f"no decision: {verdict.reason}")
+                )
+                record()
+                say(f"  no decision at {percent}%: {verdict.reason}")
+                if holds > settings.max_holds:
+                    backend.rollback()
+                    return finish(
+                        "rolled_back",
+                        f"at {percent}%: too little traffic to judge the canary in {holds} windows "
+                        f"({verdict.reason})",
+                        0,
+                    )
+    except BaseException as err:
+        # Whatever stops the controller (Prometheus unreachable, the API refusing a patch,
+        # Ctrl-C) must not leave a canary half-way with nobody watching it.
+        if rollout.state != "in_progress":
+            raise  # decided already; only recording it failed
+        why = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
+        moved = "traffic moved back to the stable version"
+        try:
+            backend.rollback()
+        except Exception as undo:  # noqa: BLE001 - said, and the first error is raised
+            moved = f"traffic could NOT be moved back to the stable version ({undo})"
+            say(f"warning: {moved}")
+        finish("rolled_back", f"the rollout stopped: {why}; {moved}", 0)
+        if isinstance(err, KubetfxError):
+            return rollout
+        raise
     raise AssertionError("steps end at 100")  # parse_steps guarantees it
