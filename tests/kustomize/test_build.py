@@ -351,7 +351,9 @@ def test_the_kserve_backend_patches_keep_the_manifest_valid() -> None:
             )
 
     backend = KServeBackend("penguins", "ns", "s3://models/serving", 4, poll=0.01, api=Api())
+    assert backend.served() == 3
     backend.start(5)
+    assert backend.served() == 4
     assert backend.revisions() == ("penguins-predictor-00001", "penguins-predictor-00002")
     spec = {k: v for k, v in live.items() if k != "status"}
     assert validation_errors(spec) == [] and served_version(spec) == 4

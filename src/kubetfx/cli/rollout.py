@@ -191,6 +191,12 @@ def rollout(
     else:
         assert namespace and prometheus_url
         kserve = KServeBackend(model, namespace, root, canary)
+        live = kserve.served()
+        if live != stable:
+            raise ParameterError(
+                f"InferenceService {namespace}/{model} serves version {live}, not {stable}: "
+                f"roll out from what it serves (--from {live})"
+            )
         click.echo(f"patching InferenceService {namespace}/{model} to version {canary} ({redact(root)})")
         kserve.start(settings.steps[0])
         result = run(kserve, prometheus_url)

@@ -271,6 +271,12 @@ class KServeBackend:
             self.GROUP, self.VERSION, self.namespace, self.PLURAL, self.name, body
         )
 
+    def served(self) -> int | None:
+        """The version the InferenceService's spec pins now (None: not pinned by kubetfx)."""
+        from kubetfx.serving.inferenceservice import served_version
+
+        return served_version(self._get())
+
     def start(self, first_percent: int) -> None:
         """Point the predictor at the canary's version with ``first_percent`` of traffic
         and wait until KServe reports the new revision ready."""
