@@ -216,3 +216,20 @@ def test_the_component_without_lineage_writes_a_valid_card_that_says_so(tmp_path
     assert result.metadata()["kubetfx_type"] == "kubetfx.ModelCard"
     with pytest.raises(Exception, match="is a kubetfx.Model, but a kubetfx.PushedModel is needed"):
         executor.run(None, "/x", {TYPE_KEY: "kubetfx.Model"}, str(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("source", "link"),
+    [
+        ("pkg://palmerpenguins/data/penguins.csv", "pkg://palmerpenguins/data/penguins.csv"),
+        ("/data/penguins.csv", "file:///data/penguins.csv"),
+        ("s3://bucket/data/*.csv", "s3://bucket/data/*.csv"),
+        ("/data/span-{SPAN}/penguins.csv", ""),  # not a URI: the card leaves the link out
+        ("/data/my file.csv", ""),
+        ("relative/data.csv", ""),
+    ],
+)
+def test_a_dataset_link_is_a_uri_or_nothing(source: str, link: str) -> None:
+    assert cards._link(source) == link
+    if link:
+        _valid({"model_parameters": {"data": [{"name": "train split", "link": link}]}})

@@ -338,12 +338,14 @@ def _date(pushed_at: str) -> str:
 
 
 def _link(uri: str) -> str:
-    """A URI with a scheme for a dataset link ("" when it cannot be one)."""
-    if re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://\S+$", uri):
-        return uri
-    if uri.startswith("/") and " " not in uri:
-        return "file://" + uri
-    return ""
+    """``uri`` as a dataset link the schema's ``uri`` format accepts (a local path as a
+    ``file://`` URI); "" when it cannot be one (a ``{SPAN}`` pattern, spaces...)."""
+    import jsonschema
+
+    candidate = "file://" + uri if uri.startswith("/") else uri
+    if not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", candidate):
+        return ""
+    return candidate if jsonschema.FormatChecker().conforms(candidate, "uri") else ""
 
 
 def blessing_line(card: ModelCard) -> str:
