@@ -9,7 +9,7 @@ LOCK   := requirements/dev.txt
 STAMP  := $(VENV)/.installed
 PIPELINE ?= pipelines/training/pipeline.yaml
 
-.PHONY: run test venv system-deps lint format compile check-compiled lock clean help bench bench-install bench-tfx audit image
+.PHONY: run test venv serving-env system-deps lint format compile check-compiled lock clean help bench bench-install bench-tfx audit image
 
 help:
 	@echo "make run     run the reference pipeline locally on the penguins data"
@@ -27,6 +27,20 @@ $(STAMP): $(LOCK) requirements/bootstrap.txt pyproject.toml
 
 venv: $(STAMP)
 
+# The Pusher's serving check runs the model in KServe's Python model server, which cannot
+# share kubetfx's lock (its pandas and prometheus-client pins conflict): its own hash-pinned
+# lock, requirements/serving.txt, in .venv-serving (docs/serving.md). Seconds from uv's cache.
+SERVING_VENV  := .venv-serving
+SERVING_LOCK  := requirements/serving.txt
+SERVING_STAMP := $(SERVING_VENV)/.installed
+
+$(SERVING_STAMP): $(SERVING_LOCK) $(STAMP)
+	$(BIN)/uv venv --quiet --allow-existing -p $(PYTHON) $(SERVING_VENV)
+	$(BIN)/uv pip sync --quiet --compile-bytecode -p $(SERVING_VENV)/bin/python --require-hashes $(SERVING_LOCK)
+	touch $(SERVING_STAMP)
+
+serving-env: $(SERVING_STAMP)
+
 # MariaDB is a real server for the MySQL metadata-store tests (tests start their own);
 # Graphviz draws lineage graphs; Prometheus, its Pushgateway and promtool for the monitoring
 # tests (started by the tests on loopback, never as services).
@@ -41,7 +55,7 @@ system-deps:
 run: venv
 	$(BIN)/kubetfx run $(PIPELINE)
 
-test: venv system-deps
+test: venv serving-env system-deps
 	$(BIN)/pytest $(PYTEST_ARGS)
 
 # ruff, then mypy on src/kubetfx and components/ (scripts/typecheck.sh says how).
@@ -63,6 +77,7 @@ check-compiled: venv
 # Re-resolve the locked sets (authoring, runtime, runtime-gpu, dev) with hashes. runtime-gpu
 # is the GPU image's lock: the runtime set plus TensorFlow's CUDA wheels, constrained to
 # runtime.txt (resolved just before it), so both images run the very same versions.
+# serving.txt is the serving check's model server (requirements/serving.in), its own set.
 lock:
 	uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --require-hashes -r requirements/bootstrap.txt
 	for set in "authoring:" "runtime:--extra runtime" \

@@ -12,6 +12,7 @@ from kubetfx.components import (
     evaluator,
     example_gen,
     example_validator,
+    model_card,
     model_resolver,
     pusher,
     schema_gen,
@@ -68,10 +69,11 @@ def validate_train_evaluate_push(
     min_slice_size: Any,
     model_name: Any,
     push_destination: Any,
+    baseline_alias: Any = "",
     beam_pipeline_args: Any = None,
 ) -> None:
     """StatisticsGen -> SchemaGen -> ExampleValidator -> Trainer -> model_resolver ->
-    Evaluator -> Pusher (inside ``dsl.If(blessed)``), on ExampleGen's ``examples``.
+    Evaluator -> Pusher -> model_card (inside ``dsl.If(blessed)``), on ExampleGen's ``examples``.
     ``beam_pipeline_args`` (None: the components' default) go to every data task."""
     stats = statistics_gen(examples=examples, **_beam(beam_pipeline_args))
     schema = schema_gen(statistics=stats.outputs["statistics"], schema_file=schema_file, label_key=label_key)
@@ -98,7 +100,9 @@ def validate_train_evaluate_push(
     ).after(validated)
     place_on_accelerator(trained)  # GPUs when compiled with --accelerator-profile
     # The baseline is read from lineage when the candidate is ready: never from a cache.
-    baseline = model_resolver(model_name=model_name, candidate=trained.outputs["model"])
+    baseline = model_resolver(
+        model_name=model_name, candidate=trained.outputs["model"], baseline_alias=baseline_alias
+    )
     baseline.set_caching_options(False)
     evaluated = evaluator(
         examples=examples,
@@ -116,10 +120,12 @@ def validate_train_evaluate_push(
         **_beam(beam_pipeline_args),
     )
     with dsl.If(evaluated.outputs["blessed"] == True, name="blessed"):  # noqa: E712 - a KFP condition
-        pusher(
+        pushed = pusher(
             model=trained.outputs["model"],
             blessing=evaluated.outputs["blessing"],
             examples=examples,
             model_name=model_name,
             push_destination=push_destination,
         )
+        # The reviewer's card of what was pushed, from lineage; rollouts and aliases come later.
+        model_card(pushed_model=pushed.outputs["pushed_model"]).set_caching_options(False)

@@ -23,6 +23,7 @@ LOCKS = (
     "requirements/runtime.txt",
     "requirements/runtime-gpu.txt",
     "requirements/dev.txt",
+    "requirements/serving.txt",
 )
 
 

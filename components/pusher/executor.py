@@ -4,10 +4,15 @@
    (or with a ``NOT_BLESSED`` one) nothing is pushed, and the task still succeeds with
    ``pushed=False`` and the reasons, so a pipeline that calls the Pusher without a
    condition is still safe.
-2. The serving check (:mod:`.serving`): the SavedModel is loaded and its ``serving_default`` signature called
-   on a sample of eval examples, one request at a time; p50/p95 latency are recorded. A
-   model that does not load or answer, or whose p95 is over ``max_latency_ms``, fails the
-   task and nothing is published.
+2. The serving check (:mod:`.serving`): the SavedModel is loaded in-process and its
+   ``serving_default`` signature called on a sample of eval examples; then the same folder
+   is served by KServe's Python model server on loopback, its predictions on the sample
+   compared with the in-process ones, and a bounded load (``load_requests`` at
+   ``load_concurrency``) measured: p50/p95/p99 latency and errors. A model that does not
+   load or answer, answers differently in the server, has load errors, or whose p95 is over
+   ``latency_slo_p95_ms`` fails the task and nothing is published. Without a serving
+   environment, ``serving_server="auto"`` runs the load in-process and records
+   ``serving_server: in-process``; ``"kserve"`` fails instead.
 3. Publishing (``kubetfx.pushing``): ``<destination>/<model_name>/<version>/``, atomic, and
    only under the allowed roots from kubetfx's settings (``KUBETFX_PUSH_ROOT``).
 
@@ -25,7 +30,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kubetfx.components.pusher.serving import ServingCheckError, serving_check
+from kubetfx.components.pusher.serving import (
+    DEFAULT_TOLERANCE,
+    PROTOCOLS,
+    SERVERS,
+    ServingCheck,
+    ServingCheckError,
+    serving_check,
+)
 
 from kubetfx.artifacts.blessing import Blessing
 from kubetfx.artifacts.examples import first_records
@@ -38,6 +50,7 @@ from kubetfx.pushing import check_model_name, model_location, publish, resolve_d
 log = logging.getLogger("kubetfx.pusher")
 
 EVAL_SPLIT = "eval"
+DEFAULT_SLO_P95_MS = 200.0
 
 
 @dataclass
@@ -53,6 +66,8 @@ class PushResult:
     latency_p50_ms: float | None = None
     latency_p95_ms: float | None = None
     reason: str = ""  # why not pushed
+    check: ServingCheck | None = None
+    latency_slo_p95_ms: float = 0.0
 
     def metadata(self) -> dict[str, Any]:
         """PushedModel artifact metadata (lineage finds the served model by it)."""
@@ -67,9 +82,67 @@ class PushResult:
         if self.latency_p50_ms is not None:
             meta["latency_p50_ms"] = round(self.latency_p50_ms, 4)
             meta["latency_p95_ms"] = round(self.latency_p95_ms or 0.0, 4)
+        if self.check is not None:
+            meta.update(check_metadata(self.check, self.latency_slo_p95_ms))
         if self.reason:
             meta["reason"] = self.reason
         return meta
+
+
+def check_metadata(check: ServingCheck, slo_p95_ms: float) -> dict[str, Any]:
+    """The serving check's figures under the PushedModel's metadata keys."""
+    meta: dict[str, Any] = {
+        "serving_server": check.server,
+        "serving_protocol": check.protocol or "none",
+        "load_requests": check.requests,
+        "load_concurrency": check.concurrency,
+        "load_errors": check.errors,
+        "load_seconds": round(check.seconds, 4),
+        "latency_p50_ms": round(check.p50_ms, 4),
+        "latency_p95_ms": round(check.p95_ms, 4),
+        "latency_p99_ms": round(check.p99_ms, 4),
+        "latency_slo_p95_ms": slo_p95_ms,
+        "predictions_checked": check.predictions_checked,
+    }
+    if check.predictions_match is not None:
+        meta["predictions_match"] = int(check.predictions_match)
+        meta["predictions_tolerance"] = check.tolerance
+        meta["predictions_max_difference"] = check.max_difference
+    if check.server_note:
+        meta["serving_note"] = check.server_note
+    return meta
+
+
+def judge(check: ServingCheck, where: str, slo_p95_ms: float) -> None:
+    """Refuse what the check found wrong (see :func:`run`); the message holds the figures."""
+    try:
+        _judge(check, where, slo_p95_ms)
+    except ServingCheckError as err:
+        err.check, err.slo_p95_ms = check, slo_p95_ms
+        raise
+
+
+def _judge(check: ServingCheck, where: str, slo_p95_ms: float) -> None:
+    figures = (
+        f"{check.requests} requests at concurrency {check.concurrency} on {check.server}: "
+        f"p50 {check.p50_ms:.3f} ms, p95 {check.p95_ms:.3f} ms, p99 {check.p99_ms:.3f} ms, "
+        f"{check.errors} errors"
+    )
+    if check.predictions_match is False:
+        raise ServingCheckError(
+            f"{where}: the model server's predictions differ from the in-process signature's on the "
+            f"eval sample ({check.mismatch}); not pushed"
+        )
+    if check.errors:
+        raise ServingCheckError(
+            f"{where}: {check.errors} of {check.requests} load requests failed ({figures}; e.g. "
+            f"{check.error_samples[0] if check.error_samples else '-'}); not pushed"
+        )
+    if slo_p95_ms > 0 and check.p95_ms > slo_p95_ms:
+        raise ServingCheckError(
+            f"{where}: p95 latency {check.p95_ms:.3f} ms is over latency_slo_p95_ms {slo_p95_ms:g} "
+            f"({figures}); not pushed (make the model faster, or raise the SLO)"
+        )
 
 
 def sample_examples(examples_dir: str, sample_size: int) -> list[bytes]:
@@ -98,6 +171,12 @@ def run(
     sample_size: int = 100,
     model_uri: str = "",
     served: tuple[str, str] | None = None,
+    latency_slo_p95_ms: float = DEFAULT_SLO_P95_MS,
+    load_requests: int = 2000,
+    load_concurrency: int = 8,
+    serving_server: str = "auto",
+    serving_protocol: str = "v1",
+    tolerance: float = DEFAULT_TOLERANCE,
 ) -> PushResult:
     """Check the blessing and the model, then publish it.
 
@@ -109,14 +188,25 @@ def run(
         model_name: The model's folder under the destination.
         push_destination: Path or URI under an allowed root; "" for the first root; a
             relative path is taken relative to the first root.
-        max_latency_ms: Refuse the push when the p95 latency is over this (0: no limit).
-        sample_size: Eval examples to send, one request each.
+        max_latency_ms: Deprecated name of ``latency_slo_p95_ms``: when set (> 0) it is the
+            SLO, and ``latency_slo_p95_ms`` must be left at its default or equal it.
+        sample_size: Eval examples whose predictions are compared (and the load sends).
         model_uri: The Model artifact's URI, for the record.
         allowed_roots: Where pushes may go: kubetfx's settings (``KUBETFX_PUSH_ROOT``), read
             once by the component's body, never from a pipeline parameter.
         served: (model URI, version folder URI) of the model being served under this
             name, from lineage: the same model already served at this destination is
             not pushed again as a new version (a rerun of an unchanged pipeline).
+        latency_slo_p95_ms: Refuse the push when the load's p95 latency is over this, in
+            milliseconds (0: no SLO).
+        load_requests: Single-example requests in the bounded load.
+        load_concurrency: Requests in flight at once during the load.
+        serving_server: "auto" (KServe's model server when the serving environment is
+            there, else in-process, recorded and logged), "kserve" (fail without it) or
+            "in-process".
+        serving_protocol: "v1" or "v2": the REST protocol the check and the load use.
+        tolerance: Relative and absolute tolerance between the server's and the in-process
+            predictions of a numeric output (text outputs must be equal).
 
     Returns:
         What was done; ``pushed`` is False when the model is not blessed.
@@ -130,8 +220,17 @@ def run(
     check_model_name(model_name)
     if sample_size < 1:
         raise ParameterError(f"sample_size {sample_size} must be at least 1")
-    if max_latency_ms < 0:
-        raise ParameterError(f"max_latency_ms {max_latency_ms} must be 0 (no limit) or more")
+    slo = _slo(max_latency_ms, latency_slo_p95_ms)
+    if load_requests < 1 or load_concurrency < 1:
+        raise ParameterError(
+            f"load_requests ({load_requests}) and load_concurrency ({load_concurrency}) must be at least 1"
+        )
+    if serving_server not in SERVERS:
+        raise ParameterError(f"serving_server {serving_server!r} must be one of {', '.join(SERVERS)}")
+    if serving_protocol not in PROTOCOLS:
+        raise ParameterError(f"serving_protocol {serving_protocol!r} must be one of {', '.join(PROTOCOLS)}")
+    if not tolerance >= 0:
+        raise ParameterError(f"tolerance {tolerance} must be 0 or more")
     destination = resolve_destination(push_destination, allowed_roots)
     model_uri = model_uri or model_dir
 
@@ -159,19 +258,34 @@ def run(
         return result
 
     saved_model = find_saved_model(model_dir)
-    check = serving_check(saved_model, sample_examples(examples_dir, sample_size))
-    log.info(
-        "serving check of %s: %d requests, p50 %.3f ms, p95 %.3f ms",
+    check = serving_check(
         saved_model,
+        sample_examples(examples_dir, sample_size),
+        model_name=model_name,
+        server=serving_server,
+        protocol=serving_protocol,
+        requests=load_requests,
+        concurrency=load_concurrency,
+        tolerance=tolerance,
+    )
+    log.info(
+        "serving check of %s on %s%s: %d predictions compared (%s), %d requests at concurrency %d "
+        "in %.1f s: p50 %.3f ms, p95 %.3f ms, p99 %.3f ms, %d errors; p95 SLO %s",
+        saved_model,
+        check.server,
+        f" ({check.protocol} REST)" if check.protocol else "",
+        check.predictions_checked,
+        {True: "match", False: "DIFFER", None: "nothing to compare in-process"}[check.predictions_match],
         check.requests,
+        check.concurrency,
+        check.seconds,
         check.p50_ms,
         check.p95_ms,
+        check.p99_ms,
+        check.errors,
+        f"{slo:g} ms" if slo else "none",
     )
-    if max_latency_ms > 0 and check.p95_ms > max_latency_ms:
-        raise ServingCheckError(
-            f"{saved_model}: p95 latency {check.p95_ms:.3f} ms over {check.requests} requests is over "
-            f"max_latency_ms {max_latency_ms}; not pushed (raise the limit or make the model faster)"
-        )
+    judge(check, saved_model, slo)
     published = publish(saved_model, model_name, destination, allowed_roots=allowed_roots)
     result = PushResult(
         pushed=True,
@@ -182,6 +296,8 @@ def run(
         pushed_at=published.pushed_at,
         latency_p50_ms=check.p50_ms,
         latency_p95_ms=check.p95_ms,
+        check=check,
+        latency_slo_p95_ms=slo,
     )
     log.info("pushed %s as %s version %d: %s", model_uri, model_name, published.version, published.uri)
     _write(pushed_model_dir, result)
@@ -190,3 +306,22 @@ def run(
 
 def _under(uri: str, parent: str) -> bool:
     return uri.rstrip("/").startswith(parent.rstrip("/") + "/")
+
+
+def _slo(max_latency_ms: float, latency_slo_p95_ms: float) -> float:
+    """The p95 SLO from the new parameter or its deprecated name (``max_latency_ms``)."""
+    for name, value in (("max_latency_ms", max_latency_ms), ("latency_slo_p95_ms", latency_slo_p95_ms)):
+        if not value >= 0:
+            raise ParameterError(f"{name} {value} must be 0 (no SLO) or more")
+    if max_latency_ms <= 0:
+        return latency_slo_p95_ms
+    if latency_slo_p95_ms not in (max_latency_ms, DEFAULT_SLO_P95_MS):
+        raise ParameterError(
+            f"max_latency_ms {max_latency_ms:g} and latency_slo_p95_ms {latency_slo_p95_ms:g} disagree;"
+            " max_latency_ms is the deprecated name of latency_slo_p95_ms: set only that"
+        )
+    log.warning(
+        "max_latency_ms is deprecated: it is the p95 SLO, now latency_slo_p95_ms (using %g ms)",
+        max_latency_ms,
+    )
+    return max_latency_ms

@@ -47,6 +47,7 @@ def continuous_training(
     min_slice_size: int = 10,
     model_name: str = "penguins",
     push_destination: str = "",
+    baseline_alias: str = "",
     lineage_scope: str = "",
     beam_pipeline_args: list = [],  # noqa: B006 - KFP reads the default from the signature
 ) -> None:
@@ -83,6 +84,8 @@ def continuous_training(
         model_name: Name the model is blessed and pushed under.
         push_destination: Where to push (a path or object-store URI inside the allowed
             push root from kubetfx's settings); empty: the allowed root itself.
+        baseline_alias: Evaluate against the version this alias names (e.g. ``production``,
+            see ``kubetfx promote``) instead of the latest push; empty: the latest push.
         lineage_scope: The lineage this run belongs to: the resolver's baseline, drift
             baselines and the data change check look only at runs of the same scope (one
             per dataset, say); empty: the pipeline's name.

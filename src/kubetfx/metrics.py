@@ -117,6 +117,15 @@ FAMILIES: dict[str, Family] = _families(
         "Latency of the Pusher's serving check, by quantile.",
         ("quantile",),
     ),
+    # Canary rollouts (``kubetfx rollout``; pipeline "kubetfx-rollout", task "rollout")
+    Family("kubetfx_rollout_canary_percent", "Share of traffic (percent) the canary version gets now."),
+    Family("kubetfx_rollout_canary_version", "The version the model's last rollout moved traffic to."),
+    Family("kubetfx_rollout_stable_version", "The version the last rollout compared the canary with."),
+    Family(
+        "kubetfx_rollout_rolled_back",
+        "1 when the model's last rollout rolled its canary back automatically, else 0.",
+    ),
+    Family("kubetfx_rollout_decision_timestamp_seconds", "When the last rollout last decided (Unix time)."),
 )
 
 
@@ -264,7 +273,8 @@ def artifact_samples(samples: Samples, metadata: Mapping[str, Any]) -> None:
         samples.add("kubetfx_model_pushed", pushed)
         if pushed in (1, True):
             samples.add("kubetfx_model_pushed_version", metadata.get("version"))
-        for quantile, key in (("0.5", "latency_p50_ms"), ("0.95", "latency_p95_ms")):
+        quantiles = (("0.5", "latency_p50_ms"), ("0.95", "latency_p95_ms"), ("0.99", "latency_p99_ms"))
+        for quantile, key in quantiles:
             latency_ms = metadata.get(key)
             if isinstance(latency_ms, int | float):
                 samples.add("kubetfx_serving_check_latency_seconds", latency_ms / 1000, quantile=quantile)

@@ -18,6 +18,7 @@ from kubetfx.components.pusher.component import pusher
 from kubetfx.components.pusher.serving import ServingCheckError
 
 from kubetfx.artifacts.examples import split_files
+from kubetfx.errors import ParameterError
 from kubetfx.pushing import DestinationError
 from kubetfx.settings import PUSH_ROOT_ENV
 from kubetfx.tfrecord import read_tfrecord_gz
@@ -41,6 +42,13 @@ def blessing(path: Path, blessed: bool | None, reasons: list[str] = ()) -> str:
 
 def push(trained, tmp_path: Path, blessing_dir: str, model_dir: str = "", **kwargs):
     kwargs.setdefault("allowed_roots", [str(tmp_path / "serving")])
+    # The check in KServe's model server (a test without the serving environment fails
+    # here, saying so), with a small load: the figures, not their size, are under test.
+    kwargs.setdefault("serving_server", "kserve")
+    kwargs.setdefault("load_requests", 40)
+    kwargs.setdefault("load_concurrency", 4)
+    if "max_latency_ms" not in kwargs:  # its deprecated name stands alone
+        kwargs.setdefault("latency_slo_p95_ms", 0.0)
     return pusher_executor.run(
         model_dir or trained["model"],
         blessing_dir,
@@ -65,6 +73,11 @@ def test_a_blessed_model_is_checked_then_published_and_serves(trained, tmp_path:
     assert (result.pushed, result.version, result.destination) == (True, 1, str(version_dir))
     assert 0 < result.latency_p50_ms <= result.latency_p95_ms
     meta = result.metadata()
+    assert meta["serving_server"] == "kserve 0.15.2" and meta["serving_protocol"] == "v1"
+    assert (meta["load_requests"], meta["load_concurrency"], meta["load_errors"]) == (40, 4, 0)
+    assert 0 < meta["latency_p50_ms"] <= meta["latency_p95_ms"] <= meta["latency_p99_ms"]
+    assert (meta["predictions_checked"], meta["predictions_match"]) == (20, 1)
+    assert meta["predictions_max_difference"] <= meta["predictions_tolerance"]
     assert meta["kubetfx_type"] == "kubetfx.PushedModel" and meta["pushed"] == 1 and meta["version"] == 1
     assert meta["model_name"] == "penguins" and meta["model_uri"] == "/uri/of/model"
     assert (
@@ -156,11 +169,18 @@ def test_models_that_do_not_load_or_answer_are_not_pushed(trained, tmp_path: Pat
     assert nothing_published(tmp_path)
 
 
-def test_a_latency_limit_blocks_a_slow_push(trained, tmp_path: Path) -> None:
-    with pytest.raises(ServingCheckError, match=r"p95 latency [0-9.]+ ms over 20 requests .* 0\.0001"):
-        push(trained, tmp_path, blessing(tmp_path / "b", True), max_latency_ms=0.0001)
+def test_a_latency_slo_blocks_a_slow_push_and_the_old_name_still_works(trained, tmp_path: Path) -> None:
+    with pytest.raises(
+        ServingCheckError, match=r"p95 latency [0-9.]+ ms is over latency_slo_p95_ms 0\.0001 \(40 requests"
+    ):
+        push(trained, tmp_path, blessing(tmp_path / "b", True), latency_slo_p95_ms=0.0001)
+    with pytest.raises(ServingCheckError, match=r"over latency_slo_p95_ms 0\.0001"):
+        push(trained, tmp_path, blessing(tmp_path / "b1", True), max_latency_ms=0.0001)
+    with pytest.raises(ParameterError, match="deprecated name of latency_slo_p95_ms"):
+        push(trained, tmp_path, blessing(tmp_path / "b3", True), max_latency_ms=5, latency_slo_p95_ms=7)
     assert nothing_published(tmp_path)
-    assert push(trained, tmp_path, blessing(tmp_path / "b2", True), max_latency_ms=60_000).pushed
+    done = push(trained, tmp_path, blessing(tmp_path / "b2", True), max_latency_ms=60_000)
+    assert done.pushed and done.metadata()["latency_slo_p95_ms"] == 60_000
 
 
 def test_the_component_body_reads_the_roots_from_the_environment(
@@ -170,22 +190,52 @@ def test_the_component_body_reads_the_roots_from_the_environment(
     model = dsl.Model(uri=trained["model"], metadata={"kubetfx_type": "kubetfx.Model"})
     examples = dsl.Dataset(uri=trained["examples"], metadata={"kubetfx_type": "kubetfx.Examples"})
     out = dsl.Artifact(uri=str(tmp_path / "pushed"))
+    report = dsl.HTML(uri=str(tmp_path / "report"))
     outputs = pusher.python_func(
         model=model,
         blessing=dsl.Artifact(uri=blessing(tmp_path / "b", True)),
         examples=examples,
         pushed_model=out,
+        report=report,
         model_name="penguins",
         push_destination=str(tmp_path / "second" / "team"),
         sample_size=5,
+        load_requests=20,
+        load_concurrency=2,
     )
     assert (outputs.pushed, outputs.version) == (True, 1)
+    assert outputs.latency_p95_ms == out.metadata["latency_p95_ms"] > 0
+    page = Path(report.uri).read_text()
+    assert report.uri.endswith(".html") and "Pushed as version 1" in page
+    assert "kserve 0.15.2, v1 REST on loopback" in page and "5 eval examples" in page and "FAIL" not in page
     assert out.metadata["destination"] == str(tmp_path / "second" / "team" / "penguins" / "1")
     assert out.metadata["model_uri"] == trained["model"]
+    # A refused check still leaves its report, with the figures and what failed.
+    refused = dsl.HTML(uri=str(tmp_path / "refused"))
+    with pytest.raises(ServingCheckError, match="over latency_slo_p95_ms 0.0001"):
+        pusher.python_func(
+            model=model,
+            blessing=dsl.Artifact(uri=blessing(tmp_path / "b3", True)),
+            examples=examples,
+            pushed_model=dsl.Artifact(uri=str(tmp_path / "pushed3")),
+            report=refused,
+            model_name="penguins",
+            sample_size=5,
+            load_requests=20,
+            load_concurrency=2,
+            latency_slo_p95_ms=0.0001,
+        )
+    page = Path(refused.uri).read_text()
+    assert "Not pushed" in page and "against 0.0001 ms" in page and "FAIL" in page
     wrong = dsl.Artifact(uri=blessing(tmp_path / "b2", True), metadata={"kubetfx_type": "kubetfx.Schema"})
     with pytest.raises(Exception, match="input 'blessing'.*is a kubetfx.Schema"):
         pusher.python_func(
-            model=model, blessing=wrong, examples=examples, pushed_model=out, model_name="penguins"
+            model=model,
+            blessing=wrong,
+            examples=examples,
+            pushed_model=out,
+            report=dsl.HTML(uri=str(tmp_path / "r2")),
+            model_name="penguins",
         )
 
 
@@ -223,6 +273,9 @@ def test_the_compiled_component_records_what_the_baseline_resolver_reads(
             examples=examples.output,
             model_name="penguins",
             sample_size=5,
+            load_requests=30,
+            load_concurrency=2,
+            serving_server="kserve",
         )
 
     result = run_pipeline(
@@ -240,6 +293,18 @@ def test_the_compiled_component_records_what_the_baseline_resolver_reads(
     assert pushed.state == pb.Artifact.LIVE
     meta = props(pushed)
     assert (meta["pushed"], meta["model_name"], meta["version"]) == (1, "penguins", 1)
+    # The serving check's figures are in lineage, as the audit and the metrics read them.
+    assert meta["serving_server"] == "kserve 0.15.2" and meta["load_requests"] == 30
+    assert meta["predictions_match"] == 1 and meta["latency_p99_ms"] >= meta["latency_p95_ms"] > 0
+    from kubetfx.lineage import audit
+    from kubetfx.lineage.graph import MLMDLineage
+
+    shown = audit.to_markdown(audit.build(MLMDLineage(store), "penguins:1"))
+    section = shown.split("## Serving check")[1].split("## ")[0]
+    assert "| server | kserve 0.15.2 (v1 REST) |" in section
+    assert "| predictions | equal on 5 eval examples" in section
+    assert "| load | 30 requests at concurrency 2, 0 errors," in section
+    assert f"| latency p50 / p95 / p99 ms | {meta['latency_p50_ms']:.4g} / " in section
     [made] = [
         e for e in store.call(store.mlmd.get_events_by_artifact_ids, [pushed.id]) if e.type == pb.Event.OUTPUT
     ]

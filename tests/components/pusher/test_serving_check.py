@@ -1,0 +1,133 @@
+"""The Pusher's serving check in KServe's model server, on models built to fail one part of
+it each: a slow one (its signature waits 300 ms per call) is refused by the p95 SLO while
+the same model without the wait passes the same SLO; one whose answers change from call to
+call is refused because the server's predictions differ from the in-process ones; one that
+fails single-example requests is refused for its load errors. Without a serving
+environment the check runs in-process and says so, or fails when the server is required."""
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from kubetfx.components.pusher import executor as pusher_executor
+from kubetfx.components.pusher.serving import ServingCheckError
+
+from kubetfx.serving import modelserver
+
+SLOW_US = 300_000  # the slow model's wait per call
+SLO_MS = 150.0  # between the toy's own latency here (a few ms) and the slow one's (>= 300 ms)
+
+
+def toy_model(root: Path, name: str, *, delay_us: int = 0, noise: bool = False, min_batch: int = 0) -> str:
+    """A Model artifact folder whose ``Format-Serving`` SavedModel scores each serialized
+    example by its length, optionally after a wait, with noise, or only in batches."""
+    import tensorflow as tf
+    from tensorflow.python.data.experimental.ops import testing
+
+    class Toy(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="examples")])
+        def serve(self, examples):
+            score = tf.cast(tf.strings.length(examples), tf.float32)
+            waits = []
+            if delay_us:
+                waits.append(
+                    tf.data.Dataset.range(1)
+                    .apply(testing.sleep(delay_us))
+                    .reduce(tf.constant(0, tf.int64), lambda a, b: a + b)
+                )
+            if min_batch:
+                waits.append(tf.debugging.assert_greater_equal(tf.size(examples), min_batch))
+            with tf.control_dependencies(waits):
+                score = tf.identity(score)
+            if noise:
+                score = score + tf.random.uniform(tf.shape(score), 1.0, 2.0)
+            return {"score": score, "label": tf.strings.as_string(score)}
+
+    toy = Toy()
+    folder = root / name
+    tf.saved_model.save(toy, str(folder / "Format-Serving"), signatures={"serving_default": toy.serve})
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def examples(prepare_data) -> str:
+    return prepare_data().examples
+
+
+def push(examples: str, tmp_path: Path, model_dir: str, **kwargs):
+    bless = tmp_path / "blessing"
+    bless.mkdir(exist_ok=True)
+    (bless / "BLESSED").write_text("")
+    (bless / "reasons.json").write_text("[]")
+    arguments = {
+        "model_name": "toy",
+        "allowed_roots": [str(tmp_path / "serving")],
+        "sample_size": 10,
+        "load_requests": 16,
+        "load_concurrency": 2,
+        "serving_server": "kserve",
+        "latency_slo_p95_ms": SLO_MS,
+        **kwargs,
+    }
+    return pusher_executor.run(model_dir, str(bless), examples, str(tmp_path / "pushed"), **arguments)
+
+
+def published(tmp_path: Path) -> list[str]:
+    folder = tmp_path / "serving" / "toy"
+    return sorted(p.name for p in folder.iterdir()) if folder.exists() else []
+
+
+def test_a_slow_model_is_refused_by_the_slo_and_a_fast_one_passes_it(examples, tmp_path: Path) -> None:
+    with pytest.raises(ServingCheckError) as refused:
+        push(examples, tmp_path, toy_model(tmp_path, "slow", delay_us=SLOW_US))
+    message = str(refused.value)
+    assert "over latency_slo_p95_ms 150" in message and "on kserve 0.15.2" in message, message
+    p95 = float(message.split("p95 latency ")[1].split(" ms")[0])
+    assert p95 >= SLOW_US / 1000
+    assert published(tmp_path) == []
+
+    fast = push(examples, tmp_path, toy_model(tmp_path, "fast"))
+    meta = fast.metadata()
+    assert fast.pushed and meta["latency_p95_ms"] <= SLO_MS and meta["latency_slo_p95_ms"] == SLO_MS
+    assert (meta["predictions_checked"], meta["predictions_match"], meta["load_errors"]) == (10, 1, 0)
+    assert json.loads((tmp_path / "pushed" / "pushed.json").read_text()) == meta
+    assert published(tmp_path) == ["1"]
+
+
+def test_answers_that_differ_in_the_server_are_refused(examples, tmp_path: Path) -> None:
+    with pytest.raises(ServingCheckError, match="predictions differ from the in-process.*'score'"):
+        push(examples, tmp_path, toy_model(tmp_path, "noisy", noise=True), latency_slo_p95_ms=0.0)
+    assert published(tmp_path) == []
+
+
+def test_load_errors_are_refused(examples, tmp_path: Path) -> None:
+    # Answers batches (the comparison sends 10 at once), fails single-example requests (the load's).
+    with pytest.raises(ServingCheckError, match=r"16 of 16 load requests failed .*HTTP 400"):
+        push(examples, tmp_path, toy_model(tmp_path, "batches-only", min_batch=2), latency_slo_p95_ms=0.0)
+    assert published(tmp_path) == []
+
+
+def test_v2_protocol(examples, tmp_path: Path) -> None:
+    meta = push(examples, tmp_path, toy_model(tmp_path, "v2"), serving_protocol="v2").metadata()
+    assert (meta["serving_protocol"], meta["predictions_match"], meta["load_errors"]) == ("v2", 1, 0)
+
+
+def test_without_a_serving_environment(
+    examples, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(modelserver, "serving_python", lambda: None)
+    model = toy_model(tmp_path, "toy")
+    with pytest.raises(ServingCheckError, match="is 'kserve' but there is no serving environment"):
+        push(examples, tmp_path, model)
+    assert published(tmp_path) == []
+    with caplog.at_level(logging.WARNING, logger="kubetfx.pusher"):
+        meta = push(examples, tmp_path, model, serving_server="auto").metadata()
+    assert "runs IN-PROCESS, not in a model server" in caplog.text
+    assert meta["serving_server"] == "in-process" and meta["serving_protocol"] == "none"
+    assert "no serving environment" in meta["serving_note"] and "predictions_match" not in meta
+    assert (meta["load_requests"], meta["load_errors"], meta["predictions_checked"]) == (16, 0, 0)
+    assert 0 < meta["latency_p50_ms"] <= meta["latency_p95_ms"] <= meta["latency_p99_ms"]
+    # In-process, the slow model is still refused by the SLO.
+    with pytest.raises(ServingCheckError, match="over latency_slo_p95_ms 150.*on in-process"):
+        push(examples, tmp_path, toy_model(tmp_path, "slow", delay_us=SLOW_US), serving_server="auto")
