@@ -12,8 +12,10 @@ def model_resolver(
     model_name: str,
     pipeline_name: str = "",
     candidate: Optional[Input[Artifact]] = None,
+    baseline_alias: str = "",
 ) -> NamedTuple("Outputs", [("found", bool), ("model_uri", str), ("model_id", int), ("source", str)]):
-    """Finds the baseline model: the one being served, else the latest blessed one.
+    """Finds the baseline model: the one being served, else the latest blessed one (or the
+    version an alias such as ``production`` names).
 
     The model being served is the latest push of ``model_name`` (rollbacks included);
     with nothing pushed yet, it is the latest model the Evaluator blessed under that
@@ -26,12 +28,14 @@ def model_resolver(
         pipeline_name: Whose blessed models count; empty: the running pipeline.
         candidate: The model about to be evaluated (the Trainer's ``model``): never its
             own baseline. Optional; wiring it also orders the resolver after training.
+        baseline_alias: Compare with the version this alias names (e.g. ``production``)
+            instead of the latest push; while the alias names none, the rules above apply.
 
     Returns:
         found: Whether there is a baseline.
         model_uri: Its URI (empty when none), for the Evaluator's ``baseline_model_uri``.
         model_id: Its ML Metadata artifact id (0 when none).
-        source: ``served``, ``blessed`` or ``none``, with how it was chosen.
+        source: ``served``, ``alias``, ``blessed`` or ``none``, with how it was chosen.
     """
     from kubetfx.components.model_resolver import executor
 
@@ -43,6 +47,7 @@ def model_resolver(
         model_name,
         pipeline_name or running_pipeline(),
         candidate.uri if candidate is not None else "",
+        alias=baseline_alias,
     )
     print(f"model_resolver: {found.message}")
     outputs = NamedTuple("Outputs", [("found", bool), ("model_uri", str), ("model_id", int), ("source", str)])

@@ -267,8 +267,9 @@ CACHED_TASKS = {
     "evaluator",
     "pusher",
 }
-# Caching off by design: they look at the data or read lineage (the drift baseline) each run.
-ALWAYS_RUN = {"data-fingerprint", "example-validator", "model-resolver"}
+# Caching off by design: they look at the data or read lineage (the drift baseline, the
+# served model, the model card's rollouts and aliases) each run.
+ALWAYS_RUN = {"data-fingerprint", "example-validator", "model-resolver", "model-card"}
 
 
 @pytest.fixture

@@ -54,7 +54,7 @@ POINTS = {
 }
 VICTIMS = ("runner", "task")
 # Caching off by design: they read lineage or look at the data on every run.
-NEVER_CACHED = {"model-resolver", "example-validator", "data-fingerprint"}
+NEVER_CACHED = {"model-resolver", "example-validator", "data-fingerprint", "model-card"}
 CASES = [(point, victim) for point in POINTS for victim in VICTIMS]
 
 

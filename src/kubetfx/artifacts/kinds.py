@@ -31,6 +31,7 @@ EVALUATION = "kubetfx.ModelEvaluation"  # TFMA output (metrics, plots, validatio
 BLESSING = "kubetfx.ModelBlessing"  # BLESSED or NOT_BLESSED file + reasons.json
 PUSHED_MODEL = "kubetfx.PushedModel"  # a record of <destination>/<model_name>/<version>/
 SERVING_DRIFT = "kubetfx.ServingDrift"  # serving_drift.json: serving traffic against training data
+MODEL_CARD = "kubetfx.ModelCard"  # model_card.json (Model Card Toolkit schema) + the HTML card
 
 KFP_TITLE = {EXAMPLES: "system.Dataset"}  # everything else: system.Artifact
 

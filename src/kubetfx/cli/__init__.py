@@ -21,7 +21,10 @@ from kubetfx import __version__
 from kubetfx.cli.compile import compile_cmd
 from kubetfx.cli.lineage import audit, drift, lineage, rollback
 from kubetfx.cli.metadata import metadata
+from kubetfx.cli.modelcard import model_card
 from kubetfx.cli.monitoring import serving_drift
+from kubetfx.cli.promote import aliases_cmd, promote
+from kubetfx.cli.rollout import rollout
 from kubetfx.cli.run import run, runs
 from kubetfx.cli.schedule import schedule
 from kubetfx.cli.schema import schema
@@ -60,6 +63,10 @@ for _command in (
     audit,
     schema,
     rollback,
+    rollout,
+    promote,
+    aliases_cmd,
+    model_card,
     metadata,
     submit,
     schedule,

@@ -43,6 +43,8 @@ class AuditRecord:
     baseline: dict[str, Any]
     serving_check: dict[str, Any]
     gaps: list[str] = field(default_factory=list)  # what lineage did not hold
+    rollouts: list[dict[str, Any]] = field(default_factory=list)  # canary rollouts of this version
+    aliases: dict[str, Any] = field(default_factory=dict)  # held now, and their history
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict
@@ -144,6 +146,7 @@ def build(source: LineageSource, ref: str) -> AuditRecord:
         ev_props = ev.properties if ev is not None and ev.type == EVALUATION else {}
         evaluation = {
             "execution": execution.id,
+            "artifact": ev.id if ev is not None else None,
             "run": execution.properties.get("run_id", ""),
             "uri": redact(ev.label) if ev is not None else "",
             "eval_examples": ev_props.get("eval_examples"),
@@ -231,7 +234,73 @@ def build(source: LineageSource, ref: str) -> AuditRecord:
     )
     if examples is None:
         record.gaps.append("the training data of this model is not in lineage")
+    record.rollouts = _rollouts(source, record.model_name, record.version)
+    record.aliases = _aliases(source, record.model_name, record.version)
     return record
+
+
+def _rollouts(source: LineageSource, model_name: str, version: int) -> list[dict[str, Any]]:
+    """The canary rollouts this version took part in (as canary or stable), newest first."""
+    store = getattr(source, "store", None)
+    if store is None or not model_name or not version:
+        return []
+    from kubetfx.lineage.rollouts import rollouts_of
+
+    return [r.to_dict() for r in rollouts_of(store, model_name, version)]
+
+
+def _rollout_rows(r: AuditRecord) -> list[tuple[str, Any]]:
+    """One row per rollout and one per decision it took, in the order they were taken."""
+    rows: list[tuple[str, Any]] = []
+    for ro in r.rollouts:
+        role = "canary" if ro["canary_version"] == r.version else "stable"
+        rows.append(
+            (
+                f"rollout {ro['stable_version']} -> {ro['canary_version']} (this version: {role})",
+                f"{ro['state']}: {ro['reason']} (started {_when(ro['started_at'])}"
+                + (f", finished {_when(ro['finished_at'])})" if ro["finished_at"] else ")"),
+            )
+        )
+        for step in ro["steps"]:
+            figures = (
+                f"canary {_fmt(step.get('canary_error_rate'))} errors / "
+                f"p95 {_fmt(step.get('canary_p95_ms'))} ms, "
+                f"stable {_fmt(step.get('stable_error_rate'))} / {_fmt(step.get('stable_p95_ms'))} ms"
+            )
+            rows.append(
+                (
+                    f"  at {step['percent']}%: {step['decision']} ({_when(step['decided_at'])})",
+                    f"{figures}; {step.get('reason', '')}",
+                )
+            )
+    return rows
+
+
+def _aliases(source: LineageSource, model_name: str, version: int) -> dict[str, Any]:
+    """The aliases (``production``...) this version holds and their history, where the
+    source is an ML Metadata store (:mod:`kubetfx.lineage.aliases`)."""
+    from kubetfx.lineage.aliases import version_story
+
+    store = getattr(source, "store", None)
+    if store is None or not model_name or not version:
+        return {}
+    return version_story(store, model_name, version)
+
+
+def alias_rows(story: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The aliases section's rows: what is held now, then each alias's time on this version."""
+    rows: list[tuple[str, Any]] = [("held now", ", ".join(story.get("held", [])) or "none")]
+    for move in story.get("history", []):
+        text = f"since {_when(move['assigned_at'])} by {move['actor'] or '-'}"
+        if move.get("reason"):
+            text += f" ({move['reason']})"
+        if move.get("moved_away_at"):
+            text += f"; moved to version {move['moved_to']} at {_when(move['moved_away_at'])}"
+            text += f" by {move['moved_by'] or '-'}" + (
+                f" ({move['moved_reason']})" if move.get("moved_reason") else ""
+            )
+        rows.append((move["alias"], text))
+    return rows
 
 
 def _validation(source: LineageSource, trainer_inputs: dict[str, Node], run_id: str) -> dict[str, Any]:
@@ -401,6 +470,10 @@ def _sections(r: AuditRecord) -> list[tuple[str, list[tuple[str, Any]]]]:
         ),
     ]
     sections.insert(1, ("Serving check", _serving_check_rows(r.serving_check)))
+    if r.rollouts:
+        sections.append(("Canary rollouts", _rollout_rows(r)))
+    if r.aliases:
+        sections.append(("Aliases", alias_rows(r.aliases)))
     if r.gaps:
         sections.append(("Missing from lineage", [("gap", g) for g in r.gaps]))
     return sections

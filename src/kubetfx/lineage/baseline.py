@@ -9,6 +9,10 @@
   be compared with its own model when it runs again), and never a model whose files are
   not all in the store (see ``record.content_complete``).
 
+With an alias (``model_resolver``'s ``baseline_alias``, e.g. ``production``), the baseline is
+the Model behind the version that alias names (see :mod:`kubetfx.lineage.aliases`); while the
+alias is not assigned yet, the rules above apply, and the detail says so.
+
 Used by the ``model_resolver`` component; an ordinary task, because the open-source KFP
 backend rejects TFX's resolver nodes.
 """
@@ -33,7 +37,7 @@ class Baseline:
 
     model_id: int
     model_uri: str
-    source: str  # "served" or "blessed"
+    source: str  # "served", "blessed" or "alias"
     record_id: int  # the PushedModel or ModelBlessing artifact it was found through
     detail: str
     destination: str = ""  # the served version's folder, for a served model
@@ -87,13 +91,46 @@ def served_model(store: Store, model_name: str) -> Baseline | None:
     return None
 
 
+def aliased_model(store: Store, model_name: str, alias: str) -> Baseline | None:
+    """The model behind the version ``alias`` names now; None while it names none."""
+    from kubetfx.lineage.aliases import aliases
+
+    version = aliases(store, model_name).get(alias)
+    if version is None:
+        return None
+    for pushed in _candidates(store, PUSHED_MODEL, model_name):
+        info = props(pushed)
+        if not _flag(pushed, "pushed") or str(info.get("version")) != str(version):
+            continue
+        model = model_behind(store, pushed.id)
+        if model is not None:
+            return Baseline(
+                model.id,
+                model.uri,
+                "alias",
+                pushed.id,
+                f"alias {alias}: version {version} at {info.get('destination')}",
+                str(info.get("destination") or ""),
+            )
+    return None
+
+
 def resolve_baseline(
-    store: Store, model_name: str, pipeline_name: str, candidate_id: int = 0
+    store: Store, model_name: str, pipeline_name: str, candidate_id: int = 0, alias: str = ""
 ) -> Baseline | None:
     """The baseline for ``model_name`` (see the module docstring), or None.
 
     ``candidate_id``: the Model artifact being evaluated, never its own blessed baseline.
+    ``alias``: the version this alias names, when it names one.
     """
+    if alias:
+        aliased = aliased_model(store, model_name, alias)
+        if aliased is not None:
+            return aliased
+        fallback = resolve_baseline(store, model_name, pipeline_name, candidate_id)
+        if fallback is not None:
+            fallback.detail = f"alias {alias} not assigned yet; {fallback.detail}"
+        return fallback
     served = served_model(store, model_name)
     if served is not None:
         return served

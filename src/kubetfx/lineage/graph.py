@@ -200,14 +200,22 @@ class MLMDLineage:
         return [self._artifact_node(a) for a in found if a.state == pb.Artifact.LIVE]
 
     def _pushed(self, ref: str) -> pb.Artifact:
-        """``MODEL_NAME:VERSION``: the push (or rollback) that published that version."""
+        """``MODEL_NAME:VERSION`` (or ``MODEL_NAME:ALIAS``): the push (or rollback) that
+        published that version."""
         from ml_metadata import metadata_store as ms
 
         from kubetfx.artifacts.kinds import PUSHED_MODEL
 
         name, _, version = ref.rpartition(":")
+        if name and version and not version.isdigit():  # MODEL_NAME:ALIAS, e.g. penguins:production
+            from kubetfx.lineage.aliases import ALIAS_PATTERN, resolve_version
+
+            if ALIAS_PATTERN.match(version):
+                version = str(resolve_version(self.store, name, version))
         if not name or not version.isdigit():
-            raise KubetfxError(f"{ref!r}: write a pushed model as MODEL_NAME:VERSION, e.g. penguins:3")
+            raise KubetfxError(
+                f"{ref!r}: write a pushed model as MODEL_NAME:VERSION or MODEL_NAME:ALIAS, e.g. penguins:3"
+            )
         query = (
             f"type = '{PUSHED_MODEL}' AND custom_properties.model_name.string_value = {quoted(name)}"
             f" AND custom_properties.version.int_value = {int(version)}"
