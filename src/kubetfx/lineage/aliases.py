@@ -107,7 +107,7 @@ def _push_record(store: Store, model_name: str, version: int) -> pb.Artifact | N
 def canary_state(store: Store, model_name: str, version: int) -> tuple[str, str]:
     """(state, reason) of the latest stepped rollout with ``version`` as its canary
     (``in_progress``, ``promoted`` or ``rolled_back``); ("", "") when it was never one."""
-    if not _has_type(store, ROLLOUT_EXECUTION):
+    if not has_execution_type(store, ROLLOUT_EXECUTION):
         return "", ""
     query = (
         f"type = {quoted(ROLLOUT_EXECUTION)} AND custom_properties.model_name.string_value = "
@@ -127,14 +127,11 @@ def rolled_back(store: Store, model_name: str, version: int) -> str:
     return (reason or "rolled back by the canary analysis") if state == "rolled_back" else ""
 
 
-def _has_type(store: Store, name: str) -> bool:
-    from ml_metadata import errors as mlmd_errors
-
-    try:
-        store.call(store.mlmd.get_execution_type, name)
-    except mlmd_errors.NotFoundError:
-        return False
-    return True
+def has_execution_type(store: Store, name: str) -> bool:
+    """Whether the store knows the execution type ``name`` (nothing of it recorded yet
+    otherwise). Listed rather than asked for: a missing type is NotFound from a local store
+    but Unknown through the gRPC metadata service."""
+    return any(t.name == name for t in store.call(store.mlmd.get_execution_types))
 
 
 def assign_alias(
@@ -213,7 +210,7 @@ def _user() -> str:
 
 def history(store: Store, model_name: str, alias: str = "") -> list[AliasAssignment]:
     """Every assignment of ``model_name``'s aliases (only ``alias``'s if given), newest first."""
-    if not _has_type(store, ALIAS_EXECUTION):
+    if not has_execution_type(store, ALIAS_EXECUTION):
         return []
     query = (
         f"type = {quoted(ALIAS_EXECUTION)} AND custom_properties.model_name.string_value = "

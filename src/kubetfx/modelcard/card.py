@@ -222,16 +222,14 @@ def rollouts(store: Any, model_name: str, version: int) -> list[dict[str, Any]]:
     canary or the stable version, oldest first, read through the store (properties
     ``canary_version``, ``stable_version``, ``state``, ``reason``, ``steps`` as JSON text,
     ``started_at``, ``finished_at``)."""
-    from ml_metadata import errors as mlmd_errors
     from ml_metadata import metadata_store as ms
 
+    from kubetfx.lineage.aliases import has_execution_type
     from kubetfx.lineage.record import props, quoted
 
     if store is None or not version:
         return []
-    try:
-        store.call(store.mlmd.get_execution_type, ROLLOUT_EXECUTION)
-    except mlmd_errors.NotFoundError:
+    if not has_execution_type(store, ROLLOUT_EXECUTION):
         return []
     query = (
         f"type = {quoted(ROLLOUT_EXECUTION)}"
