@@ -83,6 +83,16 @@ def test_the_pipeline_card_is_valid_and_says_what_lineage_says(pipeline_run) -> 
     limitations = [x["description"] for x in document["considerations"].get("limitations", [])]
     in_server = pushed.get("serving_server") not in (None, "", "in-process")
     assert any("not checked in a model server" in x for x in limitations) is not in_server
+    where = f"serving check ({pushed['serving_server']})" if pushed.get("serving_server") else "serving check"
+    for quantile in ("p50", "p95"):
+        shown = float(metrics[(f"latency {quantile} ms", where)]["value"])
+        assert (
+            abs(shown - pushed[f"latency_{quantile}_ms"]) <= 0.001 * pushed[f"latency_{quantile}_ms"] + 1e-6
+        )
+    if in_server:  # KServe's model server ran the check: its figures, SLO and prediction match
+        overview = document["model_details"]["documentation"]
+        assert f"Serving check: checked in {pushed['serving_server']} over" in overview
+        assert f"{int(pushed['load_requests'])} requests at concurrency" in overview
 
     # The HTML card is the task's HTML output, recorded where the Kubeflow UI reads it.
     [report] = [
