@@ -72,6 +72,7 @@ def test_a_check_in_a_model_server_is_on_the_card(store: Store, push: Callable[.
         "diff": "compared with baseline: none",
     }
     assert "lineage gap: no evaluation of this model is in lineage" in limitations
+    assert "graphics" not in document["quantitative_analysis"]  # no fairness slices to draw
     page = render(card)
     assert "serving check: kserve 0.15.2" in page and "not checked in a model server" not in page
 

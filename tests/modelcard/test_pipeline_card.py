@@ -4,6 +4,7 @@ rollback, a stepped rollout and aliases, ``kubetfx model-card`` draws it again w
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -76,6 +77,9 @@ def test_the_pipeline_card_is_valid_and_says_what_lineage_says(pipeline_run) -> 
         low, high = (float(gap["confidence_interval"][k]) for k in ("lower_bound", "upper_bound"))
         assert low <= float(gap["value"]) <= high
         assert abs(float(gap["value"]) - evaluation["fairness_gaps"][feature]) < 1e-3
+    # The fairness slices drawn with their intervals: a PNG, as the schema's graphics hold it.
+    [chart] = document["quantitative_analysis"]["graphics"]["collection"]
+    assert base64.b64decode(chart["image"]).startswith(b"\x89PNG\r\n\x1a\n")
     gates = [t["description"] for t in document["considerations"]["tradeoffs"]]
     assert any(g.startswith("[passed] value:accuracy") for g in gates)
 
