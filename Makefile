@@ -17,6 +17,7 @@ help:
 	@echo "make lint    ruff and mypy"
 	@echo "make compile regenerate component.yaml / pipeline.yaml files"
 	@echo "make lock    re-resolve the locked dependency sets"
+	@echo "make serving-env  the serving check's model server environment (.venv-serving)"
 
 $(STAMP): $(LOCK) requirements/bootstrap.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,7 +35,7 @@ SERVING_VENV  := .venv-serving
 SERVING_LOCK  := requirements/serving.txt
 SERVING_STAMP := $(SERVING_VENV)/.installed
 
-$(SERVING_STAMP): $(SERVING_LOCK) $(STAMP)
+$(SERVING_STAMP): $(SERVING_LOCK) | $(STAMP)
 	$(BIN)/uv venv --quiet --allow-existing -p $(PYTHON) $(SERVING_VENV)
 	$(BIN)/uv pip sync --quiet --compile-bytecode -p $(SERVING_VENV)/bin/python --require-hashes $(SERVING_LOCK)
 	touch $(SERVING_STAMP)

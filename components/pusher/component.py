@@ -2,7 +2,7 @@
 
 from typing import NamedTuple
 
-from kfp.dsl import Artifact, Dataset, Input, Model, Output
+from kfp.dsl import HTML, Artifact, Dataset, Input, Model, Output
 
 from kubetfx.dsl import component
 
@@ -13,6 +13,7 @@ def pusher(
     blessing: Input[Artifact],
     examples: Input[Dataset],
     pushed_model: Output[Artifact],
+    report: Output[HTML],
     model_name: str,
     push_destination: str = "",
     max_latency_ms: float = 0.0,
@@ -22,7 +23,7 @@ def pusher(
     load_concurrency: int = 8,
     serving_server: str = "auto",
     serving_protocol: str = "v1",
-) -> NamedTuple("Outputs", [("pushed", bool), ("version", int), ("reason", str)]):
+) -> NamedTuple("Outputs", [("pushed", bool), ("version", int), ("reason", str), ("latency_p95_ms", float)]):
     """Publishes a blessed model for serving, after checking it in a real model server under load.
 
     Reads the blessing itself: an unblessed model is not pushed (the task succeeds with
@@ -46,6 +47,9 @@ def pusher(
             check's serving_server, serving_protocol, load_requests, load_concurrency,
             load_errors, latency_p50_ms, latency_p95_ms, latency_p99_ms, latency_slo_p95_ms,
             predictions_checked, predictions_match).
+        report: Output HTML report: what was pushed or why not, and the serving check
+            (server, predictions compared, load, p50/p95/p99 against the SLO); written
+            also when the check refuses the model.
         model_name: The model's folder name under the destination (TF Serving's model name).
         push_destination: A path or object-store URI under an allowed root; empty for the
             first allowed root; a relative path is taken relative to the first allowed root.
@@ -64,11 +68,14 @@ def pusher(
         pushed: Whether a version was published.
         version: The version published (0 when not pushed).
         reason: Why not pushed (empty when pushed).
+        latency_p95_ms: The serving check's p95 latency under load (0 when no check ran).
     """
-    from kubetfx.components.pusher import executor
+    from kubetfx.components.pusher import executor, report_html
+    from kubetfx.components.pusher.serving import ServingCheckError
 
     from kubetfx.artifacts.kinds import BLESSING, EXAMPLES, MODEL, expect
     from kubetfx.lineage.baseline import served_model
+    from kubetfx.reports import write_report
     from kubetfx.settings import resolve_push_roots
     from kubetfx.task import lineage_store
 
@@ -77,24 +84,31 @@ def pusher(
     expect(MODEL, model.metadata, "model", model.uri)
     expect(BLESSING, blessing.metadata, "blessing", blessing.uri)
     expect(EXAMPLES, examples.metadata, "examples", examples.uri)
-    result = executor.run(
-        model.path,
-        blessing.path,
-        examples.path,
-        pushed_model.path,
-        model_name=model_name,
-        push_destination=push_destination,
-        max_latency_ms=max_latency_ms,
-        sample_size=sample_size,
-        latency_slo_p95_ms=latency_slo_p95_ms,
-        load_requests=load_requests,
-        load_concurrency=load_concurrency,
-        serving_server=serving_server,
-        serving_protocol=serving_protocol,
-        model_uri=model.uri,
-        allowed_roots=resolve_push_roots(),
-        served=(served.model_uri, served.destination) if served else None,
-    )
+    try:
+        result = executor.run(
+            model.path,
+            blessing.path,
+            examples.path,
+            pushed_model.path,
+            model_name=model_name,
+            push_destination=push_destination,
+            max_latency_ms=max_latency_ms,
+            sample_size=sample_size,
+            latency_slo_p95_ms=latency_slo_p95_ms,
+            load_requests=load_requests,
+            load_concurrency=load_concurrency,
+            serving_server=serving_server,
+            serving_protocol=serving_protocol,
+            model_uri=model.uri,
+            allowed_roots=resolve_push_roots(),
+            served=(served.model_uri, served.destination) if served else None,
+        )
+    except ServingCheckError as err:
+        write_report(report, report_html.render(model_name, None, err.check, err.slo_p95_ms, error=str(err)))
+        raise
+    write_report(report, report_html.render(model_name, result, result.check, result.latency_slo_p95_ms))
     pushed_model.metadata.update(result.metadata())
-    outputs = NamedTuple("Outputs", [("pushed", bool), ("version", int), ("reason", str)])
-    return outputs(result.pushed, result.version, result.reason)
+    outputs = NamedTuple(
+        "Outputs", [("pushed", bool), ("version", int), ("reason", str), ("latency_p95_ms", float)]
+    )
+    return outputs(result.pushed, result.version, result.reason, round(result.latency_p95_ms or 0.0, 4))

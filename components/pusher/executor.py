@@ -115,6 +115,14 @@ def check_metadata(check: ServingCheck, slo_p95_ms: float) -> dict[str, Any]:
 
 def judge(check: ServingCheck, where: str, slo_p95_ms: float) -> None:
     """Refuse what the check found wrong (see :func:`run`); the message holds the figures."""
+    try:
+        _judge(check, where, slo_p95_ms)
+    except ServingCheckError as err:
+        err.check, err.slo_p95_ms = check, slo_p95_ms
+        raise
+
+
+def _judge(check: ServingCheck, where: str, slo_p95_ms: float) -> None:
     figures = (
         f"{check.requests} requests at concurrency {check.concurrency} on {check.server}: "
         f"p50 {check.p50_ms:.3f} ms, p95 {check.p95_ms:.3f} ms, p99 {check.p99_ms:.3f} ms, "

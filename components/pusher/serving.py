@@ -41,7 +41,12 @@ BATCH = 32  # examples per request when comparing predictions
 
 
 class ServingCheckError(PushError):
-    """A model failed its serving check: it does not load, answer, or answer fast enough."""
+    """A model failed its serving check: it does not load, answer, or answer fast enough.
+
+    ``check`` holds the figures when the check ran to the end and they were refused."""
+
+    check: ServingCheck | None = None
+    slo_p95_ms: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -82,13 +82,14 @@ def test_cli_run_summary_cache_and_lineage(workdir: Path, cli) -> None:
     reports = {
         line.split()[0]: line.split()[-1] for line in shown.stdout.splitlines() if " system.HTML " in line
     }
-    # Tasks inside a condition are named after it ("condition-1/model-card").
+    # Tasks inside a condition are named after it ("condition-1/pusher").
     assert {task.split("/")[-1] for task in reports} == {
         "statistics-gen",
         "schema-gen",
         "example-validator",
         "trainer",
         "evaluator",
+        "pusher",
         "model-card",
     }, shown.stdout
     for uri in reports.values():

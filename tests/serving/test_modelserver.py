@@ -6,6 +6,7 @@ stopped afterwards."""
 from __future__ import annotations
 
 import base64
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,8 +43,10 @@ def model(train_model) -> dict:
 @pytest.fixture(scope="module")
 def server(model: dict) -> Iterator[RunningServer]:
     with running_server(model["saved_model"], "penguins", timeout=240) as running:
+        assert running.alive() and Path(f"/proc/{running.pid}").exists()
         yield running
-    assert not running.alive()
+    # Stopped and reaped: no process, not even a zombie, is left.
+    assert not running.alive() and not Path(f"/proc/{running.pid}").exists()
 
 
 def in_process(saved_model: str, examples: list[bytes]) -> dict[str, np.ndarray]:
@@ -142,3 +145,35 @@ def test_a_wrong_serving_python_setting_is_an_error(monkeypatch: pytest.MonkeyPa
     monkeypatch.setenv(SERVING_PYTHON_ENV, str(tmp_path / "no-python"))
     with pytest.raises(ServingServerError, match=SERVING_PYTHON_ENV):
         serving_python()
+
+
+def test_a_server_whose_caller_is_killed_stops_itself(model: dict, run_processes, tmp_path: Path) -> None:
+    """SIGKILL gives the caller no chance to stop its server: the server notices it was
+    orphaned and exits, so a killed Pusher leaves no model server behind."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = (
+        "import sys, time\n"
+        "from kubetfx.serving.modelserver import running_server\n"
+        "with running_server(sys.argv[1], 'orphan', timeout=240) as s:\n"
+        "    print(s.pid, flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    caller = subprocess.Popen(
+        [sys.executable, "-c", script, model["saved_model"]], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        server_pid = int(caller.stdout.readline())
+        assert run_processes.alive(server_pid)
+    finally:
+        caller.send_signal(signal.SIGKILL)
+        caller.wait(timeout=30)
+    deadline = time.monotonic() + 60
+    while run_processes.alive(server_pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    if run_processes.alive(server_pid):
+        os.kill(server_pid, signal.SIGKILL)
+        pytest.fail(f"the model server {server_pid} outlived its killed caller")

@@ -1,7 +1,7 @@
 """One SavedModel version folder served by KServe's Python model server, on loopback.
 
     .venv-serving/bin/python kserve_server.py --model-dir DIR --name NAME [--port 0]
-        [--port-file FILE] [--signature serving_default] [--host 127.0.0.1]
+        [--port-file FILE] [--signature serving_default] [--host 127.0.0.1] [--parent-pid PID]
 
 Runs inside the serving environment (``make serving-env``: kserve 0.15.2 with TensorFlow
 2.16.2, ``requirements/serving.txt``), never in kubetfx's own: it imports only kserve,
@@ -21,7 +21,8 @@ loads the SavedModel once and answers both REST protocols KServe's server speaks
 The listening socket is bound before the server starts (``--port 0`` picks a free port), and
 its port written to ``--port-file`` (atomically) and printed, so the caller never races for a
 port. Readiness: ``GET /v2/health/ready`` and ``GET /v1/models/NAME``. SIGTERM or SIGINT
-stops the server (uvicorn's graceful shutdown).
+stops the server (uvicorn's graceful shutdown); so does the end of ``--parent-pid`` (the
+caller killed without stopping it: the server is reparented and notices within a second).
 """
 
 from __future__ import annotations
@@ -51,6 +52,9 @@ def _arguments(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--port-file", default="", help="write the bound port here")
     parser.add_argument("--signature", default="serving_default")
     parser.add_argument("--workers-threads", type=int, default=4, help="threads running the model")
+    parser.add_argument(
+        "--parent-pid", type=int, default=0, help="stop when this process is no longer the parent"
+    )
     return parser.parse_args(argv)
 
 
@@ -241,10 +245,20 @@ def serve(args: argparse.Namespace) -> None:
         os.replace(tmp, args.port_file)
     print(f"kserve_server: {args.name} from {args.model_dir} on http://{args.host}:{port}", flush=True)
 
+    async def orphan_watch() -> None:
+        # A caller killed without stopping the server (SIGKILL) must not leave it running.
+        while os.getppid() == args.parent_pid:
+            await asyncio.sleep(1.0)
+        print(f"kserve_server: parent {args.parent_pid} is gone; stopping", flush=True)
+        rest._server.should_exit = True
+
     async def main() -> None:
         loop = asyncio.get_running_loop()
         loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=args.workers_threads))
+        watch = asyncio.create_task(orphan_watch()) if args.parent_pid else None
         await rest._server.serve(sockets=[sock])
+        if watch is not None:
+            watch.cancel()
 
     asyncio.run(main())
 

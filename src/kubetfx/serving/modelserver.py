@@ -155,6 +155,8 @@ def running_server(
         signature,
         "--workers-threads",
         str(threads),
+        "--parent-pid",
+        str(os.getpid()),
     ]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONUNBUFFERED="1")
     with open(log_path, "wb") as log:

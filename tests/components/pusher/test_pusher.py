@@ -190,11 +190,13 @@ def test_the_component_body_reads_the_roots_from_the_environment(
     model = dsl.Model(uri=trained["model"], metadata={"kubetfx_type": "kubetfx.Model"})
     examples = dsl.Dataset(uri=trained["examples"], metadata={"kubetfx_type": "kubetfx.Examples"})
     out = dsl.Artifact(uri=str(tmp_path / "pushed"))
+    report = dsl.HTML(uri=str(tmp_path / "report"))
     outputs = pusher.python_func(
         model=model,
         blessing=dsl.Artifact(uri=blessing(tmp_path / "b", True)),
         examples=examples,
         pushed_model=out,
+        report=report,
         model_name="penguins",
         push_destination=str(tmp_path / "second" / "team"),
         sample_size=5,
@@ -202,12 +204,38 @@ def test_the_component_body_reads_the_roots_from_the_environment(
         load_concurrency=2,
     )
     assert (outputs.pushed, outputs.version) == (True, 1)
+    assert outputs.latency_p95_ms == out.metadata["latency_p95_ms"] > 0
+    page = Path(report.uri).read_text()
+    assert report.uri.endswith(".html") and "Pushed as version 1" in page
+    assert "kserve 0.15.2, v1 REST on loopback" in page and "5 eval examples" in page and "FAIL" not in page
     assert out.metadata["destination"] == str(tmp_path / "second" / "team" / "penguins" / "1")
     assert out.metadata["model_uri"] == trained["model"]
+    # A refused check still leaves its report, with the figures and what failed.
+    refused = dsl.HTML(uri=str(tmp_path / "refused"))
+    with pytest.raises(ServingCheckError, match="over latency_slo_p95_ms 0.0001"):
+        pusher.python_func(
+            model=model,
+            blessing=dsl.Artifact(uri=blessing(tmp_path / "b3", True)),
+            examples=examples,
+            pushed_model=dsl.Artifact(uri=str(tmp_path / "pushed3")),
+            report=refused,
+            model_name="penguins",
+            sample_size=5,
+            load_requests=20,
+            load_concurrency=2,
+            latency_slo_p95_ms=0.0001,
+        )
+    page = Path(refused.uri).read_text()
+    assert "Not pushed" in page and "against 0.0001 ms" in page and "FAIL" in page
     wrong = dsl.Artifact(uri=blessing(tmp_path / "b2", True), metadata={"kubetfx_type": "kubetfx.Schema"})
     with pytest.raises(Exception, match="input 'blessing'.*is a kubetfx.Schema"):
         pusher.python_func(
-            model=model, blessing=wrong, examples=examples, pushed_model=out, model_name="penguins"
+            model=model,
+            blessing=wrong,
+            examples=examples,
+            pushed_model=out,
+            report=dsl.HTML(uri=str(tmp_path / "r2")),
+            model_name="penguins",
         )
 
 

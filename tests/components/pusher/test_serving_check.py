@@ -1,7 +1,7 @@
 """The Pusher's serving check in KServe's model server, on models built to fail one part of
 it each: a slow one (its signature waits 300 ms per call) is refused by the p95 SLO while
-the same model without the wait passes the same SLO; one whose answers change from call to
-call is refused because the server's predictions differ from the in-process ones; one that
+the same model without the wait passes the same SLO; one whose answers depend on the process
+running it is refused because the server's predictions differ from the in-process ones; one that
 fails single-example requests is refused for its load errors. Without a serving
 environment the check runs in-process and says so, or fails when the server is required."""
 
@@ -19,9 +19,12 @@ SLOW_US = 300_000  # the slow model's wait per call
 SLO_MS = 150.0  # between the toy's own latency here (a few ms) and the slow one's (>= 300 ms)
 
 
-def toy_model(root: Path, name: str, *, delay_us: int = 0, noise: bool = False, min_batch: int = 0) -> str:
+def toy_model(
+    root: Path, name: str, *, delay_us: int = 0, process_dependent: bool = False, min_batch: int = 0
+) -> str:
     """A Model artifact folder whose ``Format-Serving`` SavedModel scores each serialized
-    example by its length, optionally after a wait, with noise, or only in batches."""
+    example by its length, optionally after a wait, plus a number that depends on the
+    process running it (``process_dependent``), or only in batches."""
     import tensorflow as tf
     from tensorflow.python.data.experimental.ops import testing
 
@@ -40,8 +43,13 @@ def toy_model(root: Path, name: str, *, delay_us: int = 0, noise: bool = False, 
                 waits.append(tf.debugging.assert_greater_equal(tf.size(examples), min_batch))
             with tf.control_dependencies(waits):
                 score = tf.identity(score)
-            if noise:
-                score = score + tf.random.uniform(tf.shape(score), 1.0, 2.0)
+            if process_dependent:
+                # A hash of the calling process's thread ids: different in the server's
+                # process than in the Pusher's. (Neither random nor time-based: the Trainer's
+                # tests turn on TensorFlow's op determinism for the whole session, which
+                # seeds tf.random and forbids tf.timestamp.)
+                threads = tf.strings.reduce_join(tf.io.matching_files("/proc/self/task/*"))
+                score = score + tf.cast(tf.strings.to_hash_bucket_fast(threads, 1_000_000), tf.float32)
             return {"score": score, "label": tf.strings.as_string(score)}
 
     toy = Toy()
@@ -97,7 +105,8 @@ def test_a_slow_model_is_refused_by_the_slo_and_a_fast_one_passes_it(examples, t
 
 def test_answers_that_differ_in_the_server_are_refused(examples, tmp_path: Path) -> None:
     with pytest.raises(ServingCheckError, match="predictions differ from the in-process.*'score'"):
-        push(examples, tmp_path, toy_model(tmp_path, "noisy", noise=True), latency_slo_p95_ms=0.0)
+        model = toy_model(tmp_path, "process-dependent", process_dependent=True)
+        push(examples, tmp_path, model, latency_slo_p95_ms=0.0)
     assert published(tmp_path) == []
 
 
