@@ -13,6 +13,7 @@ if os.environ.get("_KFP_RUNTIME") != "true":
     from kubetfx.components.evaluator.component import evaluator
     from kubetfx.components.example_gen.component import example_gen
     from kubetfx.components.example_validator.component import example_validator
+    from kubetfx.components.kserve_deployer.component import kserve_deployer
     from kubetfx.components.model_card.component import model_card
     from kubetfx.components.model_resolver.component import model_resolver
     from kubetfx.components.pusher.component import pusher
@@ -27,6 +28,7 @@ __all__ = [
     "evaluator",
     "example_gen",
     "example_validator",
+    "kserve_deployer",
     "model_card",
     "model_resolver",
     "pusher",

@@ -23,13 +23,16 @@ from kubetfx.components import (
 from kubetfx.cluster import place_on_accelerator
 
 
-def read_examples(input_uri: Any, *, splits: Any, partition_feature: Any) -> Any:
+def read_examples(
+    input_uri: Any, *, splits: Any, partition_feature: Any, beam_pipeline_args: Any = None
+) -> Any:
     """data_fingerprint -> ExampleGen; returns the ExampleGen task.
 
     KFP's cache key holds input values, not the data behind a URI: ExampleGen gets the
     data's content fingerprint as an input, so a run on unchanged data reuses ExampleGen
     (and everything downstream) from KFP's cache, and new data at the same URI does not.
-    The fingerprint itself is computed on every run.
+    The fingerprint itself is computed on every run. ``beam_pipeline_args`` (a pipeline
+    parameter; None: the component's default) puts ExampleGen on Beam.
     """
     fingerprint = data_fingerprint(input_uri=input_uri)
     fingerprint.set_caching_options(False)
@@ -38,7 +41,13 @@ def read_examples(input_uri: Any, *, splits: Any, partition_feature: Any) -> Any
         splits=splits,
         partition_feature=partition_feature,
         kubetfx_data_fingerprint=fingerprint.outputs["fingerprint"],
+        **_beam(beam_pipeline_args),
     )
+
+
+def _beam(beam_pipeline_args: Any) -> dict[str, Any]:
+    """The ``beam_pipeline_args`` argument of a data task, when the pipeline passes one."""
+    return {} if beam_pipeline_args is None else {"beam_pipeline_args": beam_pipeline_args}
 
 
 def validate_train_evaluate_push(
@@ -61,16 +70,19 @@ def validate_train_evaluate_push(
     model_name: Any,
     push_destination: Any,
     baseline_alias: Any = "",
+    beam_pipeline_args: Any = None,
 ) -> None:
     """StatisticsGen -> SchemaGen -> ExampleValidator -> Trainer -> model_resolver ->
-    Evaluator -> Pusher -> model_card (inside ``dsl.If(blessed)``), on ExampleGen's ``examples``."""
-    stats = statistics_gen(examples=examples)
+    Evaluator -> Pusher -> model_card (inside ``dsl.If(blessed)``), on ExampleGen's ``examples``.
+    ``beam_pipeline_args`` (None: the components' default) go to every data task."""
+    stats = statistics_gen(examples=examples, **_beam(beam_pipeline_args))
     schema = schema_gen(statistics=stats.outputs["statistics"], schema_file=schema_file, label_key=label_key)
     validated = example_validator(
         statistics=stats.outputs["statistics"],
         schema=schema.outputs["schema"],
         fail_on_anomalies=fail_on_anomalies,
         serving_data_uri=serving_data_uri,
+        **_beam(beam_pipeline_args),
     )
     # Its drift baseline is read from lineage (the previous run of the same data source):
     # a cached result would compare with whatever was previous when it was first computed.
@@ -105,6 +117,7 @@ def validate_train_evaluate_push(
         min_slice_size=min_slice_size,
         baseline_model_uri=baseline.outputs["model_uri"],
         baseline_model_id=baseline.outputs["model_id"],
+        **_beam(beam_pipeline_args),
     )
     with dsl.If(evaluated.outputs["blessed"] == True, name="blessed"):  # noqa: E712 - a KFP condition
         pushed = pusher(

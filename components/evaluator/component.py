@@ -30,6 +30,7 @@ def evaluator(
     min_slice_size: int = 10,
     baseline_model_uri: str = "",
     baseline_model_id: int = 0,
+    beam_pipeline_args: list = [],  # noqa: B006 - KFP reads the default from the signature
 ) -> NamedTuple("Outputs", [("blessed", bool), ("accuracy", float), ("reason", str)]):
     """Evaluates a model with TFMA per slice, against a baseline, and blesses it or not.
 
@@ -66,6 +67,9 @@ def evaluator(
         baseline_model_uri: The model to compare against (from ``model_resolver``);
             empty: only the absolute thresholds apply.
         baseline_model_id: Its ML Metadata artifact id, recorded as an input.
+        beam_pipeline_args: Beam options: given, TFMA evaluates on Beam with them (its
+            ``run_model_analysis``); empty: in this process, TFMA's Beam path only for
+            what the in-process metrics do not support. See docs/beam.md.
 
     Returns:
         blessed: Whether the model passed every check (for ``dsl.If``).
@@ -102,6 +106,7 @@ def evaluator(
         blessing.path,
         settings,
         baseline_model_dir=local_dir(baseline_model_uri) if baseline_model_uri else "",
+        pipeline_options=beam_pipeline_args,
     )
     published = outputs.publish(
         result,

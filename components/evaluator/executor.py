@@ -32,7 +32,6 @@ import os
 import re
 import tempfile
 import time
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -42,10 +41,11 @@ from kubetfx.components.evaluator.intervals import Estimate
 
 from kubetfx.artifacts import evaluation as evaluation_artifact
 from kubetfx.artifacts.blessing import Blessing
-from kubetfx.artifacts.examples import first_records, split_pattern
+from kubetfx.artifacts.examples import first_records
 from kubetfx.artifacts.kinds import EVALUATION, TYPE_KEY
 from kubetfx.artifacts.layout import SERVING_DIR
 from kubetfx.artifacts.model import serving_dir
+from kubetfx.beam import split_args
 from kubetfx.errors import KubetfxError
 
 SIGNATURE = "serving_default"
@@ -834,10 +834,13 @@ def run(
 
     ``engine``: ``"auto"`` computes the metrics in-process (:mod:`.engine`) when that path
     supports the configuration and data, else with TFMA's ``run_model_analysis``;
-    ``"tfma"`` always runs TFMA; ``"in-process"`` refuses to fall back.
+    ``"tfma"`` always runs TFMA; ``"in-process"`` refuses to fall back. Beam options in
+    ``pipeline_options`` (``beam_pipeline_args``) make ``"auto"`` run TFMA on Beam with them.
     """
     if engine not in ENGINES:
         raise EvaluationError(f"engine {engine!r} is not one of {ENGINES}")
+    if engine == "auto" and split_args(pipeline_options):
+        engine = "tfma"  # Beam options given: TFMA on Beam with them (see .beam_path)
     started = time.perf_counter()
     # One read of the eval split's head: a few examples probe the model, more find the
     # slicing features.
@@ -1056,38 +1059,12 @@ def _run_tfma(
     evaluation_dir: str,
     pipeline_options: Sequence[str],
 ) -> None:
-    """TFMA's own run (the reference; also what the in-process path falls back to)."""
-    import tensorflow_model_analysis as tfma
-    from apache_beam.options.pipeline_options import PipelineOptions
+    """TFMA's own run on Beam (the reference; also what the in-process path falls back to)."""
+    from kubetfx.components.evaluator import beam_path
 
-    models = [
-        tfma.default_eval_shared_model(
-            eval_saved_model_path=serving_dir(model_dir),
-            eval_config=config,
-            model_name=CANDIDATE,
-        )
-    ]
-    if baseline_model_dir:
-        models.append(
-            tfma.default_eval_shared_model(
-                eval_saved_model_path=serving_dir(baseline_model_dir),
-                eval_config=config,
-                model_name=BASELINE,
-            )
-        )
-    pattern = split_pattern(examples_dir, "eval")
-    with warnings.catch_warnings():
-        # A rate with an empty denominator (no positives in a slice) is NaN, by design;
-        # numpy warns once per slice and class, thousands of lines.
-        warnings.filterwarnings("ignore", "invalid value encountered", RuntimeWarning)
-        tfma.run_model_analysis(
-            eval_shared_model=models if len(models) > 1 else models[0],
-            eval_config=config,
-            data_location=pattern,
-            file_format="tfrecords",
-            output_path=evaluation_dir,
-            pipeline_options=PipelineOptions(list(pipeline_options)),
-        )
+    beam_path.run_model_analysis(
+        config, model_dir, baseline_model_dir, examples_dir, evaluation_dir, pipeline_options
+    )
 
 
 def metrics_for_ui(result: EvalResult) -> Mapping[str, float]:

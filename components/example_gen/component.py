@@ -15,6 +15,7 @@ def example_gen(
     splits: str = "train:2,eval:1",
     partition_feature: str = "",
     version: int = 0,
+    beam_pipeline_args: list = [],  # noqa: B006 - KFP reads the default from the signature
 ) -> NamedTuple("Outputs", [("span", int), ("fingerprint", str), ("row_count", int)]):
     """Reads CSV or Parquet data into split TFRecords of tf.Example.
 
@@ -29,6 +30,9 @@ def example_gen(
         partition_feature: Column whose value decides the split (rows with equal values
             land together); empty hashes the whole row.
         version: The data version recorded with the span.
+        beam_pipeline_args: Beam options (e.g. ``["--runner=PortableRunner",
+            "--job_endpoint=..."]``): given, the input is read, split and written by Beam
+            workers (the same examples); empty: in this process. See docs/beam.md.
 
     Returns:
         span: The span that was read (0 without ``{SPAN}``).
@@ -37,7 +41,16 @@ def example_gen(
     """
     from kubetfx.components.example_gen import executor
 
-    result = executor.run(
+    from kubetfx.beam import split_args
+
+    run = executor.run
+    if split_args(beam_pipeline_args):  # Beam options given: read and split on Beam with them
+        import functools
+
+        from kubetfx.components.example_gen import beam
+
+        run = functools.partial(beam.run, beam_pipeline_args=beam_pipeline_args)
+    result = run(
         input_uri,
         examples.path,
         input_format=input_format,

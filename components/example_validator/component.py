@@ -16,6 +16,7 @@ def example_validator(
     metrics: Output[Metrics],
     fail_on_anomalies: bool = True,
     serving_data_uri: str = "",
+    beam_pipeline_args: list = [],  # noqa: B006 - KFP reads the default from the signature
 ) -> NamedTuple("Outputs", [("anomaly_count", int), ("valid", bool)]):
     """Checks every split against the schema, drift against earlier data, skew against serving.
 
@@ -36,6 +37,8 @@ def example_validator(
             published and recorded in lineage. False records them and continues.
         serving_data_uri: A CSV/Parquet sample of serving data, for training/serving skew
             (and validated in the SERVING environment).
+        beam_pipeline_args: Beam options: given, the serving sample's statistics are
+            computed by Beam workers; empty: in this process. See docs/beam.md.
 
     Returns:
         anomaly_count: Anomalous features over all splits.
@@ -60,6 +63,7 @@ def example_validator(
         anomalies.path,
         span=int(statistics.metadata.get("span", 0)),
         serving_data_uri=serving_data_uri,
+        beam_pipeline_args=beam_pipeline_args,
         **outputs.baseline_arguments(baseline),
     )
     title = f"Data validation of {statistics.uri}"

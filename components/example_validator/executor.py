@@ -13,6 +13,7 @@ Layout written: :mod:`kubetfx.artifacts.anomalies` (``Split-<split>/SchemaDiff.p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -186,8 +187,12 @@ def run(
     source: str = "",
     span: int = 0,
     serving_data_uri: str = "",
+    beam_pipeline_args: Sequence[str] | str = (),
 ) -> ValidationResult:
     """Validate every split; measure drift against the baseline and skew against serving data.
+
+    ``beam_pipeline_args``: when given, the serving sample's statistics are computed on
+    Beam with these options (:mod:`kubetfx.beam`), else in this process.
 
     A feature the baseline statistics lack is new: listed in ``new_features``, never an
     anomaly. A feature the baseline has and the data lacks is listed in ``gone_features``;
@@ -198,6 +203,8 @@ def run(
     # The serving sample's statistics are computed as StatisticsGen computes a split's: the
     # ExampleValidator's one declared neighbour (tests/unit/test_import_direction.py).
     from kubetfx.components.statistics_gen.executor import statistics_of_table
+
+    from kubetfx.beam import split_args
 
     schema = schema_artifact.load(schema_dir)
     result = ValidationResult(
@@ -215,7 +222,12 @@ def run(
     reference = "train" if "train" in splits else splits[0]
     serving = None
     if serving_data_uri:
-        serving = statistics_of_table(read_table(serving_data_uri), "serving")
+        if split_args(beam_pipeline_args):
+            from kubetfx.components.statistics_gen import beam_path
+
+            serving = beam_path.statistics_of_input(serving_data_uri, "serving", beam_pipeline_args)
+        else:
+            serving = statistics_of_table(read_table(serving_data_uri), "serving")
     for split in splits:
         current = stats.load(statistics_dir, split)
         if split == reference:

@@ -26,9 +26,10 @@ def statistics_gen(
         sample_rate: Fraction of examples to use, in (0, 1]; for very large inputs.
         in_memory_max_mb: A split whose files total at most this many MB (compressed)
             is computed in this process; larger ones go through Beam.
-        beam_pipeline_args: Beam options for the Beam path, e.g.
-            ``["--runner=FlinkRunner", "--flink_master=..."]``; default DirectRunner in
-            multi-process mode on all cores.
+        beam_pipeline_args: Beam options, e.g. ``["--runner=PortableRunner",
+            "--job_endpoint=..."]``: given, every split is computed on Beam with them;
+            empty: splits over ``in_memory_max_mb`` go through Beam's DirectRunner in
+            multi-process mode on all cores. See docs/beam.md.
 
     Returns:
         num_examples: Examples over all splits.

@@ -414,9 +414,14 @@ def run(
         raise ConfigError(f"workers {workers}: use 1 or more processes")
     if not 0.0 < sample_rate <= 1.0:
         raise InputDataError(f"sample_rate {sample_rate} must be in (0, 1]")
-    beam_args = list(beam_pipeline_args) or list(DEFAULT_BEAM_ARGS)
-    if not any(a.startswith("--runner") for a in beam_args):
-        beam_args = [*DEFAULT_BEAM_ARGS, *beam_args]  # never let Beam try to download a runner
+    from kubetfx.beam import beam_args as checked_beam_args
+    from kubetfx.beam import split_args
+
+    # Checked (an unknown option is an error naming it); without --runner, after
+    # DEFAULT_BEAM_ARGS: never let Beam try to download a runner.
+    beam_args = checked_beam_args(beam_pipeline_args, DEFAULT_BEAM_ARGS)
+    if split_args(beam_pipeline_args):
+        in_memory_max_mb = -1  # Beam options given: every split on Beam with them
     result = StatisticsResult()
     for split in examples.split_names(examples_dir):
         files = examples.split_files(examples_dir, split)

@@ -49,6 +49,7 @@ def continuous_training(
     push_destination: str = "",
     baseline_alias: str = "",
     lineage_scope: str = "",
+    beam_pipeline_args: list = [],  # noqa: B006 - KFP reads the default from the signature
 ) -> None:
     """The continuous-training pipeline.
 
@@ -88,9 +89,16 @@ def continuous_training(
         lineage_scope: The lineage this run belongs to: the resolver's baseline, drift
             baselines and the data change check look only at runs of the same scope (one
             per dataset, say); empty: the pipeline's name.
+        beam_pipeline_args: Beam options for the data tasks (ExampleGen, StatisticsGen,
+            ExampleValidator, Evaluator), e.g. ``["--runner=PortableRunner",
+            "--job_endpoint=HOST:8099", "--environment_type=EXTERNAL",
+            "--environment_config=HOST:50000"]``: given, they run on Beam with them;
+            empty: in their own processes. See docs/beam.md.
     """
     use_lineage_scope(lineage_scope)
-    gen = read_examples(input_uri, splits=splits, partition_feature=partition_feature)
+    gen = read_examples(
+        input_uri, splits=splits, partition_feature=partition_feature, beam_pipeline_args=beam_pipeline_args
+    )
     # Serving drift of the served model (off without logs) forces training like force_training.
     drift = serving_drift(
         logs_uri=serving_logs_uri,
@@ -123,6 +131,7 @@ def continuous_training(
             min_slice_size=min_slice_size,
             model_name=model_name,
             push_destination=push_destination,
+            beam_pipeline_args=beam_pipeline_args,
         )
     # In a cluster every task reads kubetfx's settings and secret from the namespace.
     use_cluster_settings()

@@ -117,6 +117,15 @@ FAMILIES: dict[str, Family] = _families(
         "Latency of the Pusher's serving check, by quantile.",
         ("quantile",),
     ),
+    # Canary rollouts (``kubetfx rollout``; pipeline "kubetfx-rollout", task "rollout")
+    Family("kubetfx_rollout_canary_percent", "Share of traffic (percent) the canary version gets now."),
+    Family("kubetfx_rollout_canary_version", "The version the model's last rollout moved traffic to."),
+    Family("kubetfx_rollout_stable_version", "The version the last rollout compared the canary with."),
+    Family(
+        "kubetfx_rollout_rolled_back",
+        "1 when the model's last rollout rolled its canary back automatically, else 0.",
+    ),
+    Family("kubetfx_rollout_decision_timestamp_seconds", "When the last rollout last decided (Unix time)."),
 )
 
 

@@ -280,3 +280,87 @@ def test_kserve_schema_names_its_source() -> None:
     # What kubetfx's InferenceService uses is kept at full depth, not trimmed.
     for field in ("model", "volumes", "canaryTrafficPercent", "securityContext", "serviceAccountName"):
         assert not predictor[field].get("x-kubetfx-trimmed"), field
+
+
+# ---------------------------------------------------------------------- manifests kubetfx writes
+
+
+def _merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7386 JSON merge patch (what a CustomObjectsApi patch with a dict body sends)."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    merged = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = _merge_patch(merged.get(key), value)
+    return merged
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{}, {"canary_traffic_percent": 5}, {"canary_traffic_percent": 100, "namespace": "kubeflow-user"}],
+)
+def test_kubetfx_inference_service_is_valid_against_the_kserve_schema(options: dict[str, Any]) -> None:
+    from kubetfx.serving.inferenceservice import inference_service, served_version
+
+    isvc = inference_service("penguins", 7, "s3://models/serving", **options)
+    assert validation_errors(isvc) == []
+    predictor = isvc["spec"]["predictor"]
+    assert predictor["storageUris"] == [
+        {"uri": "s3://models/serving/penguins/7", "mountPath": "/mnt/models/7"}
+    ]
+    assert served_version(isvc) == 7
+    assert predictor.get("canaryTrafficPercent") == options.get("canary_traffic_percent")
+
+
+def test_kserve_schema_keeps_what_the_rollout_writes_at_full_depth() -> None:
+    schema = yaml.safe_load(ISVC_SCHEMA.read_text())
+    predictor = schema["properties"]["spec"]["properties"]["predictor"]["properties"]
+    for field in ("storageUris", "labels", "annotations", "canaryTrafficPercent"):
+        assert not predictor[field].get("x-kubetfx-trimmed"), field
+    # The schema does check storageUris: a missing uri is an error.
+    from kubetfx.serving.inferenceservice import inference_service
+
+    isvc = inference_service("penguins", 3, "s3://models/serving")
+    isvc["spec"]["predictor"]["storageUris"] = [{"mountPath": "/mnt/models/3"}]
+    assert any("'uri' is a required property" in e for e in validation_errors(isvc))
+
+
+def test_the_kserve_backend_patches_keep_the_manifest_valid() -> None:
+    """The patches the rollout's KServe backend sends, applied as the API server applies a
+    merge patch, leave an InferenceService the schema accepts (no cluster involved)."""
+    from kubetfx.serving.inferenceservice import inference_service, served_version
+    from kubetfx.serving.rollout import KServeBackend
+
+    live = inference_service("penguins", 3, "s3://models/serving")
+    live["status"] = {"components": {"predictor": {"latestRolledoutRevision": "penguins-predictor-00001"}}}
+
+    class Api:
+        def get_namespaced_custom_object(self, *args: Any) -> dict[str, Any]:
+            return copy.deepcopy(live)
+
+        def patch_namespaced_custom_object(self, *args: Any) -> None:
+            body = args[-1]
+            live.update(_merge_patch(live, body))
+            # KServe creates and readies the new revision.
+            live["status"]["components"]["predictor"].update(
+                latestCreatedRevision="penguins-predictor-00002",
+                latestReadyRevision="penguins-predictor-00002",
+            )
+
+    backend = KServeBackend("penguins", "ns", "s3://models/serving", 4, poll=0.01, api=Api())
+    assert backend.served() == 3
+    backend.start(5)
+    assert backend.served() == 4
+    assert backend.revisions() == ("penguins-predictor-00001", "penguins-predictor-00002")
+    spec = {k: v for k, v in live.items() if k != "status"}
+    assert validation_errors(spec) == [] and served_version(spec) == 4
+    assert spec["spec"]["predictor"]["canaryTrafficPercent"] == 5
+    for step in (25, 50):
+        backend.set_canary_percent(step)
+        assert live["spec"]["predictor"]["canaryTrafficPercent"] == step
+    backend.rollback()
+    spec = {k: v for k, v in live.items() if k != "status"}
+    assert spec["spec"]["predictor"]["canaryTrafficPercent"] == 0 and validation_errors(spec) == []

@@ -104,19 +104,30 @@ def test_accelerator_profile_loads_with_kubetfx_and_fits_the_quota(build: Callab
 
 
 def test_inference_service_serves_what_the_pusher_publishes(build: Callable[[str], Objects]) -> None:
+    from kubetfx.serving.inferenceservice import served_version
+
     objects = build("overlays/serving")
     first_root = _named(objects, "ConfigMap", "kubetfx-settings")["data"][settings.PUSH_ROOT_ENV]
     first_root = first_root.split(",")[0].strip()
     isvc = _named(objects, "InferenceService", "penguins")
     predictor = isvc["spec"]["predictor"]
     model = predictor["model"]
-    # The Pusher writes <root>/<model_name>/<version>/; TF Serving's model base path is
-    # <root>/<model_name>, and KServe names the model after the InferenceService.
-    assert model["storageUri"] == f"{first_root}/{isvc['metadata']['name']}"
+    # The Pusher writes <root>/<model_name>/<version>/; one version folder is mounted as
+    # that version under TF Serving's base path /mnt/models, and KServe names the model
+    # after the InferenceService.
+    [mount] = predictor["storageUris"]
+    version = served_version(isvc)
+    assert version is not None
+    assert mount == {
+        "uri": f"{first_root}/{isvc['metadata']['name']}/{version}",
+        "mountPath": f"/mnt/models/{version}",
+    }
+    assert "storageUri" not in model, "a whole-model storageUri would serve the newest version, pinned or not"
+    assert predictor["labels"]["kubetfx.dev/model-version"] == str(version)
     assert model["modelFormat"]["name"] == "tensorflow"
-    assert isinstance(predictor["canaryTrafficPercent"], int)
-    patch = yaml.safe_load((KUSTOMIZE / "overlays/serving/patches/canary-traffic.yaml").read_text())
-    assert predictor["canaryTrafficPercent"] == patch["spec"]["predictor"]["canaryTrafficPercent"]
+    # No fixed canary share: `kubetfx rollout` steps it, in Serverless mode.
+    assert "canaryTrafficPercent" not in predictor
+    assert isvc["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Serverless"
     account = _named(objects, "ServiceAccount", predictor["serviceAccountName"])
     assert account["secrets"] == [{"name": "kubetfx-serving-storage"}]
 
@@ -169,3 +180,17 @@ def test_kfp_kubernetes_has_no_security_context_call() -> None:
 
     public = [name.lower() for name in dir(kubernetes) if not name.startswith("_")]
     assert not [n for n in public if "security" in n or "run_as" in n or "privilege" in n]
+
+
+def test_the_pipeline_runner_may_do_what_the_deployer_does(build: Callable[[str], Objects]) -> None:
+    from kubetfx.serving.rollout import KServeBackend
+
+    objects = build("overlays/serving")
+    role = _named(objects, "Role", "kubetfx-deployer")
+    [rule] = role["rules"]
+    assert rule["apiGroups"] == [KServeBackend.GROUP] and rule["resources"] == [KServeBackend.PLURAL]
+    # get (revisions, the version served), create (first deployment), patch (each step).
+    assert sorted(rule["verbs"]) == ["create", "get", "patch"]
+    binding = _named(objects, "RoleBinding", "kubetfx-deployer")
+    assert binding["roleRef"]["name"] == "kubetfx-deployer"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "kubetfx-pipeline-runner"}]

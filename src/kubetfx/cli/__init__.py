@@ -24,6 +24,7 @@ from kubetfx.cli.metadata import metadata
 from kubetfx.cli.modelcard import model_card
 from kubetfx.cli.monitoring import serving_drift
 from kubetfx.cli.promote import aliases_cmd, promote
+from kubetfx.cli.rollout import rollout
 from kubetfx.cli.run import run, runs
 from kubetfx.cli.schedule import schedule
 from kubetfx.cli.schema import schema
@@ -62,6 +63,7 @@ for _command in (
     audit,
     schema,
     rollback,
+    rollout,
     promote,
     aliases_cmd,
     model_card,

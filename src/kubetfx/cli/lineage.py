@@ -6,6 +6,8 @@ What they show is computed by the lineage API (:mod:`kubetfx.lineage.summaries`,
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from kubetfx.cli.options import metadata_option
@@ -129,7 +131,8 @@ def lineage_pushes(model_name: str, metadata: str | None) -> None:
     from kubetfx.lineage.graph import MLMDLineage
     from kubetfx.lineage.summaries import push_history
 
-    pushes = push_history(MLMDLineage(existing_store(metadata)), model_name)
+    store = existing_store(metadata)
+    pushes = push_history(MLMDLineage(store), model_name)
     if not pushes:
         raise KubetfxError(f"no pushes{' of ' + repr(model_name) if model_name else ''} are recorded yet")
     rows = [
@@ -139,10 +142,33 @@ def lineage_pushes(model_name: str, metadata: str | None) -> None:
             f"rollback to {p.rolled_back_to}" if p.rollback else "push",
             redact(p.destination),
             p.artifact_id,
+            _rollout_of(store, p.model),
         ]
         for p in pushes
     ]
-    click.echo(tabulate(rows, headers=["model", "pushed at", "how", "destination", "artifact"]))
+    click.echo(
+        tabulate(rows, headers=["model", "pushed at", "how", "destination", "artifact", "canary rollout"])
+    )
+
+
+def _rollout_of(store: Any, ref: str) -> str:
+    """The latest canary rollout of MODEL:VERSION, in a few words ("" if none)."""
+    from kubetfx.lineage.rollouts import rollouts_of
+
+    name, _, version = ref.rpartition(":")
+    if not version.isdigit():
+        return ""
+    found = [r for r in rollouts_of(store, name, int(version)) if r.canary_version == int(version)]
+    if not found:
+        return ""
+    latest = found[0]
+    last = latest.steps[-1].percent if latest.steps else 0
+    state = latest.state.replace("_", " ")
+    return (
+        f"{state} at {last}% (from {latest.stable_version})"
+        if latest.state != "promoted"
+        else f"promoted (from {latest.stable_version})"
+    )
 
 
 @click.command()

@@ -43,6 +43,7 @@ class AuditRecord:
     baseline: dict[str, Any]
     serving_check: dict[str, Any]
     gaps: list[str] = field(default_factory=list)  # what lineage did not hold
+    rollouts: list[dict[str, Any]] = field(default_factory=list)  # canary rollouts of this version
     aliases: dict[str, Any] = field(default_factory=dict)  # held now, and their history
 
     def to_dict(self) -> dict[str, Any]:
@@ -233,8 +234,46 @@ def build(source: LineageSource, ref: str) -> AuditRecord:
     )
     if examples is None:
         record.gaps.append("the training data of this model is not in lineage")
+    record.rollouts = _rollouts(source, record.model_name, record.version)
     record.aliases = _aliases(source, record.model_name, record.version)
     return record
+
+
+def _rollouts(source: LineageSource, model_name: str, version: int) -> list[dict[str, Any]]:
+    """The canary rollouts this version took part in (as canary or stable), newest first."""
+    store = getattr(source, "store", None)
+    if store is None or not model_name or not version:
+        return []
+    from kubetfx.lineage.rollouts import rollouts_of
+
+    return [r.to_dict() for r in rollouts_of(store, model_name, version)]
+
+
+def _rollout_rows(r: AuditRecord) -> list[tuple[str, Any]]:
+    """One row per rollout and one per decision it took, in the order they were taken."""
+    rows: list[tuple[str, Any]] = []
+    for ro in r.rollouts:
+        role = "canary" if ro["canary_version"] == r.version else "stable"
+        rows.append(
+            (
+                f"rollout {ro['stable_version']} -> {ro['canary_version']} (this version: {role})",
+                f"{ro['state']}: {ro['reason']} (started {_when(ro['started_at'])}"
+                + (f", finished {_when(ro['finished_at'])})" if ro["finished_at"] else ")"),
+            )
+        )
+        for step in ro["steps"]:
+            figures = (
+                f"canary {_fmt(step.get('canary_error_rate'))} errors / "
+                f"p95 {_fmt(step.get('canary_p95_ms'))} ms, "
+                f"stable {_fmt(step.get('stable_error_rate'))} / {_fmt(step.get('stable_p95_ms'))} ms"
+            )
+            rows.append(
+                (
+                    f"  at {step['percent']}%: {step['decision']} ({_when(step['decided_at'])})",
+                    f"{figures}; {step.get('reason', '')}",
+                )
+            )
+    return rows
 
 
 def _aliases(source: LineageSource, model_name: str, version: int) -> dict[str, Any]:
@@ -431,6 +470,8 @@ def _sections(r: AuditRecord) -> list[tuple[str, list[tuple[str, Any]]]]:
         ),
     ]
     sections.insert(1, ("Serving check", _serving_check_rows(r.serving_check)))
+    if r.rollouts:
+        sections.append(("Canary rollouts", _rollout_rows(r)))
     if r.aliases:
         sections.append(("Aliases", alias_rows(r.aliases)))
     if r.gaps:

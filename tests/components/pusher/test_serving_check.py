@@ -140,3 +140,38 @@ def test_without_a_serving_environment(
     # In-process, the slow model is still refused by the SLO.
     with pytest.raises(ServingCheckError, match="over latency_slo_p95_ms 150.*on in-process"):
         push(examples, tmp_path, toy_model(tmp_path, "slow", delay_us=SLOW_US), serving_server="auto")
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (
+            {"serving_server": "tfserving"},
+            "serving_server 'tfserving' must be one of auto, kserve, in-process",
+        ),
+        ({"serving_protocol": "grpc"}, "serving_protocol 'grpc' must be one of v1, v2"),
+        ({"load_requests": 0}, "load_requests \\(0\\) and load_concurrency \\(4\\) must be at least 1"),
+        ({"load_concurrency": 0}, "load_requests \\(40\\) and load_concurrency \\(0\\) must be at least 1"),
+        ({"latency_slo_p95_ms": -1.0}, "latency_slo_p95_ms -1.0 must be 0"),
+        (
+            {"max_latency_ms": 50.0, "latency_slo_p95_ms": 80.0},
+            "max_latency_ms 50 and latency_slo_p95_ms 80 disagree",
+        ),
+        ({"tolerance": float("nan")}, "tolerance nan must be 0 or more"),
+    ],
+)
+def test_bad_check_parameters_fail_before_anything_is_read(tmp_path: Path, arguments, message) -> None:
+    from kubetfx.errors import ParameterError
+
+    settings = {"load_requests": 40, "load_concurrency": 4, **arguments}
+    with pytest.raises(ParameterError, match=message):
+        pusher_executor.run(
+            str(tmp_path / "no-model"),
+            str(tmp_path / "no-blessing"),
+            str(tmp_path / "no-examples"),
+            str(tmp_path / "pushed"),
+            model_name="toy",
+            allowed_roots=[str(tmp_path / "serving")],
+            **settings,
+        )
+    assert not (tmp_path / "pushed").exists()
