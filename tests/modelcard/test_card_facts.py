@@ -72,6 +72,7 @@ def test_a_check_in_a_model_server_is_on_the_card(store: Store, push: Callable[.
         "diff": "compared with baseline: none",
     }
     assert "lineage gap: no evaluation of this model is in lineage" in limitations
+    assert "graphics" not in document["quantitative_analysis"]  # no fairness slices to draw
     page = render(card)
     assert "serving check: kserve 0.15.2" in page and "not checked in a model server" not in page
 
@@ -233,3 +234,50 @@ def test_a_dataset_link_is_a_uri_or_nothing(source: str, link: str) -> None:
     assert cards._link(source) == link
     if link:
         _valid({"model_parameters": {"data": [{"name": "train split", "link": link}]}})
+
+
+def test_a_rollout_saved_by_the_stepped_canary_is_on_the_card(store: Store, push: Callable[..., int]) -> None:
+    """The card reads rollouts as :mod:`kubetfx.lineage.rollouts` writes them, steps with
+    figures missing (no traffic measured yet) included."""
+    from kubetfx.lineage import rollouts
+
+    push(1, **KSERVE_CHECK)
+    push(2, **KSERVE_CHECK)
+    now = time.time()
+    rollout = rollouts.Rollout(
+        model_name="penguins",
+        canary_version=2,
+        stable_version=1,
+        state="in_progress",
+        reason="",
+        steps=[
+            rollouts.Step(
+                percent=5,
+                started_at=now - 60,
+                decided_at=now,
+                decision="hold",
+                canary_error_rate=0.0,
+                stable_error_rate=0.0,
+                canary_p95_ms=15.0,
+                stable_p95_ms=14.0,
+                reason="within limits",
+            ),
+            rollouts.Step(
+                percent=25, started_at=now, decided_at=now, decision="hold", reason="no traffic yet"
+            ),
+        ],
+        started_at=now - 60,
+    )
+    execution_id = rollouts.save(store, rollout)
+    card = cards.build(MLMDLineage(store), "penguins:2")
+    [shown] = card.rollouts
+    assert (shown["execution"], shown["role"], shown["state"]) == (execution_id, "canary", "in_progress")
+    assert [s["percent"] for s in shown["steps"]] == [5, 25]
+    document = cards.to_json(card)
+    _valid(document)
+    metrics = _metrics(document)
+    assert metrics[("canary p95 ms", f"rollout {execution_id} step 5%")]["value"] == "15"
+    assert ("canary p95 ms", f"rollout {execution_id} step 25%") not in metrics  # not measured: not shown
+    assert "rollout: in_progress" in render(card)
+    # While its canary is in progress, version 1 is what serves: the card of 1 shows it as stable.
+    assert [r["role"] for r in cards.build(MLMDLineage(store), "penguins:1").rollouts] == ["stable"]

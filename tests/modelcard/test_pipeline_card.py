@@ -1,9 +1,11 @@
-"""The model card of a real run of the reference pipeline (3 epochs, ``island`` redacted):
+"""The model card of a real run of the reference pipeline (3 epochs, ``island`` redacted, a
+lighter load in the serving check):
 valid against the Model Card Toolkit's schema, saying what lineage says; then, after a
 rollback, a stepped rollout and aliases, ``kubetfx model-card`` draws it again with them."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
@@ -76,13 +78,27 @@ def test_the_pipeline_card_is_valid_and_says_what_lineage_says(pipeline_run) -> 
         low, high = (float(gap["confidence_interval"][k]) for k in ("lower_bound", "upper_bound"))
         assert low <= float(gap["value"]) <= high
         assert abs(float(gap["value"]) - evaluation["fairness_gaps"][feature]) < 1e-3
+    # The fairness slices drawn with their intervals: a PNG, as the schema's graphics hold it.
+    [chart] = document["quantitative_analysis"]["graphics"]["collection"]
+    assert base64.b64decode(chart["image"]).startswith(b"\x89PNG\r\n\x1a\n")
     gates = [t["description"] for t in document["considerations"]["tradeoffs"]]
     assert any(g.startswith("[passed] value:accuracy") for g in gates)
 
     # The serving check is what the Pusher recorded, no more.
     limitations = [x["description"] for x in document["considerations"].get("limitations", [])]
+    assert int(pushed["load_requests"]) == 300  # the lighter load this test compiled in
     in_server = pushed.get("serving_server") not in (None, "", "in-process")
     assert any("not checked in a model server" in x for x in limitations) is not in_server
+    where = f"serving check ({pushed['serving_server']})" if pushed.get("serving_server") else "serving check"
+    for quantile in ("p50", "p95"):
+        shown = float(metrics[(f"latency {quantile} ms", where)]["value"])
+        assert (
+            abs(shown - pushed[f"latency_{quantile}_ms"]) <= 0.001 * pushed[f"latency_{quantile}_ms"] + 1e-6
+        )
+    if in_server:  # KServe's model server ran the check: its figures, SLO and prediction match
+        overview = document["model_details"]["documentation"]
+        assert f"Serving check: checked in {pushed['serving_server']} over" in overview
+        assert f"{int(pushed['load_requests'])} requests at concurrency" in overview
 
     # The HTML card is the task's HTML output, recorded where the Kubeflow UI reads it.
     [report] = [

@@ -104,34 +104,34 @@ def _push_record(store: Store, model_name: str, version: int) -> pb.Artifact | N
     return next((a for a in pushes(store, model_name) if _int(props(a).get("version")) == version), None)
 
 
+def canary_state(store: Store, model_name: str, version: int) -> tuple[str, str]:
+    """(state, reason) of the latest stepped rollout with ``version`` as its canary
+    (``in_progress``, ``promoted`` or ``rolled_back``); ("", "") when it was never one."""
+    if not has_execution_type(store, ROLLOUT_EXECUTION):
+        return "", ""
+    query = (
+        f"type = {quoted(ROLLOUT_EXECUTION)} AND custom_properties.model_name.string_value = "
+        f"{quoted(model_name)} AND custom_properties.canary_version.int_value = {int(version)}"
+    )
+    options = ms.ListOptions(filter_query=query, order_by=ms.OrderByField.ID, is_asc=False, limit=1)
+    for execution in store.call(store.mlmd.get_executions, list_options=options):
+        p = props(execution)
+        return str(p.get("state") or ""), str(p.get("reason") or "")
+    return "", ""
+
+
 def rolled_back(store: Store, model_name: str, version: int) -> str:
     """The reason, if the latest stepped rollout of this version ended ``rolled_back``;
     "" otherwise (never rolled out, promoted, or still in progress)."""
-    if not _has_type(store, ROLLOUT_EXECUTION):
-        return ""
-    query = (
-        f"type = {quoted(ROLLOUT_EXECUTION)} AND custom_properties.model_name.string_value = "
-        f"{quoted(model_name)}"
-    )
-    options = ms.ListOptions(filter_query=query, order_by=ms.OrderByField.ID, is_asc=False)
-    for execution in store.call(store.mlmd.get_executions, list_options=options):
-        p = props(execution)
-        if _int(p.get("canary_version")) != version:
-            continue
-        if p.get("state") == "rolled_back":
-            return str(p.get("reason") or "rolled back by the canary analysis")
-        return ""
-    return ""
+    state, reason = canary_state(store, model_name, version)
+    return (reason or "rolled back by the canary analysis") if state == "rolled_back" else ""
 
 
-def _has_type(store: Store, name: str) -> bool:
-    from ml_metadata import errors as mlmd_errors
-
-    try:
-        store.call(store.mlmd.get_execution_type, name)
-    except mlmd_errors.NotFoundError:
-        return False
-    return True
+def has_execution_type(store: Store, name: str) -> bool:
+    """Whether the store knows the execution type ``name`` (nothing of it recorded yet
+    otherwise). Listed rather than asked for: a missing type is NotFound from a local store
+    but Unknown through the gRPC metadata service."""
+    return any(t.name == name for t in store.call(store.mlmd.get_execution_types))
 
 
 def assign_alias(
@@ -210,7 +210,7 @@ def _user() -> str:
 
 def history(store: Store, model_name: str, alias: str = "") -> list[AliasAssignment]:
     """Every assignment of ``model_name``'s aliases (only ``alias``'s if given), newest first."""
-    if not _has_type(store, ALIAS_EXECUTION):
+    if not has_execution_type(store, ALIAS_EXECUTION):
         return []
     query = (
         f"type = {quoted(ALIAS_EXECUTION)} AND custom_properties.model_name.string_value = "

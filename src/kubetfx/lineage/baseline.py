@@ -2,7 +2,9 @@
 
 * Served: the newest ``kubetfx.PushedModel`` with ``pushed == 1`` for the model name,
   pushes and rollbacks alike (a rollback is recorded as a push of an older model), then
-  the Model artifact its execution took as input ``model``.
+  the Model artifact its execution took as input ``model``; a version that is the canary
+  of a stepped rollout still in progress, or one the canary analysis rolled back, is not
+  what serves the traffic: the version before it is.
 * Else: the newest ``kubetfx.ModelBlessing`` with ``blessed == 1`` for the model name in
   the same pipeline, then the Model its Evaluator took as input ``model``; never the
   candidate itself (a run whose push failed after its model was blessed would otherwise
@@ -72,9 +74,18 @@ def model_behind(store: Store, artifact_id: int) -> pb.Artifact | None:
 
 
 def served_model(store: Store, model_name: str) -> Baseline | None:
-    """The model being served under ``model_name``: the latest push, rollbacks included."""
+    """The model being served under ``model_name``: the latest push, rollbacks included,
+    passing over canaries still in progress or rolled back."""
+    from kubetfx.lineage.aliases import canary_state
+
     for pushed in _candidates(store, PUSHED_MODEL, model_name):
         if not _flag(pushed, "pushed"):
+            continue
+        version = props(pushed).get("version")
+        if isinstance(version, int | float) and canary_state(store, model_name, int(version))[0] in (
+            "in_progress",
+            "rolled_back",
+        ):
             continue
         model = model_behind(store, pushed.id)
         if model is not None:

@@ -222,16 +222,14 @@ def rollouts(store: Any, model_name: str, version: int) -> list[dict[str, Any]]:
     canary or the stable version, oldest first, read through the store (properties
     ``canary_version``, ``stable_version``, ``state``, ``reason``, ``steps`` as JSON text,
     ``started_at``, ``finished_at``)."""
-    from ml_metadata import errors as mlmd_errors
     from ml_metadata import metadata_store as ms
 
+    from kubetfx.lineage.aliases import has_execution_type
     from kubetfx.lineage.record import props, quoted
 
     if store is None or not version:
         return []
-    try:
-        store.call(store.mlmd.get_execution_type, ROLLOUT_EXECUTION)
-    except mlmd_errors.NotFoundError:
+    if not has_execution_type(store, ROLLOUT_EXECUTION):
         return []
     query = (
         f"type = {quoted(ROLLOUT_EXECUTION)}"
@@ -607,11 +605,18 @@ def to_json(card: ModelCard) -> dict[str, Any]:
         ],
         "limitations": [{"description": text} for text in limitations(card)],
     }
+    quantitative: dict[str, Any] = {"performance_metrics": performance_metrics(card)}
+    chart = fairness_chart(card)
+    if chart:
+        quantitative["graphics"] = {
+            "description": "The fairness metric of each fairness slice, with its 95% interval.",
+            "collection": [{"name": "fairness slices", "image": chart}],
+        }
     return {
         "schema_version": SCHEMA_VERSION,
         "model_details": details,
         "model_parameters": parameters,
-        "quantitative_analysis": {"performance_metrics": performance_metrics(card)},
+        "quantitative_analysis": quantitative,
         "considerations": {k: v for k, v in considerations.items() if v},
     }
 
@@ -676,3 +681,45 @@ def write(card: ModelCard, json_path: str | Path, html_path: str | Path) -> dict
         partial.write_text(text, encoding="utf-8")
         partial.replace(target)
     return document
+
+
+# ---------------------------------------------------------------------- graphics
+
+
+def fairness_chart(card: ModelCard) -> str:
+    """The fairness metric of each fairness slice with its 95% interval, as a base64 PNG
+    ("" when lineage holds no such estimates). Drawn with matplotlib's headless backend."""
+    import base64
+    import io
+
+    rows = [
+        (f"{s['slice']}", float(s["value"]), float(s["low"]), float(s["high"]))
+        for f in card.fairness
+        for s in f["slices"]
+        if all(_number(s.get(k)) is not None for k in ("value", "low", "high"))
+    ]
+    if not rows:
+        return ""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metric = card.fairness[0]["metric"] or "metric"
+    figure, axes = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.2), dpi=100)
+    try:
+        names = [r[0] for r in rows][::-1]
+        values = [r[1] for r in rows][::-1]
+        low = [r[1] - r[2] for r in rows][::-1]
+        high = [r[3] - r[1] for r in rows][::-1]
+        axes.errorbar(values, range(len(rows)), xerr=[low, high], fmt="o", color="#0969da", capsize=3)
+        axes.set_yticks(range(len(rows)), names)
+        axes.set_xlabel(f"{metric} (95% interval)")
+        axes.set_title(f"{metric} per fairness slice")
+        axes.grid(axis="x", alpha=0.3)
+        figure.tight_layout()
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+    finally:
+        plt.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")

@@ -280,9 +280,19 @@ def _fairness(card: ModelCard) -> str:
         for f in card.fairness
         for s in f["slices"]
     ]
+    from kubetfx.modelcard.card import fairness_chart
+
+    chart = fairness_chart(card)
+    picture = (
+        f"<p><img alt='{html.escape(card.fairness[0]['metric'] or 'metric')} per fairness slice, with 95% "
+        f"intervals' src='data:image/png;base64,{chart}' style='max-width:700px'></p>"
+        if chart
+        else ""
+    )
     return _section(
         "Fairness",
         table(["feature", "metric", "gap", "gap interval", "gate", "the Evaluator's words"], rows),
+        picture,
         "<h3>Per slice (95% intervals)</h3>"
         + table(["feature", "slice", "value", "interval", "counts"], per_slice)
         if per_slice

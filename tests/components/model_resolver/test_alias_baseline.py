@@ -68,3 +68,35 @@ def test_a_malformed_alias_fails_even_without_lineage() -> None:
     with pytest.raises(aliases.AliasError, match="not valid"):
         executor.resolve(None, "penguins", "training", alias="Production!")
     assert not executor.resolve(None, "penguins", "training", alias="production").found
+
+
+def _rollout(store: Store, canary: int, stable: int, state: str) -> None:
+    """A ``kubetfx.Rollout`` execution as the stepped canary records it."""
+    import json
+
+    from ml_metadata.proto import metadata_store_pb2 as pb
+
+    from kubetfx.lineage.record import to_value
+
+    execution = pb.Execution(type_id=store.type_id("execution", aliases.ROLLOUT_EXECUTION))
+    facts = {
+        "model_name": "penguins",
+        "canary_version": canary,
+        "stable_version": stable,
+        "state": state,
+        "reason": "r",
+        "steps": json.dumps([]),
+    }
+    for name, value in facts.items():
+        to_value(value, execution.custom_properties[name])
+    store.call(store.mlmd.put_executions, [execution])
+
+
+@pytest.mark.parametrize(("state", "served"), [("in_progress", 1), ("rolled_back", 1), ("promoted", 2)])
+def test_a_canary_serves_only_once_promoted(tmp_path: Path, state: str, served: int) -> None:
+    store = connect(f"sqlite:///{tmp_path}/mlmd.sqlite")
+    ids = {version: _train_and_push(store, tmp_path, version)[0] for version in (1, 2)}
+    assert executor.resolve(store, "penguins", "training").model_id == ids[2]  # no rollout: the latest push
+    _rollout(store, canary=2, stable=1, state=state)
+    found = executor.resolve(store, "penguins", "training")
+    assert found.model_id == ids[served] and found.source.startswith(f"served: version {served} at ")
