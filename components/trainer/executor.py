@@ -75,6 +75,10 @@ class FnArgs:
     train_data: Any = None  # pyarrow.Table of the train split, already read
     eval_data: Any = None
     exclude_features: list[str] = field(default_factory=list)  # the component's parameter
+    # Multi-worker training (TF_CONFIG names a cluster): every worker runs run_fn under the
+    # same strategy; only the chief writes serving_model_dir (docs/training.md).
+    is_chief: bool = True
+    num_workers: int = 1
 
 
 @dataclass
@@ -110,6 +114,9 @@ class TrainResult:
     validation_rows: int = 0  # held out of the train split to decide when to stop
     sized: list[str] = field(default_factory=list)  # hyper-parameters chosen for the data's size
     stop_summary: str = ""  # a few words for the run summary: "early 14/30, best 9"
+    chief: bool = True  # False on a multi-worker run's other workers, which write no model
+    workers: int = 1
+    weights_sha256: str = ""  # of the trained weights (built-in model): equal runs, equal digests
 
     def short_warnings(self) -> str:
         """The warnings in a few words each, for the run summary (metadata has them in full)."""
@@ -150,6 +157,8 @@ class TrainResult:
             "stop_reason": self.stop_reason,
             "validation_rows": self.validation_rows,
             "sized_for_data": list(self.sized),
+            "workers": self.workers,
+            "weights_sha256": self.weights_sha256,
         }
 
 
@@ -461,7 +470,13 @@ def run(
     train_table = examples.read_split(examples_dir, "train")
     eval_table = examples.read_split(examples_dir, "eval")
     serving_dir = model_artifact.serving_dir(model_dir)
-    Path(model_dir).mkdir(parents=True, exist_ok=True)
+    chief, workers = True, 1
+    if strategy_name == "MultiWorkerMirroredStrategy":
+        from kubetfx.components.trainer.distributed import cluster_role
+
+        _, _, chief, workers = cluster_role()
+    if chief:  # a multi-worker run's other workers write nothing under model_dir
+        Path(model_dir).mkdir(parents=True, exist_ok=True)
     hparams_raw = dict(hyperparameters or {})
 
     if module_file:
@@ -482,6 +497,8 @@ def run(
             train_data=train_table,
             eval_data=eval_table,
             exclude_features=exclude_features,
+            is_chief=chief,
+            num_workers=workers,
         )
         try:
             returned = run_fn(args)
@@ -489,7 +506,7 @@ def run(
             raise
         except Exception as err:
             raise KubetfxError(f"{module_file}: run_fn raised {type(err).__name__}: {err}") from err
-        if not Path(serving_dir, SAVED_MODEL_FILE).exists():
+        if chief and not Path(serving_dir, SAVED_MODEL_FILE).exists():
             raise KubetfxError(f"{module_file}: run_fn wrote no SavedModel to fn_args.serving_model_dir")
         metrics = {k: float(v) for k, v in (returned or {}).items()} if isinstance(returned, dict) else {}
         return TrainResult(
@@ -505,6 +522,8 @@ def run(
             train_examples=train_table.num_rows,
             eval_examples=eval_table.num_rows,
             excluded_features=exclude_features,
+            chief=chief,
+            workers=workers,
         )
 
     params = HyperParameters.parse(hparams_raw)
@@ -532,13 +551,31 @@ def run(
     keras.utils.set_random_seed(params.seed)  # before the weights are created
     with strategy.scope():
         model = build_model(spec, params, mixed_precision=use_mixed)
-    fitted = fit(model, x_train, y_train, x_eval, y_eval, params)
+    from kubetfx.components.trainer.distributed import fit_multi_worker, weights_digest
+
+    if strategy_name == "MultiWorkerMirroredStrategy":  # Keras 3's fit fails under it: a loop of our own
+        fitted = fit_multi_worker(strategy, model, x_train, y_train, x_eval, y_eval, params, spec.binary)
+    else:
+        fitted = fit(model, x_train, y_train, x_eval, y_eval, params)
     from kubetfx.components.trainer.export import export_serving
 
-    export_serving(model, spec, serving_dir)
-    Path(model_dir, "keras").mkdir(exist_ok=True)
-    model.save(str(Path(model_dir, "keras", "model.keras")))
-    Path(model_dir, "feature_spec.json").write_text(spec.to_json())
+    if chief:
+        export_serving(model, spec, serving_dir)
+        Path(model_dir, "keras").mkdir(exist_ok=True)
+        model.save(str(Path(model_dir, "keras", "model.keras")))
+        Path(model_dir, "feature_spec.json").write_text(spec.to_json())
+    else:
+        # Every worker takes part in the export (TensorFlow's rule for saving under a
+        # multi-worker strategy), into a folder of its own that is then removed: only the
+        # chief writes the model.
+        import shutil
+        import tempfile
+
+        scratch = tempfile.mkdtemp(prefix="kubetfx-worker-export-")
+        try:
+            export_serving(model, spec, scratch)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
     return TrainResult(
         device=device,
         strategy=strategy_name,
@@ -566,4 +603,7 @@ def run(
         validation_rows=fitted.validation_rows,
         sized=sized,
         stop_summary=fitted.summary(),
+        chief=chief,
+        workers=workers,
+        weights_sha256=weights_digest(model),
     )
