@@ -5,12 +5,14 @@ runs the same command on the same artifacts::
     python -m kubetfx.components.trainer --examples DIR --schema DIR --statistics DIR \\
         --model DIR --label-key species [--hyperparameters '{"epochs": 30}']
 
-With ``TF_CONFIG`` naming several workers it trains under ``MultiWorkerMirroredStrategy``;
-the chief alone writes the model under ``--model`` and its metadata to
-``--model``/``training.json`` (what a pipeline step records in lineage: the Model's
-metadata); every worker prints its result as one JSON line on stdout (``chief``,
-``workers``, ``weights_sha256``, ...). Exit status 0 when trained, 1 on a kubetfx error
-(the message on stderr).
+The artifacts may be local folders or object-store URIs (``minio://``, ``s3://``,
+``gs://``: a pipeline run's artifacts, as ``kubetfx lineage`` shows them); remote inputs
+are copied to local disk first. With ``TF_CONFIG`` naming several workers it trains under
+``MultiWorkerMirroredStrategy``; the chief alone writes the model under ``--model``
+(uploaded when remote) with its metadata in ``training.json`` (the Model artifact's
+metadata, as a pipeline's Trainer records it in lineage); every worker prints its result
+as one JSON line on stdout (``chief``, ``workers``, ``weights_sha256``, ...). Exit status
+0 when trained, 1 on a kubetfx error (the message on stderr).
 """
 
 from __future__ import annotations
@@ -39,16 +41,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-mixed-precision", action="store_true")
     args = parser.parse_args(argv)
 
+    import tempfile
+
     from kubetfx.components.trainer import executor
 
+    from kubetfx import storage
     from kubetfx.errors import KubetfxError
 
+    remote_model = storage.is_remote(args.model)
+    model_dir = tempfile.mkdtemp(prefix="kubetfx-model-") + "/model" if remote_model else args.model
     try:
+        examples, schema, statistics = (
+            storage.localize(u) for u in (args.examples, args.schema, args.statistics)
+        )
         result = executor.run(
-            args.examples,
-            args.schema,
-            args.statistics,
-            args.model,
+            examples,
+            schema,
+            statistics,
+            model_dir,
             label_key=args.label_key,
             hyperparameters=json.loads(args.hyperparameters),
             module_file=args.module_file,
@@ -57,12 +67,14 @@ def main(argv: list[str] | None = None) -> int:
             exclude_features=[f for f in args.exclude_features.split(",") if f],
             missing_labels=args.missing_labels,
         )
+        metadata = result.metadata()
+        if result.chief:
+            Path(model_dir, TRAINING_FILE).write_text(json.dumps(metadata, indent=1, sort_keys=True))
+            if remote_model:
+                storage.upload(model_dir, args.model)
     except KubetfxError as err:
         print(f"trainer: {err}", file=sys.stderr)
         return 1
-    metadata = result.metadata()
-    if result.chief:
-        Path(args.model, TRAINING_FILE).write_text(json.dumps(metadata, indent=1, sort_keys=True))
     print(json.dumps({"chief": result.chief, **metadata}, sort_keys=True), flush=True)
     return 0
 
