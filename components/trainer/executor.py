@@ -79,6 +79,9 @@ class FnArgs:
     # same strategy; only the chief writes serving_model_dir (docs/training.md).
     is_chief: bool = True
     num_workers: int = 1
+    # The tf.distribute strategy the Trainer chose (MultiWorkerMirroredStrategy when
+    # TF_CONFIG names a cluster): build the model in its scope. A process can have only one.
+    strategy: Any = None
 
 
 @dataclass
@@ -499,6 +502,7 @@ def run(
             exclude_features=exclude_features,
             is_chief=chief,
             num_workers=workers,
+            strategy=strategy,
         )
         try:
             returned = run_fn(args)
