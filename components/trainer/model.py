@@ -112,6 +112,7 @@ class HyperParameters:
     min_delta: float = 0.0
     validation_fraction: float = 0.1
     steps_per_execution: int = 0
+    stream_rows: int = 500_000  # above this many training rows the input is streamed (.stream)
 
     @classmethod
     def parse(cls, values: dict[str, Any]) -> HyperParameters:
@@ -127,10 +128,16 @@ class HyperParameters:
             raise ParameterError(f"hyper-parameters out of range: {values}")
         if not 0 <= params.dropout < 1:
             raise ParameterError(f"dropout {params.dropout} must be in [0, 1)")
-        if params.patience < 0 or params.min_delta < 0 or params.steps_per_execution < 0:
+        if (
+            params.patience < 0
+            or params.min_delta < 0
+            or params.steps_per_execution < 0
+            or params.stream_rows < 0
+        ):
             raise ParameterError(
                 f"patience {params.patience}, min_delta {params.min_delta} and steps_per_execution "
-                f"{params.steps_per_execution} must be >= 0 (patience 0: no early stopping; "
+                f"{params.steps_per_execution} (and stream_rows) must be >= 0 (patience 0: no early "
+                "stopping; "
                 "steps_per_execution 0: chosen for the data's size)"
             )
         if params.patience and not 0 < params.validation_fraction < 0.5:
@@ -341,10 +348,13 @@ class Fitted:
         }[self.stopped]
 
 
+MAX_HOLDOUT_ROWS = 50_000  # plenty to tell whether the loss still improves
+
+
 def holdout(rows: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(fit rows, held-out rows) of a split of ``rows`` rows, drawn with ``seed``: a
-    ``fraction`` of them, at least 20 (or a fifth of small data), sorted."""
-    held = max(round(rows * fraction), min(20, rows // 5))
+    ``fraction`` of them, at least 20 (or a fifth of small data), at most 50,000; sorted."""
+    held = min(max(round(rows * fraction), min(20, rows // 5)), MAX_HOLDOUT_ROWS)
     order = np.random.default_rng(seed).permutation(rows)
     return np.sort(order[held:]), np.sort(order[:held])
 

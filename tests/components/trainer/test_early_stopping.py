@@ -93,12 +93,13 @@ def penguins(tmp_path_factory) -> dict[str, str]:
     return _prepare(tmp_path_factory.mktemp("penguins"), "pkg://palmerpenguins/data/penguins.csv", "species")
 
 
-def test_it_stops_early_records_why_and_keeps_the_best_weights(penguins, tmp_path: Path) -> None:
+@pytest.mark.parametrize("extra", [{}, {"stream_rows": 0}], ids=["in-memory", "streamed"])
+def test_it_stops_early_records_why_and_keeps_the_best_weights(penguins, tmp_path: Path, extra) -> None:
     import keras
     from kubetfx.components.trainer.model import FeatureSpec, encode_features, encode_labels
 
     # A high learning rate with a ceiling of 200: the held-out loss stops improving long before.
-    hp = {"epochs": 200, "patience": 3, "learning_rate": 0.05}
+    hp = {"epochs": 200, "patience": 3, "learning_rate": 0.05, **extra}
     result = trainer.run(
         penguins["examples"],
         penguins["schema"],
