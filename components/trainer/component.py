@@ -31,6 +31,7 @@ def trainer(
     min_delta: float = 0.0,
     validation_fraction: float = 0.1,
     steps_per_execution: int = 0,
+    stream_rows: int = 500000,
 ) -> NamedTuple(
     "Outputs",
     [("val_accuracy", float), ("device", str), ("warnings", str), ("epochs_run", int), ("stopped", str)],
@@ -100,6 +101,7 @@ def trainer(
             min_delta=min_delta,
             validation_fraction=validation_fraction,
             steps_per_execution=steps_per_execution,
+            stream_rows=stream_rows,
         ),
         module_file=module_file,
         mixed_precision=mixed_precision,

@@ -28,6 +28,7 @@ def hyperparameters(
     min_delta: float = 0.0,
     validation_fraction: float = 0.1,
     steps_per_execution: int = 0,
+    stream_rows: int = 500_000,
 ) -> dict[str, Any]:
     """The built-in model's hyper-parameters; none with a ``module_file``, whose ``run_fn``
     takes its own from ``custom_config``."""
@@ -44,6 +45,7 @@ def hyperparameters(
         "min_delta": min_delta,
         "validation_fraction": validation_fraction,
         "steps_per_execution": steps_per_execution,
+        "stream_rows": stream_rows,
     }
 
 

@@ -107,6 +107,7 @@ def test_hyperparameters_from_the_component_parameters() -> None:
         "min_delta": 0.001,
         "validation_fraction": 0.2,
         "steps_per_execution": 4,
+        "stream_rows": 1000,
     }
     assert outputs.hyperparameters(module_file="", **given) == {**given, "hidden_units": [4]}
     assert outputs.hyperparameters(module_file="my_module.py", **given) == {}
