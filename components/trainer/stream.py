@@ -162,17 +162,25 @@ def fit_streamed(
                 for key, values in inputs.items():
                     held_inputs.setdefault(key, []).append(values[mask])
                 held_labels.append(labels[mask])
-            yield {k: v[~mask] for k, v in inputs.items()}, labels[~mask]
+            # One float32 row per example (categorical ids are small integers, exact in
+            # float32): a tf.data element of one tensor, not one per feature.
+            packed = np.concatenate([inputs[key][~mask].astype(np.float32) for key in keys], axis=1)
+            yield packed, labels[~mask]
         collected[0] = True
 
     collected = [False]
-    signature = (
-        {
-            f.key: tf.TensorSpec((None, 1), tf.float32 if f.kind == "numeric" else tf.int32)
-            for f in spec.features
-        },
-        tf.TensorSpec((None,), tf.int32),
-    )
+    keys = [f.key for f in spec.features]
+    numeric = [f.kind == "numeric" for f in spec.features]
+    signature = (tf.TensorSpec((None, len(keys)), tf.float32), tf.TensorSpec((None,), tf.int32))
+
+    def unpack(packed: Any, labels: Any) -> tuple[dict[str, Any], Any]:
+        columns = tf.split(packed, len(keys), axis=1)
+        inputs = {
+            key: column if is_numeric else tf.cast(column, tf.int32)
+            for key, column, is_numeric in zip(keys, columns, numeric, strict=True)
+        }
+        return inputs, labels
+
     scratch = tempfile.mkdtemp(prefix="kubetfx-train-cache-")
     try:
         dataset = (
@@ -181,6 +189,7 @@ def fit_streamed(
             .cache(os.path.join(scratch, "train"))
             .shuffle(min(SHUFFLE_ROWS, train_rows), seed=params.seed, reshuffle_each_iteration=True)
             .batch(batch)
+            .map(unpack)
             .prefetch(tf.data.AUTOTUNE)
         )
         fit_rows = train_rows - len(held)
