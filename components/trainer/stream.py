@@ -153,7 +153,7 @@ def fit_streamed(
     held_inputs: dict[str, list[np.ndarray]] = {}
     held_labels: list[np.ndarray] = []
 
-    def train_batches() -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
+    def train_batches() -> Iterator[tuple[np.ndarray, np.ndarray]]:
         position = 0
         for inputs, labels in _labelled(spec, examples_dir, "train", missing.get("train", []), "train split"):
             mask = is_held[position : position + len(labels)]
