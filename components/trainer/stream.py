@@ -65,13 +65,28 @@ def column_names(examples_dir: str, split: str) -> list[str]:
 
 
 def batches(examples_dir: str, split: str, columns: list[str] | None = None) -> Iterator[Any]:
-    """The split's rows as pyarrow Tables of up to BATCH_ROWS rows, in order."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    """The split's rows as pyarrow Tables of up to BATCH_ROWS rows, in order.
 
-    reader = pq.ParquetFile(str(columnar_file(examples_dir, split)))
-    for batch in reader.iter_batches(batch_size=BATCH_ROWS, columns=columns):
-        yield pa.Table.from_batches([batch])
+    Whole rows come from the split's TFRecords, read by ``tf.data`` and decoded a batch at
+    a time (the columnar copy is one row group that a reader would decode whole); a few
+    named ``columns`` (the label) come from the columnar copy, which reads only those."""
+    import pyarrow as pa
+
+    if columns is not None:
+        import pyarrow.parquet as pq
+
+        reader = pq.ParquetFile(str(columnar_file(examples_dir, split)))
+        for batch in reader.iter_batches(batch_size=BATCH_ROWS, columns=columns):
+            yield pa.Table.from_batches([batch])
+        return
+    import tensorflow as tf
+    from tfx_bsl.coders import example_coder
+
+    decoder = example_coder.ExamplesToRecordBatchDecoder()
+    files = examples.split_files(examples_dir, split)
+    records = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(BATCH_ROWS)
+    for batch in records.as_numpy_iterator():
+        yield pa.Table.from_batches([decoder.DecodeBatch(list(batch))])
 
 
 def read_column(examples_dir: str, split: str, column: str) -> Any:
@@ -91,16 +106,18 @@ def head(examples_dir: str, split: str, rows: int = SAMPLE_ROWS) -> Any:
         size += table.num_rows
         if size >= rows:
             break
-    return pa.concat_tables(taken).slice(0, rows)
+    # A batch lacks the columns none of its rows has: null there.
+    return pa.concat_tables(taken, promote=True).slice(0, rows)
 
 
 def missing_label_rows(examples_dir: str, split: str, label: str) -> list[int]:
-    """Rows of a split whose label is missing, reading the label column batch by batch."""
+    """Rows of a split whose label is missing, batch by batch, in the order training reads."""
     from kubetfx.components.trainer.executor import missing_label_rows as missing_in
 
     found, start = [], 0
-    for table in batches(examples_dir, split, [label]):
-        found += [start + row for row in missing_in(table.column(label).to_pylist())]
+    for table in batches(examples_dir, split):
+        values = table.column(label).to_pylist() if label in table.column_names else [None] * table.num_rows
+        found += [start + row for row in missing_in(values)]
         start += table.num_rows
     return found
 
@@ -124,6 +141,8 @@ def _labelled(
         if table.num_rows == 0:
             continue
         columns = _columns(table)
+        for feature in spec.features:  # a feature no row of this batch has is not decoded
+            columns.setdefault(feature.name, [None] * table.num_rows)
         yield encode_features(spec, columns), encode_labels(spec, columns[spec.label], source)
 
 
