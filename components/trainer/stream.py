@@ -1,14 +1,14 @@
 """The built-in model's input as a stream, for splits too large to hold in memory.
 
 Above ``stream_rows`` training rows (a hyper-parameter, default 500,000) the Trainer never
-holds a split: it reads the split's columnar copy (``Split-<split>/data.parquet``, the same
-rows as its TFRecords) in record batches of 8,192 rows, encodes each batch with the same
-code as the in-memory path (:func:`.model.encode_features`, :func:`.model.encode_labels`),
-and feeds Keras a ``tf.data`` pipeline: encoded batches, cached to a file on local disk
-on the first epoch (so later epochs do not encode again), shuffled in a buffer of
-100,000 rows, batched. Memory then grows with the batch size, the shuffle buffer and the
-model, plus a few bytes a row (the held-out mask, the eval split's predictions for its AUC,
-the rows without a label), not with the rows' values.
+holds a split: it reads the split's TFRecords with ``tf.data``, decodes them 8,192 rows at
+a time, encodes each batch with the same code as the in-memory path
+(:func:`.model.encode_features`, :func:`.model.encode_labels`), and feeds Keras a
+``tf.data`` pipeline: encoded batches, cached to a file on local disk on the first epoch
+(so later epochs do not encode again), shuffled in a buffer of 100,000 rows, batched.
+Memory then grows with the batch size, the shuffle buffer and the model, plus a few bytes
+a row (the held-out mask, the eval split's predictions for its AUC, the rows without a
+label), not with the rows' values.
 
 What changes against the in-memory path: shuffling is within the buffer, not over the
 whole split; the held-out rows for early stopping are at most 50,000 (as in memory); the
@@ -204,8 +204,10 @@ def fit_streamed(
     try:
         dataset = (
             tf.data.Dataset.from_generator(train_batches, output_signature=signature)
-            .unbatch()
+            # Cached as encoded batches, not rows: the cache file's index has an entry per
+            # element, which per row would grow with the rows.
             .cache(os.path.join(scratch, "train"))
+            .unbatch()
             .shuffle(min(SHUFFLE_ROWS, train_rows), seed=params.seed, reshuffle_each_iteration=True)
             .batch(batch)
             .map(unpack)
