@@ -117,6 +117,7 @@ def test_same_inputs_and_parameters_give_the_same_metrics(prepared, tmp_path: Pa
     a = _train(prepared, tmp_path / "a", hyperparameters={"epochs": 3})
     b = _train(prepared, tmp_path / "b", hyperparameters={"epochs": 3})
     assert a.metrics == b.metrics
+    assert a.weights_sha256 == b.weights_sha256 and (a.epochs, a.best_epoch) == (b.epochs, b.best_epoch)
     c = _train(prepared, tmp_path / "c", hyperparameters={"epochs": 3, "seed": 7})
     assert c.metrics != a.metrics
 
