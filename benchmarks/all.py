@@ -31,6 +31,7 @@ BENCHMARKS: list[tuple[str, str, list[str], list[str]]] = [
     ("warm", "benchmarks.warm", [], ["--epochs", "2"]),
     ("tfx", "benchmarks.tfx_cold", [], ["--repeat", "1"]),
     ("growth", "benchmarks.growth", [], ["--sizes", "10000,100000"]),
+    ("early_stopping", "benchmarks.early_stopping", [], ["--datasets", "penguins,seattle-weather"]),
 ]
 
 

@@ -43,9 +43,9 @@ from kubetfx.components.trainer.model import (
     build_model,
     encode_features,
     encode_labels,
+    fit,
     label_text,
     safe_names,
-    train,
 )
 
 from kubetfx.artifacts import examples
@@ -75,6 +75,13 @@ class FnArgs:
     train_data: Any = None  # pyarrow.Table of the train split, already read
     eval_data: Any = None
     exclude_features: list[str] = field(default_factory=list)  # the component's parameter
+    # Multi-worker training (TF_CONFIG names a cluster): every worker runs run_fn under the
+    # same strategy; only the chief writes serving_model_dir (docs/training.md).
+    is_chief: bool = True
+    num_workers: int = 1
+    # The tf.distribute strategy the Trainer chose (MultiWorkerMirroredStrategy when
+    # TF_CONFIG names a cluster): build the model in its scope. A process can have only one.
+    strategy: Any = None
 
 
 @dataclass
@@ -101,6 +108,18 @@ class TrainResult:
     # Each feature's one-feature rule, balanced accuracy on the eval split (the leak check).
     single_feature_scores: dict[str, float] = field(default_factory=dict)
     features: list[dict[str, Any]] = field(default_factory=list)  # the FeatureSpec's, for the report
+    # How training ended (built-in model): epochs is the number run, epochs_ceiling the
+    # parameter; stopped is "early", "ceiling" or "fixed" (patience 0), stop_reason in words.
+    epochs_ceiling: int = 0
+    best_epoch: int = 0
+    stopped: str = ""
+    stop_reason: str = ""
+    validation_rows: int = 0  # held out of the train split to decide when to stop
+    sized: list[str] = field(default_factory=list)  # hyper-parameters chosen for the data's size
+    stop_summary: str = ""  # a few words for the run summary: "early 14/30, best 9"
+    chief: bool = True  # False on a multi-worker run's other workers, which write no model
+    workers: int = 1
+    weights_sha256: str = ""  # of the trained weights (built-in model): equal runs, equal digests
 
     def short_warnings(self) -> str:
         """The warnings in a few words each, for the run summary (metadata has them in full)."""
@@ -135,6 +154,14 @@ class TrainResult:
             "missing_labels_dropped_by_split": dict(self.missing_labels_dropped),
             "warnings": list(self.warnings),
             "column_checks": list(self.findings),
+            "epochs_ceiling": self.epochs_ceiling,
+            "best_epoch": self.best_epoch,
+            "stopped": self.stopped,
+            "stop_reason": self.stop_reason,
+            "validation_rows": self.validation_rows,
+            "sized_for_data": list(self.sized),
+            "workers": self.workers,
+            "weights_sha256": self.weights_sha256,
         }
 
 
@@ -151,8 +178,13 @@ def feature_spec(
     label_key: str,
     train_table: Any,
     exclude_features: Sequence[str] = (),
+    column_names: Sequence[str] | None = None,
 ) -> FeatureSpec:
-    """Inputs and preprocessing constants from the schema and the train split's statistics."""
+    """Inputs and preprocessing constants from the schema and the train split's statistics.
+
+    ``train_table`` needs only the label column when ``column_names`` names the split's
+    columns (a streamed split)."""
+    columns = list(column_names) if column_names is not None else list(train_table.column_names)
     from tensorflow_metadata.proto.v0 import schema_pb2
 
     names = [f.name for f in schema.feature]
@@ -169,7 +201,7 @@ def feature_spec(
             or feature.name in exclude_features
         ):
             continue
-        if feature.name not in train_table.column_names:
+        if feature.name not in columns:
             raise InputDataError(f"feature {feature.name!r} is in the schema but not in the training data")
         if feature.type == schema_pb2.BYTES:
             vocabulary = domains.get(feature.domain) or list(feature.string_domain.value)
@@ -286,35 +318,55 @@ def apply_missing_labels(
     """Drop the rows without a label (``drop``) or refuse them (``fail``), naming them.
 
     Returns the tables, the rows dropped per split, and a warning ("" when none)."""
+
+    missing = {split: missing_label_rows(t.column(label_key).to_pylist()) for split, t in tables.items()}
+    sizes = {split: t.num_rows for split, t in tables.items()}
+    dropped, warning = missing_labels_outcome(policy, label_key, examples_dir, missing, sizes)
+    if not dropped:
+        return tables, {}, ""
+    return {split: _drop_rows(t, missing[split])[0] for split, t in tables.items()}, dropped, warning
+
+
+def _drop_rows(table: Any, rows: Sequence[int]) -> tuple[Any, int]:
+    """``table`` without ``rows`` (0-based), and how many were dropped."""
     import numpy as np
     import pyarrow as pa
 
-    missing = {split: missing_label_rows(t.column(label_key).to_pylist()) for split, t in tables.items()}
+    if not len(rows):
+        return table, 0
+    keep = np.ones(table.num_rows, dtype=bool)
+    keep[list(rows)] = False
+    return table.filter(pa.array(keep)), len(rows)
+
+
+def missing_labels_outcome(
+    policy: str,
+    label_key: str,
+    examples_dir: str,
+    missing: dict[str, list[int]],
+    sizes: dict[str, int],
+) -> tuple[dict[str, int], str]:
+    """Refuse (``fail``) the rows without a label, naming them, or say they are dropped
+    (``drop``): the rows dropped per split and the warning ({}, "" when none)."""
     total = sum(len(rows) for rows in missing.values())
     if not total:
-        return tables, {}, ""
+        return {}, ""
     counts = ", ".join(f"{len(rows)} in {split}" for split, rows in missing.items() if rows)
-    where = describe_rows(
-        examples_dir, {split: (rows, tables[split].num_rows) for split, rows in missing.items()}
-    )
+    where = describe_rows(examples_dir, {split: (rows, sizes[split]) for split, rows in missing.items()})
     if policy == "fail":
         raise InputDataError(
             f"label {label_key!r} is missing (empty or NaN) in {total} row(s) ({counts}): {where}; "
             "drop those rows or fill in their label in the input data, or set missing_labels='drop' "
             "to train on the labelled rows only"
         )
-    kept = {}
-    for split, table in tables.items():
-        keep = np.ones(table.num_rows, dtype=bool)
-        keep[missing[split]] = False
-        kept[split] = table.filter(pa.array(keep))
-        if kept[split].num_rows == 0:
+    for split, rows in missing.items():
+        if len(rows) == sizes[split]:
             raise InputDataError(f"label {label_key!r} is missing in every row of the {split} split: {where}")
     warning = (
         f"dropped {total} row(s) whose label {label_key!r} is missing ({counts}): {where} "
         "(missing_labels='fail' refuses them instead)"
     )
-    return kept, {split: len(rows) for split, rows in missing.items() if rows}, warning
+    return {split: len(rows) for split, rows in missing.items() if rows}, warning
 
 
 # ---------------------------------------------------------------------- checks
@@ -443,10 +495,14 @@ def run(
     started = time.perf_counter()
     strategy, strategy_name, device, bf16 = choose_strategy(tf)
     use_mixed = bool(mixed_precision and bf16)
-    train_table = examples.read_split(examples_dir, "train")
-    eval_table = examples.read_split(examples_dir, "eval")
     serving_dir = model_artifact.serving_dir(model_dir)
-    Path(model_dir).mkdir(parents=True, exist_ok=True)
+    chief, workers = True, 1
+    if strategy_name == "MultiWorkerMirroredStrategy":
+        from kubetfx.components.trainer.distributed import cluster_role
+
+        _, _, chief, workers = cluster_role()
+    if chief:  # a multi-worker run's other workers write nothing under model_dir
+        Path(model_dir).mkdir(parents=True, exist_ok=True)
     hparams_raw = dict(hyperparameters or {})
 
     if module_file:
@@ -455,6 +511,8 @@ def run(
                 exclude_features, [f.name for f in schema_artifact.load(schema_dir).feature], label_key
             )
         run_fn = load_run_fn(module_file)
+        train_table = examples.read_split(examples_dir, "train")
+        eval_table = examples.read_split(examples_dir, "eval")
         args = FnArgs(
             train_files=examples.split_files(examples_dir, "train"),
             eval_files=examples.split_files(examples_dir, "eval"),
@@ -467,6 +525,9 @@ def run(
             train_data=train_table,
             eval_data=eval_table,
             exclude_features=exclude_features,
+            is_chief=chief,
+            num_workers=workers,
+            strategy=strategy,
         )
         try:
             returned = run_fn(args)
@@ -474,7 +535,7 @@ def run(
             raise
         except Exception as err:
             raise KubetfxError(f"{module_file}: run_fn raised {type(err).__name__}: {err}") from err
-        if not Path(serving_dir, SAVED_MODEL_FILE).exists():
+        if chief and not Path(serving_dir, SAVED_MODEL_FILE).exists():
             raise KubetfxError(f"{module_file}: run_fn wrote no SavedModel to fn_args.serving_model_dir")
         metrics = {k: float(v) for k, v in (returned or {}).items()} if isinstance(returned, dict) else {}
         return TrainResult(
@@ -490,51 +551,105 @@ def run(
             train_examples=train_table.num_rows,
             eval_examples=eval_table.num_rows,
             excluded_features=exclude_features,
+            chief=chief,
+            workers=workers,
         )
 
     params = HyperParameters.parse(hparams_raw)
     tf.config.experimental.enable_op_determinism()
-    spec = feature_spec(
-        schema_artifact.load(schema_dir),
-        statistics_artifact.load(statistics_dir, "train"),
-        label_key,
-        train_table,
-        exclude_features,
+    from kubetfx.components.trainer import stream
+
+    schema = schema_artifact.load(schema_dir)
+    statistics = statistics_artifact.load(statistics_dir, "train")
+    streamed = (
+        strategy_name != "MultiWorkerMirroredStrategy"
+        and all(stream.columnar_file(examples_dir, split) for split in ("train", "eval"))
+        and stream.num_rows(examples_dir, "train") > params.stream_rows
     )
-    tables, dropped, dropped_warning = apply_missing_labels(
-        missing_labels, label_key, examples_dir, {"train": train_table, "eval": eval_table}
-    )
-    train_cols, eval_cols = _columns(tables["train"]), _columns(tables["eval"])
-    x_train, x_eval = encode_features(spec, train_cols), encode_features(spec, eval_cols)
-    y_train = encode_labels(spec, train_cols[label_key], "train split")
-    y_eval = encode_labels(spec, eval_cols[label_key], "eval split")
-    findings, scores = data_checks(spec, train_cols, eval_cols, y_train, y_eval)
+    if streamed:  # the splits are never held: labels column by column, checks on a sample
+        labels = {split: stream.read_column(examples_dir, split, label_key) for split in ("train", "eval")}
+        names = stream.column_names(examples_dir, "train")
+        spec = feature_spec(schema, statistics, label_key, labels["train"], exclude_features, names)
+        missing = {split: stream.missing_label_rows(examples_dir, split, label_key) for split in labels}
+        sizes = {split: table.num_rows for split, table in labels.items()}
+        dropped, dropped_warning = missing_labels_outcome(
+            missing_labels, label_key, examples_dir, missing, sizes
+        )
+        samples = {}
+        for split in ("train", "eval"):
+            sample = stream.head(examples_dir, split)
+            unlabelled = [row for row in missing[split] if row < sample.num_rows]
+            samples[split], _ = _drop_rows(sample, unlabelled)
+        train_cols, eval_cols = _columns(samples["train"]), _columns(samples["eval"])
+        findings, scores = data_checks(
+            spec,
+            train_cols,
+            eval_cols,
+            encode_labels(spec, train_cols[label_key], "train split"),
+            encode_labels(spec, eval_cols[label_key], "eval split"),
+        )
+        n_train = sizes["train"] - len(missing["train"])
+        n_eval = sizes["eval"] - len(missing["eval"])
+    else:
+        train_table = examples.read_split(examples_dir, "train")
+        eval_table = examples.read_split(examples_dir, "eval")
+        spec = feature_spec(schema, statistics, label_key, train_table, exclude_features)
+        tables, dropped, dropped_warning = apply_missing_labels(
+            missing_labels, label_key, examples_dir, {"train": train_table, "eval": eval_table}
+        )
+        train_cols, eval_cols = _columns(tables["train"]), _columns(tables["eval"])
+        x_train, x_eval = encode_features(spec, train_cols), encode_features(spec, eval_cols)
+        y_train = encode_labels(spec, train_cols[label_key], "train split")
+        y_eval = encode_labels(spec, eval_cols[label_key], "eval split")
+        findings, scores = data_checks(spec, train_cols, eval_cols, y_train, y_eval)
+        n_train, n_eval = len(y_train), len(y_eval)
     warnings = ([dropped_warning] if dropped_warning else []) + [f.message for f in findings]
     import keras
 
+    sized = [name for name in ("batch_size", "steps_per_execution") if not getattr(params, name)]
+    params = params.sized(n_train)
     keras.utils.set_random_seed(params.seed)  # before the weights are created
     with strategy.scope():
         model = build_model(spec, params, mixed_precision=use_mixed)
-    metrics = train(model, x_train, y_train, x_eval, y_eval, params)
+    from kubetfx.components.trainer.distributed import fit_multi_worker, weights_digest
+
+    if strategy_name == "MultiWorkerMirroredStrategy":  # Keras 3's fit fails under it: a loop of our own
+        fitted = fit_multi_worker(strategy, model, x_train, y_train, x_eval, y_eval, params, spec.binary)
+    elif streamed:
+        fitted = stream.fit_streamed(model, spec, examples_dir, missing, n_train, params)
+    else:
+        fitted = fit(model, x_train, y_train, x_eval, y_eval, params)
     from kubetfx.components.trainer.export import export_serving
 
-    export_serving(model, spec, serving_dir)
-    Path(model_dir, "keras").mkdir(exist_ok=True)
-    model.save(str(Path(model_dir, "keras", "model.keras")))
-    Path(model_dir, "feature_spec.json").write_text(spec.to_json())
-    steps = params.epochs * -(-len(y_train) // params.batch_size)
+    if chief:
+        export_serving(model, spec, serving_dir)
+        Path(model_dir, "keras").mkdir(exist_ok=True)
+        model.save(str(Path(model_dir, "keras", "model.keras")))
+        Path(model_dir, "feature_spec.json").write_text(spec.to_json())
+    else:
+        # Every worker takes part in the export (TensorFlow's rule for saving under a
+        # multi-worker strategy), into a folder of its own that is then removed: only the
+        # chief writes the model.
+        import shutil
+        import tempfile
+
+        scratch = tempfile.mkdtemp(prefix="kubetfx-worker-export-")
+        try:
+            export_serving(model, spec, scratch)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
     return TrainResult(
         device=device,
         strategy=strategy_name,
         mixed_precision=use_mixed,
-        epochs=params.epochs,
-        steps=steps,
-        metrics=metrics,
+        epochs=fitted.epochs_run,
+        steps=fitted.steps,
+        metrics=fitted.metrics,
         hyperparameters=json.loads(json.dumps(params.__dict__)),
         wall_seconds=time.perf_counter() - started,
         model_source="built-in",
-        train_examples=len(y_train),
-        eval_examples=len(y_eval),
+        train_examples=n_train,
+        eval_examples=n_eval,
         feature_keys=[f.name for f in spec.features],
         excluded_features=exclude_features,
         missing_labels=missing_labels,
@@ -543,4 +658,14 @@ def run(
         findings=[asdict(f) for f in findings],
         single_feature_scores=scores,
         features=[asdict(f) for f in spec.features],
+        epochs_ceiling=params.epochs,
+        best_epoch=fitted.best_epoch,
+        stopped=fitted.stopped,
+        stop_reason=fitted.reason,
+        validation_rows=fitted.validation_rows,
+        sized=sized,
+        stop_summary=fitted.summary(),
+        chief=chief,
+        workers=workers,
+        weights_sha256=weights_digest(model),
     )

@@ -207,6 +207,7 @@ def build(source: LineageSource, ref: str) -> AuditRecord:
             "device": model.properties.get("device", ""),
             "strategy": model.properties.get("strategy", ""),
             "wall_seconds": model.properties.get("wall_seconds"),
+            "stop_reason": model.properties.get("stop_reason", ""),
         },
         data={
             "artifact": examples.id if examples else None,
@@ -443,6 +444,7 @@ def _sections(r: AuditRecord) -> list[tuple[str, list[tuple[str, Any]]]]:
                 ("device / strategy", f"{_fmt(r.trainer.get('device'))} / {_fmt(r.trainer.get('strategy'))}"),
                 ("training metrics", r.model.get("metrics")),
                 ("training seconds", r.trainer.get("wall_seconds")),
+                ("how training ended", r.trainer.get("stop_reason") or "not recorded"),
                 ("trainer execution", r.trainer.get("execution")),
             ],
         ),

@@ -185,10 +185,16 @@ def test_source_rows_give_each_example_its_csv_line(trips) -> None:
         assert "Trip ID" in data.column_names and "line" not in data.column_names
 
 
-def test_missing_labels_fail_by_default_naming_the_csv_lines(trips, tmp_path: Path) -> None:
+# The same checks with the input streamed (stream_rows=0: a split of any size is streamed).
+STREAMED = {"epochs": 2, "stream_rows": 0}
+INPUTS = pytest.mark.parametrize("hp", [QUICK, STREAMED], ids=["in-memory", "streamed"])
+
+
+@INPUTS
+def test_missing_labels_fail_by_default_naming_the_csv_lines(trips, tmp_path: Path, hp) -> None:
     prepared, starts = trips
     with pytest.raises(InputDataError) as err:
-        _train(prepared, tmp_path / "m", "Tipped?")
+        _train(prepared, tmp_path / "m", "Tipped?", hyperparameters=hp)
     message = str(err.value)
     lines = sorted(starts[i] for i in UNLABELLED)
     assert f"trips.csv lines {', '.join(str(n) for n in lines)}" in message
@@ -198,9 +204,11 @@ def test_missing_labels_fail_by_default_naming_the_csv_lines(trips, tmp_path: Pa
         _train(prepared, tmp_path / "m2", "Tipped?", missing_labels="fail")
 
 
-def test_missing_labels_dropped_on_request_with_the_lines_named(trips, tmp_path: Path) -> None:
+@INPUTS
+def test_missing_labels_dropped_on_request_with_the_lines_named(trips, tmp_path: Path, hp) -> None:
     prepared, starts = trips
-    result = _train(prepared, tmp_path / "m", "Tipped?", missing_labels="drop")
+    result = _train(prepared, tmp_path / "m", "Tipped?", missing_labels="drop", hyperparameters=hp)
+    assert ("(input streamed)" in result.stop_reason) == (hp is STREAMED)
     meta = result.metadata()
     assert meta["missing_labels"] == "drop" and meta["missing_labels_dropped"] == len(UNLABELLED)
     total = sum(read_split(prepared["examples"], s).num_rows for s in ("train", "eval"))
@@ -210,9 +218,10 @@ def test_missing_labels_dropped_on_request_with_the_lines_named(trips, tmp_path:
     assert "dropped 4 row(s) without a label" in result.short_warnings()
 
 
-def test_leak_and_id_columns_are_warned_about(trips, tmp_path: Path) -> None:
+@INPUTS
+def test_leak_and_id_columns_are_warned_about(trips, tmp_path: Path, hp) -> None:
     prepared, _ = trips
-    result = _train(prepared, tmp_path / "m", "Tipped?", missing_labels="drop")
+    result = _train(prepared, tmp_path / "m", "Tipped?", missing_labels="drop", hyperparameters=hp)
     found = {(f["kind"], f["feature"]) for f in result.findings}
     assert found == {("label_leak", "Tip amount ($)"), ("id_like", "Trip ID")}
     leak = next(w for w in result.warnings if "Tip amount ($)" in w)
