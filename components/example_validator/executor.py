@@ -20,7 +20,7 @@ from kubetfx.artifacts import anomalies as anomalies_artifact
 from kubetfx.artifacts import schema as schema_artifact
 from kubetfx.artifacts import statistics as stats
 from kubetfx.artifacts.kinds import ANOMALIES, TYPE_KEY
-from kubetfx.artifacts.tabular import read_table
+from kubetfx.artifacts.tabular import scan_input
 from kubetfx.errors import KubetfxError
 from kubetfx.settings import redact
 
@@ -215,7 +215,8 @@ def run(
     reference = "train" if "train" in splits else splits[0]
     serving = None
     if serving_data_uri:
-        serving = statistics_of_table(read_table(serving_data_uri), "serving")
+        # Read batch by batch: a serving sample of any size takes one batch of memory.
+        serving = statistics_of_table(scan_input(serving_data_uri), "serving")
     for split in splits:
         current = stats.load(statistics_dir, split)
         if split == reference:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from kubetfx.artifacts.layout import (
@@ -63,6 +63,12 @@ def split_files(examples_dir: str, split: str) -> list[str]:
 def records(examples_dir: str, split: str) -> list[bytes]:
     """Every serialized tf.Example of a split."""
     return [r for f in split_files(examples_dir, split) for r in read_tfrecord_gz(f)]
+
+
+def iter_records(examples_dir: str, split: str) -> Iterator[bytes]:
+    """Every serialized tf.Example of a split, read as they are taken (memory: one record)."""
+    for path in split_files(examples_dir, split):
+        yield from read_tfrecord_gz(path)
 
 
 def first_records(examples_dir: str, split: str, n: int) -> list[bytes]:
