@@ -462,7 +462,7 @@ def csv_row_boundary(data: bytes) -> int:
     quoted field too), so a newline with an even number of quotes before it ends a row."""
     quotes = data.count(b'"')
     end = data.rfind(b"\n")
-    after = 0
+    after = data.count(b'"', end + 1)  # in the unfinished line after the last newline
     while end >= 0:
         if (quotes - after) % 2 == 0:
             return end + 1
