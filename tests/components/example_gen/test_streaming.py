@@ -126,13 +126,14 @@ def test_partition_feature_splits_equal_the_whole_table_ones(tmp_path: Path) -> 
 
 
 def test_a_batch_holds_no_more_rows_than_its_size_allows(tmp_path: Path) -> None:
-    """Read in 64 KB batches, a 200,000-row CSV (about 6 MB) comes in about 90 batches,
-    none over 64 KB of input (rows of at least 30 bytes: at most ~2,200 rows)."""
+    """Read in 64 KB batches, a 200,000-row CSV (about 7 MB) comes in about 100 batches,
+    none over 64 KB of input (rows of 35 bytes: at most ~1,900 rows)."""
     path = tmp_path / "big.csv"
     with open(path, "w") as f:
         f.write("a,b,c,d\n")
         for i in range(200_000):
-            f.write(f"{i:08d},{i % 1000:06d},{i * 7 % 10007:06d},text{i % 13:03d}\n")
+            # Quoted text with a comma: a batch's edge often falls inside a quoted field.
+            f.write(f'{i:08d},{i % 1000:06d},{i * 7 % 10007:06d},"te,xt{i % 13:03d}"\n')
     size = 64 * 1024
     scan = tabular.TableScan([str(path)], "csv", batch_mb=size / 2**20)
     assert scan.num_rows == 200_000
@@ -144,6 +145,13 @@ def test_a_batch_holds_no_more_rows_than_its_size_allows(tmp_path: Path) -> None
     assert seen == 200_000
     assert largest <= size / row_bytes + 1, largest
     assert batches >= path.stat().st_size // size
+
+
+def test_a_row_ends_at_a_newline_outside_quotes() -> None:
+    assert tabular.csv_row_boundary(b'a,"x"\nb,"y') == 6  # the unfinished line opens a quote
+    assert tabular.csv_row_boundary(b'a,"x\ny"\nb,"y') == 8  # a line break inside quotes
+    assert tabular.csv_row_boundary(b'a,"x\ny\nz') == 0  # still inside the first row
+    assert tabular.csv_row_boundary(b"a,b") == 0
 
 
 def test_an_open_quote_longer_than_the_batches_allow_is_refused(tmp_path: Path) -> None:
