@@ -40,6 +40,24 @@ import numpy as np
 from kubetfx.artifacts.examples import split_files, split_pattern
 
 PREDICT_BATCH = 4096
+# The engine reads the eval split batch by batch but keeps, per example, its label, each
+# model's probabilities and its slicing features (about 100-200 bytes): above this many
+# examples the Evaluator goes to TFMA's Beam pipeline instead, whose memory does not grow
+# with the examples (``engine="auto"``; ``engine="in-process"`` is refused, naming this).
+MAX_ROWS_ENV = "KUBETFX_IN_PROCESS_MAX_ROWS"
+DEFAULT_MAX_ROWS = 5_000_000
+
+
+def max_rows() -> int:
+    """The most examples the engine evaluates: ``$KUBETFX_IN_PROCESS_MAX_ROWS``, else 5,000,000."""
+    from kubetfx.errors import ConfigError
+
+    raw = os.environ.get(MAX_ROWS_ENV, "").strip().replace("_", "")
+    if not raw:
+        return DEFAULT_MAX_ROWS
+    if not raw.isdigit() or int(raw) < 1:
+        raise ConfigError(f"{MAX_ROWS_ENV}={raw!r}: use a whole number of examples, 1 or more")
+    return int(raw)
 
 
 class Unsupported(Exception):
@@ -105,10 +123,17 @@ def load(
     labels: list[np.ndarray] = []
     features: dict[str, list[np.ndarray]] = {k: [] for k in slice_keys}
     predictions: dict[str, list[np.ndarray]] = {m: [] for m in signatures}
+    limit, seen = max_rows(), 0
     # TensorFlow's reader (C++, gzip and CRC checks included) hands over batches as tensors.
     dataset = tf.data.TFRecordDataset(files, compression_type="GZIP").batch(PREDICT_BATCH)
     for batch in dataset:
         n = int(batch.shape[0])
+        seen += n
+        if seen > limit:
+            raise Unsupported(
+                f"an eval split of more than {limit:,} examples ({MAX_ROWS_ENV}; the in-process "
+                "metrics keep a few numbers per example, TFMA's Beam pipeline does not)"
+            )
         if not kinds:
             kinds = _feature_kinds(batch[0].numpy(), names)
             if kinds[label_key] not in ("bytes_list", "int64_list"):

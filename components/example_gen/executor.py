@@ -5,6 +5,13 @@ Plain Python, no KFP: ``run()`` takes paths and parameters and returns an
 C++ encoder and framed as TFRecords here (length, masked CRC32C, data, masked CRC32C),
 which TensorFlow reads back as usual.
 
+The input is read and written batch by batch (:class:`kubetfx.artifacts.tabular.TableScan`:
+about ``$KUBETFX_BATCH_MB`` of input at a time, 32 MB unless set), so memory stays the same
+whatever the row count: a first pass over the files settles every column's type (a CSV
+column is typed by all its values, as when a whole file is read), a second splits each
+batch and appends it to every split's files. A row's split depends only on the row, so the
+splits equal those of reading the whole table at once (a test compares).
+
 Reading the input is :mod:`kubetfx.artifacts.tabular`; the layout written under
 ``output_dir`` (``Split-<name>/`` with the TFRecords, a columnar copy and where each row
 came from, which the Trainer uses to name the CSV lines of rows it cannot train on) is
@@ -16,13 +23,14 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
 from kubetfx.artifacts import examples
 from kubetfx.artifacts.kinds import EXAMPLES, TYPE_KEY
-from kubetfx.artifacts.tabular import detect_format, read_files, resolve_input, to_record_batch
+from kubetfx.artifacts.tabular import TableScan, detect_format, resolve_input, to_record_batch
 from kubetfx.errors import InputDataError
 from kubetfx.faults import failpoint
 from kubetfx.fingerprint import fingerprint_files
@@ -126,33 +134,57 @@ def run(
     splits: str = "train:2,eval:1",
     partition_feature: str = "",
     version: int = 0,
+    batch_mb: float | None = None,
 ) -> ExampleGenResult:
-    """Read the input, split it and write Examples under ``output_dir``."""
+    """Read the input, split it and write Examples under ``output_dir``, batch by batch.
+
+    ``batch_mb``: input read at a time (None: ``$KUBETFX_BATCH_MB``, else 32 MB).
+    """
     import pyarrow as pa
     from tfx_bsl.coders import example_coder
 
     split_spec = parse_splits(splits)
     files, span = resolve_input(input_uri)
     file_format = detect_format(files, input_format)
-    table, sources = read_files(files, file_format)
-    index = assign_splits(table, split_spec, partition_feature)
-    counts = {name: int((index == i).sum()) for i, (name, _) in enumerate(split_spec)}
-    empty = [name for name, count in counts.items() if count == 0]
-    if empty:
-        by = f", partition_feature {partition_feature!r}" if partition_feature else ""
+    scan = TableScan(files, file_format, batch_mb)
+    if partition_feature and partition_feature not in scan.column_names:
         raise InputDataError(
-            f"{input_uri}: split {empty[0]!r} got no rows out of {table.num_rows} "
-            f"(splits {splits!r}{by}); use more rows or other split buckets"
+            f"partition_feature {partition_feature!r} is not a column; columns: {scan.column_names}"
         )
-    batch = to_record_batch(table)
     encoder = example_coder.RecordBatchToExamplesEncoder()
-    for i, (name, _) in enumerate(split_spec):
-        mask = pa.array(index == i)
-        # The same rows columnar beside the TFRecords (see kubetfx.artifacts.examples).
-        examples.write_split(
-            output_dir, name, encoder.encode(batch.filter(mask)), table.filter(mask), sources.filter(mask)
-        )
-        failpoint("example_gen.write")  # a test hook (kubetfx.faults): a split written, not all
+    writers: list[examples.SplitWriter] = []
+    try:
+        for table, sources in scan.batches():
+            if not writers:
+                writers = [
+                    examples.SplitWriter(output_dir, name, scan.schema, sources.schema)
+                    for name, _ in split_spec
+                ]
+            index = assign_splits(table, split_spec, partition_feature)
+            batch = to_record_batch(table)
+            for i, writer in enumerate(writers):
+                chosen = index == i
+                if chosen.any():
+                    mask = pa.array(chosen)
+                    # The same rows columnar beside the TFRecords (see kubetfx.artifacts.examples).
+                    writer.write(encoder.encode(batch.filter(mask)), table.filter(mask), sources.filter(mask))
+        counts = {name: writer.rows for (name, _), writer in zip(split_spec, writers, strict=True)}
+        empty = [name for name, count in counts.items() if count == 0]
+        if empty:
+            by = f", partition_feature {partition_feature!r}" if partition_feature else ""
+            raise InputDataError(
+                f"{input_uri}: split {empty[0]!r} got no rows out of {scan.num_rows} "
+                f"(splits {splits!r}{by}); use more rows or other split buckets"
+            )
+        for writer in writers:
+            writer.close()
+            failpoint("example_gen.write")  # a test hook (kubetfx.faults): a split written, not all
+    except InputDataError:
+        # Nothing half-written is left behind: a refused input leaves no split folders.
+        for writer in writers:
+            writer.close()
+            shutil.rmtree(writer.folder, ignore_errors=True)
+        raise
     return ExampleGenResult(
         input_uri=input_uri,
         files=files,
@@ -160,6 +192,6 @@ def run(
         span=span,
         version=version,
         fingerprint=fingerprint_files(files),
-        columns=table.column_names,
+        columns=scan.column_names,
         row_counts=counts,
     )

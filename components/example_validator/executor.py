@@ -21,7 +21,7 @@ from kubetfx.artifacts import anomalies as anomalies_artifact
 from kubetfx.artifacts import schema as schema_artifact
 from kubetfx.artifacts import statistics as stats
 from kubetfx.artifacts.kinds import ANOMALIES, TYPE_KEY
-from kubetfx.artifacts.tabular import read_table
+from kubetfx.artifacts.tabular import scan_input
 from kubetfx.errors import KubetfxError
 from kubetfx.settings import redact
 
@@ -227,7 +227,8 @@ def run(
 
             serving = beam_path.statistics_of_input(serving_data_uri, "serving", beam_pipeline_args)
         else:
-            serving = statistics_of_table(read_table(serving_data_uri), "serving")
+            # Read batch by batch: a serving sample of any size takes one batch of memory.
+            serving = statistics_of_table(scan_input(serving_data_uri), "serving")
     for split in splits:
         current = stats.load(statistics_dir, split)
         if split == reference:

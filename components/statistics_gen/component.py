@@ -13,7 +13,7 @@ def statistics_gen(
     statistics: Output[Artifact],
     report: Output[HTML],
     sample_rate: float = 1.0,
-    in_memory_max_mb: int = 256,
+    in_memory_max_mb: int = 4096,
     beam_pipeline_args: list = [],  # noqa: B006 - KFP reads the default from the signature
 ) -> NamedTuple("Outputs", [("num_examples", int)]):
     """Computes TFDV statistics for every split, with a self-contained HTML view.
@@ -25,7 +25,7 @@ def statistics_gen(
         report: Output HTML view of the statistics (renders offline, in the Kubeflow UI).
         sample_rate: Fraction of examples to use, in (0, 1]; for very large inputs.
         in_memory_max_mb: A split whose files total at most this many MB (compressed)
-            is computed in this process; larger ones go through Beam.
+            is computed in this process, batch by batch; larger ones go through Beam.
         beam_pipeline_args: Beam options, e.g. ``["--runner=PortableRunner",
             "--job_endpoint=..."]``: given, every split is computed on Beam with them;
             empty: splits over ``in_memory_max_mb`` go through Beam's DirectRunner in

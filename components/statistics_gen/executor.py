@@ -5,7 +5,8 @@ Two paths give the same statistics proto:
 * **in memory** (default when a split's files total at most ``in_memory_max_mb``
   compressed): TFDV's in-memory statistics over Arrow, with no Beam start-up. The rows
   come from ExampleGen's columnar copy (``data.parquet``) when it is there, else from
-  the TFRecords, decoded by tfx-bsl (about 20x slower to read). Large splits are
+  the TFRecords, decoded by tfx-bsl (about 20x slower to read), batch by batch
+  (``$KUBETFX_BATCH_MB``), so memory does not grow with the rows. Large splits are
   computed by several processes, each on its own columns (see below);
 * **Beam** otherwise: ``tfdv.GenerateStatistics`` in a Beam pipeline whose options pass
   through (DirectRunner in multi-process mode on this machine's cores by default; any
@@ -36,18 +37,18 @@ from __future__ import annotations
 import functools
 import os
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kubetfx.artifacts import examples, statistics
 from kubetfx.artifacts.kinds import STATISTICS, TYPE_KEY
-from kubetfx.artifacts.tabular import to_record_batch
+from kubetfx.artifacts.tabular import batch_bytes, to_record_batch
 from kubetfx.errors import ConfigError, InputDataError
 from kubetfx.process import fork_map, usable_cpus
 
-DEFAULT_IN_MEMORY_MAX_MB = 256
+DEFAULT_IN_MEMORY_MAX_MB = 4096
 DEFAULT_BEAM_ARGS = (
     "--runner=DirectRunner",
     "--direct_running_mode=multi_processing",
@@ -113,10 +114,16 @@ def processes_for(workers: int | None, rows: int, columns: int) -> int:
     return max(1, min(workers, columns))
 
 
-def _tfdv_statistics(batch: Any) -> Any:
+def _tfdv_statistics(batches: Any) -> Any:
     """TFDV's ``generate_statistics_in_memory``: the same generators with the same options
-    on the same batch, so the same proto; two of their costs left out (see
-    ``_top_k_uniques_from_counts``)."""
+    on the same rows, so the same proto; two of their costs left out (see
+    ``_top_k_uniques_from_counts``).
+
+    ``batches``: one record batch, or record batches one after another (each generator's
+    accumulator takes them in turn, as TFDV's Beam combiners do: memory is one batch and
+    the generators' sketches, whatever the row count; one batch gives the one-pass bytes).
+    """
+    import pyarrow as pa
     from tensorflow_data_validation.statistics import stats_impl
     from tensorflow_data_validation.statistics.generators import top_k_uniques_sketch_stats_generator as topk
 
@@ -125,7 +132,17 @@ def _tfdv_statistics(batch: Any) -> Any:
     for generator in generators:
         if type(generator) is topk.TopKUniquesSketchStatsGenerator:
             generator.__class__ = _top_k_uniques_from_counts()  # adds methods, no state
-    partial = stats_impl.generate_partial_statistics_in_memory(batch, options, generators)
+    if isinstance(batches, pa.RecordBatch):
+        partial = stats_impl.generate_partial_statistics_in_memory(batches, options, generators)
+        return stats_impl.extract_statistics_output(partial, generators)
+    partial = None
+    for batch in batches:
+        if partial is None:
+            partial = stats_impl.generate_partial_statistics_in_memory(batch, options, generators)
+        elif batch.num_rows:
+            partial = [g.add_input(a, batch) for g, a in zip(generators, partial, strict=True)]
+    if partial is None:
+        raise InputDataError("no rows to compute statistics of")
     return stats_impl.extract_statistics_output(partial, generators)
 
 
@@ -208,11 +225,23 @@ def _top_k_uniques_from_counts() -> type:
     return TopKUniquesFromCounts
 
 
-def _sample(records: list[bytes], sample_rate: float, seed: int = 0) -> list[bytes]:
+def _sample(records: Iterable[bytes], sample_rate: float, seed: int = 0) -> Iterator[bytes]:
     if sample_rate >= 1.0:
-        return records
+        yield from records
+        return
     rng = random.Random(seed)
-    return [r for r in records if rng.random() < sample_rate]
+    yield from (r for r in records if rng.random() < sample_rate)
+
+
+def _chunks(items: Iterable[bytes], size: int) -> Iterator[list[bytes]]:
+    chunk: list[bytes] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 def _column_weight(arrow_type: Any) -> float:
@@ -290,18 +319,33 @@ def statistics_by_columns(
     return stats
 
 
+# Serialized tf.Examples decoded at a time when a split has no columnar copy.
+RECORDS_PER_BATCH = 65_536
+
+
 def statistics_in_memory(
-    records: list[bytes], name: str, sample_rate: float = 1.0, workers: int | None = 1
+    records: Iterable[bytes], name: str, sample_rate: float = 1.0, workers: int | None = 1
 ) -> Any:
-    """Statistics of serialized tf.Examples, computed in this process (and its children)."""
+    """Statistics of serialized tf.Examples, computed in this process (and its children).
+
+    A list is decoded once and split by column over ``workers`` processes; any other
+    iterable (a split's files read as they go) is decoded ``RECORDS_PER_BATCH`` at a time in
+    this process, so memory stays one batch whatever the row count.
+    """
+    import pyarrow as pa
     from tfx_bsl.coders import example_coder
 
-    records = _sample(records, sample_rate)
+    decoder = example_coder.ExamplesToRecordBatchDecoder()
+    if not isinstance(records, list):
+        batches = (decoder.DecodeBatch(c) for c in _chunks(_sample(records, sample_rate), RECORDS_PER_BATCH))
+        try:
+            return _named(_tfdv_statistics(batches), name)
+        except InputDataError:
+            raise InputDataError(f"split {name!r} has no examples to compute statistics of") from None
+    records = list(_sample(records, sample_rate))
     if not records:
         raise InputDataError(f"split {name!r} has no examples to compute statistics of")
-    import pyarrow as pa
-
-    batch = example_coder.ExamplesToRecordBatchDecoder().DecodeBatch(records)
+    batch = decoder.DecodeBatch(records)
 
     def load(columns: list[str]) -> Any:
         return pa.RecordBatch.from_arrays(
@@ -312,11 +356,19 @@ def statistics_in_memory(
     return statistics_by_columns(load, batch.schema, name, processes)
 
 
-def statistics_of_columnar(path: str, name: str, sample_rate: float = 1.0, workers: int | None = 1) -> Any:
+def _named(stats: Any, name: str) -> Any:
+    stats.datasets[0].name = name
+    return stats
+
+
+def statistics_of_columnar(
+    path: str, name: str, sample_rate: float = 1.0, workers: int | None = 1, batch_mb: float | None = None
+) -> Any:
     """Statistics from ExampleGen's columnar copy of a split (same rows as its TFRecords).
 
     ``workers``: processes (None: by size and CPUs, see ``PARALLEL_MIN_CELLS``); each
-    reads only its own columns.
+    reads only its own columns, batch by batch (``batch_mb`` of column data at a time:
+    None, ``$KUBETFX_BATCH_MB``, else 32 MB), so memory does not grow with the rows.
     """
     import numpy as np
     import pyarrow.parquet as pq
@@ -330,26 +382,56 @@ def statistics_of_columnar(path: str, name: str, sample_rate: float = 1.0, worke
         rows = int(keep.sum())
     if rows == 0:
         raise InputDataError(f"split {name!r} has no examples to compute statistics of")
+    size = batch_bytes(batch_mb)
 
     def load(columns: list[str]) -> Any:
-        table = read_columns(path, columns)
-        return to_record_batch(table if keep is None else table.filter(keep), shortcuts=True)
+        start = 0
+        for table in read_column_batches(path, columns, size):
+            n = table.num_rows
+            if keep is not None:
+                table = table.filter(keep[start : start + n])
+            start += n
+            yield to_record_batch(table, shortcuts=True)
 
     return statistics_by_columns(load, schema, name, processes_for(workers, rows, len(schema.names)))
+
+
+def read_column_batches(path: str, columns: list[str], size: int) -> Iterator[Any]:
+    """Some columns of a parquet file as tables of about ``size`` bytes of column data each,
+    read as :func:`read_columns` reads them whole (strings stored dictionary-encoded come
+    back dictionary-encoded)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(path)
+    dictionary = _dictionary_columns(parquet, columns)
+    if dictionary:
+        parquet = pq.ParquetFile(path, read_dictionary=dictionary)
+    metadata = parquet.metadata
+    share = len(columns) / max(len(parquet.schema_arrow.names), 1)
+    data = share * sum(metadata.row_group(g).total_byte_size for g in range(metadata.num_row_groups))
+    rows = max(1024, int(size / max(data / max(metadata.num_rows, 1), 1.0)))
+    for batch in parquet.iter_batches(batch_size=rows, columns=columns):
+        yield pa.Table.from_batches([batch])
+
+
+def _dictionary_columns(parquet: Any, columns: list[str]) -> list[str]:
+    """The string columns a parquet file holds dictionary-encoded throughout."""
+    import pyarrow as pa
+
+    schema = parquet.schema_arrow
+    if parquet.metadata.num_columns != len(schema.names):  # not flat: read as stored
+        return []
+    strings = [c for c in columns if pa.types.is_string(schema.field(c).type)]
+    return [c for c in strings if _dictionary_encoded(parquet, schema.get_field_index(c))]
 
 
 def read_columns(path: str, columns: list[str]) -> Any:
     """Some columns of a parquet file; string columns that the file holds dictionary-encoded
     come back dictionary-encoded (not decoded value by value: ~5x faster to read)."""
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    parquet = pq.ParquetFile(path)
-    schema = parquet.schema_arrow
-    dictionary = []
-    if parquet.metadata.num_columns == len(schema.names):  # flat: one parquet column a field
-        strings = [c for c in columns if pa.types.is_string(schema.field(c).type)]
-        dictionary = [c for c in strings if _dictionary_encoded(parquet, schema.get_field_index(c))]
+    dictionary = _dictionary_columns(pq.ParquetFile(path), columns)
     return pq.read_table(path, columns=columns, read_dictionary=dictionary or None)
 
 
@@ -367,7 +449,11 @@ def _dictionary_encoded(parquet: Any, index: int) -> bool:
 
 
 def statistics_of_table(table: Any, name: str, workers: int | None = 1) -> Any:
-    """Statistics of a pyarrow Table (serving samples), with the same options."""
+    """Statistics of a pyarrow Table (serving samples), with the same options; or of a
+    :class:`~kubetfx.artifacts.tabular.TableScan`, batch by batch in this process (memory:
+    one batch, whatever the input's size)."""
+    if hasattr(table, "batches"):
+        return _named(_tfdv_statistics(to_record_batch(t) for t, _ in table.batches()), name)
 
     def load(columns: list[str]) -> Any:
         return to_record_batch(table.select(columns))
@@ -434,7 +520,9 @@ def run(
             statistics.write(output_dir, split, stats)
             result.path[split] = "in-memory (columnar copy)"
         elif size_mb <= in_memory_max_mb:
-            stats = statistics_in_memory(examples.records(examples_dir, split), split, sample_rate, workers)
+            stats = statistics_in_memory(
+                examples.iter_records(examples_dir, split), split, sample_rate, workers
+            )
             statistics.write(output_dir, split, stats)
             result.path[split] = "in-memory"
         else:

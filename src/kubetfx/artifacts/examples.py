@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import glob
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from kubetfx.artifacts.layout import (
@@ -34,7 +34,7 @@ from kubetfx.artifacts.layout import (
     train_first,
 )
 from kubetfx.errors import InputDataError
-from kubetfx.tfrecord import read_tfrecord_gz, write_tfrecord_gz
+from kubetfx.tfrecord import TFRecordGzWriter, read_tfrecord_gz, write_tfrecord_gz
 
 
 def split_pattern(examples_dir: str, split: str) -> str:
@@ -63,6 +63,12 @@ def split_files(examples_dir: str, split: str) -> list[str]:
 def records(examples_dir: str, split: str) -> list[bytes]:
     """Every serialized tf.Example of a split."""
     return [r for f in split_files(examples_dir, split) for r in read_tfrecord_gz(f)]
+
+
+def iter_records(examples_dir: str, split: str) -> Iterator[bytes]:
+    """Every serialized tf.Example of a split, read as they are taken (memory: one record)."""
+    for path in split_files(examples_dir, split):
+        yield from read_tfrecord_gz(path)
 
 
 def first_records(examples_dir: str, split: str, n: int) -> list[bytes]:
@@ -116,6 +122,34 @@ def write_split(examples_dir: str, split: str, encoded: Iterable[bytes], table: 
     write_tfrecord_gz(os.path.join(folder, EXAMPLES_FILE), encoded)
     pq.write_table(table, os.path.join(folder, COLUMNAR_FILE))
     pq.write_table(sources, os.path.join(folder, SOURCE_ROWS_FILE))
+
+
+class SplitWriter:
+    """One split written batch by batch (:meth:`write`), as :func:`write_split` writes it
+    whole: the TFRecords, the columnar copy in ``schema`` and the sources in
+    ``sources_schema``. Memory: the batch being written."""
+
+    def __init__(self, examples_dir: str, split: str, schema: Any, sources_schema: Any) -> None:
+        import pyarrow.parquet as pq
+
+        self.folder = split_dir(examples_dir, split)
+        os.makedirs(self.folder, exist_ok=True)
+        self.rows = 0
+        self._records = TFRecordGzWriter(os.path.join(self.folder, EXAMPLES_FILE))
+        self._columnar = pq.ParquetWriter(os.path.join(self.folder, COLUMNAR_FILE), schema)
+        self._sources = pq.ParquetWriter(os.path.join(self.folder, SOURCE_ROWS_FILE), sources_schema)
+
+    def write(self, encoded: Iterable[bytes], table: Any, sources: Any) -> None:
+        """Append rows: their serialized tf.Examples, the rows and their sources."""
+        self._records.write(encoded)
+        self._columnar.write_table(table)
+        self._sources.write_table(sources)
+        self.rows += table.num_rows
+
+    def close(self) -> None:
+        self._records.close()
+        self._columnar.close()
+        self._sources.close()
 
 
 def layout_metadata() -> dict[str, str]:
