@@ -131,6 +131,7 @@ def continuous_training(
             min_slice_size=min_slice_size,
             model_name=model_name,
             push_destination=push_destination,
+            baseline_alias=baseline_alias,
             beam_pipeline_args=beam_pipeline_args,
         )
     # In a cluster every task reads kubetfx's settings and secret from the namespace.
