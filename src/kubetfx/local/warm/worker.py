@@ -35,6 +35,7 @@ import sys
 import time
 
 from kubetfx import taskenv
+from kubetfx.faults import failpoint
 from kubetfx.local.warm import protocol
 from kubetfx.local.warm.child import become_task
 from kubetfx.local.warm.manage import current_code_key, list_workers
@@ -179,6 +180,7 @@ class Worker:
         import importlib
         import pkgutil
 
+        failpoint("warm.preload")  # a test hook: a worker that is still importing
         taskenv.quiet_tensorflow()  # as kubetfx.task does before it imports
         self.env_before = dict(os.environ)
         began = time.monotonic()
