@@ -17,7 +17,7 @@ def trainer(
     report: Output[HTML],
     label_key: str,
     epochs: int = 30,
-    batch_size: int = 32,
+    batch_size: int = 0,
     learning_rate: float = 0.01,
     hidden_units: list = [32, 16],  # noqa: B006 - KFP reads the default from the signature
     dropout: float = 0.0,
@@ -27,7 +27,14 @@ def trainer(
     custom_config: dict = {},  # noqa: B006
     exclude_features: list = [],  # noqa: B006
     missing_labels: str = "fail",
-) -> NamedTuple("Outputs", [("val_accuracy", float), ("device", str), ("warnings", str)]):
+    patience: int = 5,
+    min_delta: float = 0.0,
+    validation_fraction: float = 0.1,
+    steps_per_execution: int = 0,
+) -> NamedTuple(
+    "Outputs",
+    [("val_accuracy", float), ("device", str), ("warnings", str), ("epochs_run", int), ("stopped", str)],
+):
     """Trains a Keras model: a built-in tabular model from the schema, or a user's run_fn.
 
     Args:
@@ -40,8 +47,10 @@ def trainer(
         report: Output HTML report: warnings, training, and each feature (its name in the
             data and in the model, preprocessing, what it predicts alone).
         label_key: The label column.
-        epochs: Built-in model: passes over the training data.
-        batch_size: Built-in model: examples per step.
+        epochs: Built-in model: the most passes over the training data (a ceiling:
+            early stopping usually ends training sooner).
+        batch_size: Built-in model: examples per step; 0 chooses it for the data's size
+            (the smallest power of two from 32 to 1024 that keeps an epoch to 256 steps).
         learning_rate: Built-in model: Adam's learning rate.
         hidden_units: Built-in model: widths of the hidden layers.
         dropout: Built-in model: dropout after each hidden layer.
@@ -62,6 +71,10 @@ def trainer(
         device: Where training ran (CPU, GPU:0, N GPUs).
         warnings: In a few words: dropped unlabelled rows, probable label leaks, ID-like
             columns (empty when none; the Model's metadata has them in full).
+        epochs_run: Epochs trained (built-in model).
+        stopped: How training ended, in a few words: ``early 14/30, best 9`` (stopped
+            early at epoch 14 of at most 30, epoch 9's weights kept), ``all 30, best 28``,
+            ``fixed 30`` (patience 0); the Model's metadata has the reason in full.
     """
     from kubetfx.components.trainer import executor, outputs
 
@@ -83,6 +96,10 @@ def trainer(
             hidden_units=hidden_units,
             dropout=dropout,
             seed=seed,
+            patience=patience,
+            min_delta=min_delta,
+            validation_fraction=validation_fraction,
+            steps_per_execution=steps_per_execution,
         ),
         module_file=module_file,
         mixed_precision=mixed_precision,
@@ -91,4 +108,7 @@ def trainer(
         missing_labels=missing_labels,
     )
     published = outputs.publish(result, model=model, report=report, metrics=metrics, label_key=label_key)
-    return NamedTuple("Outputs", [("val_accuracy", float), ("device", str), ("warnings", str)])(*published)
+    return NamedTuple(
+        "Outputs",
+        [("val_accuracy", float), ("device", str), ("warnings", str), ("epochs_run", int), ("stopped", str)],
+    )(*published)

@@ -43,9 +43,9 @@ from kubetfx.components.trainer.model import (
     build_model,
     encode_features,
     encode_labels,
+    fit,
     label_text,
     safe_names,
-    train,
 )
 
 from kubetfx.artifacts import examples
@@ -101,6 +101,15 @@ class TrainResult:
     # Each feature's one-feature rule, balanced accuracy on the eval split (the leak check).
     single_feature_scores: dict[str, float] = field(default_factory=dict)
     features: list[dict[str, Any]] = field(default_factory=list)  # the FeatureSpec's, for the report
+    # How training ended (built-in model): epochs is the number run, epochs_ceiling the
+    # parameter; stopped is "early", "ceiling" or "fixed" (patience 0), stop_reason in words.
+    epochs_ceiling: int = 0
+    best_epoch: int = 0
+    stopped: str = ""
+    stop_reason: str = ""
+    validation_rows: int = 0  # held out of the train split to decide when to stop
+    sized: list[str] = field(default_factory=list)  # hyper-parameters chosen for the data's size
+    stop_summary: str = ""  # a few words for the run summary: "early 14/30, best 9"
 
     def short_warnings(self) -> str:
         """The warnings in a few words each, for the run summary (metadata has them in full)."""
@@ -135,6 +144,12 @@ class TrainResult:
             "missing_labels_dropped_by_split": dict(self.missing_labels_dropped),
             "warnings": list(self.warnings),
             "column_checks": list(self.findings),
+            "epochs_ceiling": self.epochs_ceiling,
+            "best_epoch": self.best_epoch,
+            "stopped": self.stopped,
+            "stop_reason": self.stop_reason,
+            "validation_rows": self.validation_rows,
+            "sized_for_data": list(self.sized),
         }
 
 
@@ -512,24 +527,25 @@ def run(
     warnings = ([dropped_warning] if dropped_warning else []) + [f.message for f in findings]
     import keras
 
+    sized = [name for name in ("batch_size", "steps_per_execution") if not getattr(params, name)]
+    params = params.sized(len(y_train))
     keras.utils.set_random_seed(params.seed)  # before the weights are created
     with strategy.scope():
         model = build_model(spec, params, mixed_precision=use_mixed)
-    metrics = train(model, x_train, y_train, x_eval, y_eval, params)
+    fitted = fit(model, x_train, y_train, x_eval, y_eval, params)
     from kubetfx.components.trainer.export import export_serving
 
     export_serving(model, spec, serving_dir)
     Path(model_dir, "keras").mkdir(exist_ok=True)
     model.save(str(Path(model_dir, "keras", "model.keras")))
     Path(model_dir, "feature_spec.json").write_text(spec.to_json())
-    steps = params.epochs * -(-len(y_train) // params.batch_size)
     return TrainResult(
         device=device,
         strategy=strategy_name,
         mixed_precision=use_mixed,
-        epochs=params.epochs,
-        steps=steps,
-        metrics=metrics,
+        epochs=fitted.epochs_run,
+        steps=fitted.steps,
+        metrics=fitted.metrics,
         hyperparameters=json.loads(json.dumps(params.__dict__)),
         wall_seconds=time.perf_counter() - started,
         model_source="built-in",
@@ -543,4 +559,11 @@ def run(
         findings=[asdict(f) for f in findings],
         single_feature_scores=scores,
         features=[asdict(f) for f in spec.features],
+        epochs_ceiling=params.epochs,
+        best_epoch=fitted.best_epoch,
+        stopped=fitted.stopped,
+        stop_reason=fitted.reason,
+        validation_rows=fitted.validation_rows,
+        sized=sized,
+        stop_summary=fitted.summary(),
     )

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -93,14 +93,25 @@ class FeatureSpec:
 
 @dataclass
 class HyperParameters:
-    """The built-in model's knobs (component parameters)."""
+    """The built-in model's knobs (component parameters).
+
+    ``epochs`` is a ceiling: with ``patience`` > 0 training stops once the loss on a
+    held-out part of the train split (``validation_fraction``, drawn with ``seed``) has not
+    improved by more than ``min_delta`` for ``patience`` epochs, and the best epoch's
+    weights are restored. ``batch_size`` and ``steps_per_execution`` of 0 are chosen for the
+    data's size (:func:`choose_batch_size`, :func:`choose_steps_per_execution`).
+    """
 
     epochs: int = 30
-    batch_size: int = 32
+    batch_size: int = 0
     learning_rate: float = 0.01
     hidden_units: list[int] = field(default_factory=lambda: [32, 16])
     dropout: float = 0.0
     seed: int = 42
+    patience: int = 5
+    min_delta: float = 0.0
+    validation_fraction: float = 0.1
+    steps_per_execution: int = 0
 
     @classmethod
     def parse(cls, values: dict[str, Any]) -> HyperParameters:
@@ -112,11 +123,51 @@ class HyperParameters:
         if unknown:
             raise ParameterError(f"unknown hyper-parameter {unknown[0]!r}; known: {', '.join(sorted(known))}")
         params = cls(**values)
-        if params.epochs < 1 or params.batch_size < 1 or params.learning_rate <= 0:
+        if params.epochs < 1 or params.batch_size < 0 or params.learning_rate <= 0:
             raise ParameterError(f"hyper-parameters out of range: {values}")
         if not 0 <= params.dropout < 1:
             raise ParameterError(f"dropout {params.dropout} must be in [0, 1)")
+        if params.patience < 0 or params.min_delta < 0 or params.steps_per_execution < 0:
+            raise ParameterError(
+                f"patience {params.patience}, min_delta {params.min_delta} and steps_per_execution "
+                f"{params.steps_per_execution} must be >= 0 (patience 0: no early stopping; "
+                "steps_per_execution 0: chosen for the data's size)"
+            )
+        if params.patience and not 0 < params.validation_fraction < 0.5:
+            raise ParameterError(
+                f"validation_fraction {params.validation_fraction} must be in (0, 0.5): the share of "
+                "the train split held out to decide when to stop"
+            )
         return params
+
+    def sized(self, rows: int) -> HyperParameters:
+        """A copy whose ``batch_size`` and ``steps_per_execution`` are set: the given values,
+        else chosen for ``rows`` training rows."""
+        batch = self.batch_size or choose_batch_size(rows)
+        steps = self.steps_per_execution or choose_steps_per_execution(rows, batch)
+        return replace(self, batch_size=batch, steps_per_execution=steps)
+
+
+# The sizing rule: the smallest power-of-two batch from 32 up to 1024 that keeps an epoch
+# to at most 256 steps; and as many steps per tf.function call as an epoch has, up to 64.
+MIN_BATCH, MAX_BATCH, STEPS_PER_EPOCH, MAX_STEPS_PER_EXECUTION = 32, 1024, 256, 64
+
+
+def choose_batch_size(rows: int) -> int:
+    """32 up to 1k-batch epochs of <= 256 steps: 8k rows -> 32, 15k -> 64, 100k -> 512,
+    above 262k -> 1024. Small data keeps small batches (many updates per epoch, what
+    converges on a few hundred rows); large data gets larger ones, which cost less per row
+    on CPUs and GPUs alike."""
+    batch = MIN_BATCH
+    while batch < MAX_BATCH and -(-rows // batch) > STEPS_PER_EPOCH:
+        batch *= 2
+    return batch
+
+
+def choose_steps_per_execution(rows: int, batch_size: int) -> int:
+    """Steps per tf.function call: an epoch's steps, at most 64 (the per-call overhead
+    dominates small models; the weights are the same whatever this is)."""
+    return max(1, min(MAX_STEPS_PER_EXECUTION, -(-rows // max(batch_size, 1))))
 
 
 def encode_features(spec: FeatureSpec, columns: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -229,10 +280,10 @@ def build_model(spec: FeatureSpec, params: HyperParameters, mixed_precision: boo
         optimizer=keras.optimizers.Adam(learning_rate=params.learning_rate),
         loss=loss,
         metrics=["accuracy"],
-        # 32 batches per tf.function call instead of one: the same steps and the same
+        # Several batches per tf.function call instead of one: the same steps and the same
         # weights, a third of the time on small models, where the per-call cost dominates
-        # (docs/profile.md).
-        steps_per_execution=32,
+        # (docs/profile.md). 0 (not sized yet): 32.
+        steps_per_execution=params.steps_per_execution or 32,
     )
     return model
 
@@ -245,7 +296,8 @@ def train(
     eval_labels: np.ndarray,
     params: HyperParameters,
 ) -> dict[str, float]:
-    """Fit with a fixed seed; returns the last epoch's training and validation metrics."""
+    """Fit a fixed ``params.epochs`` with a fixed seed (no early stopping); returns the last
+    epoch's training and validation metrics."""
     import keras
 
     keras.utils.set_random_seed(params.seed)
@@ -254,7 +306,7 @@ def train(
         train_labels,
         validation_data=(eval_inputs, eval_labels),
         epochs=params.epochs,
-        batch_size=params.batch_size,
+        batch_size=params.batch_size or MIN_BATCH,
         # Validation computes the same metrics over the same rows in any batch size.
         validation_batch_size=max(params.batch_size, 1024),
         shuffle=True,
@@ -263,3 +315,228 @@ def train(
         callbacks=[keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: failpoint("trainer.fit"))],
     )
     return {name: round(float(values[-1]), 6) for name, values in history.history.items()}
+
+
+@dataclass
+class Fitted:
+    """What :func:`fit` did: the metrics, and how many epochs ran and why it stopped."""
+
+    metrics: dict[str, float]
+    epochs_run: int
+    best_epoch: int  # 1-based: the epoch whose weights the model has
+    ceiling: int  # the epochs parameter
+    stopped: str  # "early" (validation stopped improving), "ceiling" (ran all epochs), "fixed"
+    reason: str  # in words, for the metadata and the report
+    validation_rows: int  # held out of the train split to decide when to stop (0: none)
+    batch_size: int
+    steps_per_execution: int
+    steps: int  # optimizer steps taken
+
+    def summary(self) -> str:
+        """A few words for the run summary: ``early 14/30, best 9``."""
+        return {
+            "early": f"early {self.epochs_run}/{self.ceiling}, best {self.best_epoch}",
+            "ceiling": f"all {self.epochs_run}, best {self.best_epoch}",
+            "fixed": f"fixed {self.epochs_run}",
+        }[self.stopped]
+
+
+def holdout(rows: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(fit rows, held-out rows) of a split of ``rows`` rows, drawn with ``seed``: a
+    ``fraction`` of them, at least 20 (or a fifth of small data), sorted."""
+    held = max(round(rows * fraction), min(20, rows // 5))
+    order = np.random.default_rng(seed).permutation(rows)
+    return np.sort(order[held:]), np.sort(order[:held])
+
+
+def _take(inputs: dict[str, np.ndarray], rows: np.ndarray) -> dict[str, np.ndarray]:
+    return {name: values[rows] for name, values in inputs.items()}
+
+
+@dataclass
+class Stopper:
+    """Early stopping's bookkeeping, apart from any training loop (``fit`` and the
+    multi-worker loop share it): an epoch improves when its held-out loss is below the
+    best so far by more than ``min_delta``; ``patience`` epochs without one stop training."""
+
+    patience: int
+    min_delta: float = 0.0
+    best_loss: float = math.inf
+    best_accuracy: float = 0.0
+    best_epoch: int = 0  # 1-based; 0 before the first epoch
+    wait: int = 0
+
+    def update(self, epoch: int, loss: float, accuracy: float) -> tuple[bool, bool]:
+        """Record epoch ``epoch`` (1-based): (improved, stop now)."""
+        if loss < self.best_loss - self.min_delta:
+            self.best_loss, self.best_accuracy, self.best_epoch, self.wait = loss, accuracy, epoch, 0
+            return True, False
+        self.wait += 1
+        return False, self.wait >= self.patience
+
+    def outcome(self, epochs_run: int, ceiling: int, held_rows: int) -> tuple[str, str]:
+        """("early" or "ceiling", the reason in words)."""
+        if epochs_run < ceiling:
+            return "early", (
+                f"stopped at epoch {epochs_run} of {ceiling}: the loss on {held_rows} held-out train rows "
+                f"did not improve by more than {self.min_delta:g} for {self.patience} epochs; "
+                f"epoch {self.best_epoch}'s weights restored"
+            )
+        return "ceiling", (
+            f"ran all {ceiling} epochs (the ceiling), the loss on {held_rows} held-out train rows still "
+            f"improving within {self.patience} epochs; epoch {self.best_epoch}'s weights kept"
+        )
+
+
+def holdout_metrics(scores: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """(cross-entropy, accuracy) of predicted ``scores`` (a sigmoid column or softmax rows),
+    as Keras computes them (probabilities clipped to [1e-7, 1 - 1e-7])."""
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels).reshape(-1)
+    if scores.ndim == 1 or scores.shape[1] == 1:
+        p = np.clip(scores.reshape(-1), 1e-7, 1 - 1e-7)
+        loss = -np.mean(labels * np.log(p) + (1 - labels) * np.log(1 - p))
+        return float(loss), float(np.mean((p > 0.5) == (labels == 1)))
+    p = np.clip(scores, 1e-7, 1 - 1e-7)
+    p = p / p.sum(axis=1, keepdims=True)
+    loss = -np.mean(np.log(p[np.arange(len(labels)), labels]))
+    return float(loss), float(np.mean(scores.argmax(axis=1) == labels))
+
+
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    """ROC AUC from ranks (ties share their mean rank); several classes: the mean of the
+    one-vs-rest AUCs of the classes present (NaN when no class has both outcomes)."""
+    labels = np.asarray(labels).reshape(-1)
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim == 2 and scores.shape[1] > 1:
+        present = [c for c in range(scores.shape[1]) if 0 < int((labels == c).sum()) < len(labels)]
+        if not present:
+            return math.nan
+        return float(np.mean([roc_auc((labels == c).astype(int), scores[:, c]) for c in present]))
+    scores = scores.reshape(-1)
+    positives = labels == 1
+    n_pos, n_neg = int(positives.sum()), int((~positives).sum())
+    if not n_pos or not n_neg:
+        return math.nan
+    order = scores.argsort(kind="mergesort")
+    ranks = np.empty(len(scores))
+    ranks[order] = np.arange(1, len(scores) + 1)
+    _, first, counts = np.unique(scores[order], return_index=True, return_counts=True)
+    for start, count in zip(first[counts > 1], counts[counts > 1], strict=True):
+        ranks[order[start : start + count]] = start + (count + 1) / 2
+    return float((ranks[positives].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def predict_scores(model: Any, inputs: dict[str, np.ndarray], chunk: int = 8192) -> np.ndarray:
+    """The model's outputs on ``inputs``, a compiled call per ``chunk`` rows (no per-call
+    dataset and iterator set-up, which costs more than a small holdout's forward pass)."""
+    rows = len(next(iter(inputs.values())))
+    parts = [
+        np.asarray(model.predict_on_batch({k: v[i : i + chunk] for k, v in inputs.items()}))
+        for i in range(0, rows, chunk)
+    ]
+    return np.concatenate(parts)
+
+
+def _stopping_callback(stopper: Stopper, inputs: dict[str, np.ndarray], labels: np.ndarray) -> Any:
+    """A Keras callback: after each epoch, the held-out loss into ``stopper``; keeps the
+    best epoch's weights and puts them back when training ends."""
+    import keras
+
+    class HoldoutStopping(keras.callbacks.Callback):
+        best_weights: list[Any] | None = None
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            loss, accuracy = holdout_metrics(predict_scores(self.model, inputs), labels)
+            improved, stop = stopper.update(epoch + 1, loss, accuracy)
+            if improved:
+                self.best_weights = self.model.get_weights()
+            if stop:
+                self.model.stop_training = True
+
+        def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
+            if self.best_weights is not None:
+                self.model.set_weights(self.best_weights)
+
+    return HoldoutStopping()
+
+
+def fit(
+    model: Any,
+    train_inputs: dict[str, np.ndarray],
+    train_labels: np.ndarray,
+    eval_inputs: dict[str, np.ndarray],
+    eval_labels: np.ndarray,
+    params: HyperParameters,
+) -> Fitted:
+    """Train with early stopping on a held-out part of the train split (``params.patience``
+    > 0) or a fixed number of epochs; then measure the eval split once.
+
+    The eval split never steers training: it is what the Evaluator judges the model on, so
+    choosing the epoch by it would make that judgement optimistic. Metrics: ``loss``,
+    ``accuracy`` (training, at the best epoch), ``holdout_loss``, ``holdout_accuracy`` (the
+    held-out rows that decided when to stop), ``val_loss``, ``val_accuracy``, ``val_auc``
+    (the eval split, with the weights kept; AUC as :func:`roc_auc`).
+    """
+    import keras
+
+    params = (
+        params.sized(len(train_labels)) if not (params.batch_size and params.steps_per_execution) else params
+    )
+    batch = params.batch_size
+    hook = keras.callbacks.LambdaCallback(on_epoch_end=lambda *_: failpoint("trainer.fit"))
+    keras.utils.set_random_seed(params.seed)
+    if not params.patience:
+        history = model.fit(
+            train_inputs,
+            train_labels,
+            epochs=params.epochs,
+            batch_size=batch,
+            shuffle=True,
+            verbose=0,
+            callbacks=[hook],
+        )
+        epochs_run = best = len(history.history["loss"])
+        stopped, reason, held_rows = (
+            "fixed",
+            f"patience 0: ran all {params.epochs} epochs (no early stopping)",
+            0,
+        )
+        fit_rows = len(train_labels)
+        train_metrics = {name: values[-1] for name, values in history.history.items()}
+    else:
+        kept, held = holdout(len(train_labels), params.validation_fraction, params.seed)
+        held_rows, fit_rows = len(held), len(kept)
+        stopper = Stopper(params.patience, params.min_delta)
+        history = model.fit(
+            _take(train_inputs, kept),
+            train_labels[kept],
+            epochs=params.epochs,
+            batch_size=batch,
+            shuffle=True,
+            verbose=0,
+            callbacks=[_stopping_callback(stopper, _take(train_inputs, held), train_labels[held]), hook],
+        )
+        epochs_run, best = len(history.history["loss"]), stopper.best_epoch
+        train_metrics = {name: values[best - 1] for name, values in history.history.items()}
+        train_metrics.update(holdout_loss=stopper.best_loss, holdout_accuracy=stopper.best_accuracy)
+        stopped, reason = stopper.outcome(epochs_run, params.epochs, held_rows)
+    # The eval split, once, with the weights kept: loss, accuracy and ROC AUC (measured,
+    # never used to choose anything).
+    scores = predict_scores(model, eval_inputs)
+    val_loss, val_accuracy = holdout_metrics(scores, eval_labels)
+    metrics = {name: round(float(value), 6) for name, value in train_metrics.items()}
+    metrics.update(val_loss=round(val_loss, 6), val_accuracy=round(val_accuracy, 6))
+    metrics["val_auc"] = round(roc_auc(eval_labels, scores), 6)
+    return Fitted(
+        metrics=metrics,
+        epochs_run=epochs_run,
+        best_epoch=best,
+        ceiling=params.epochs,
+        stopped=stopped,
+        reason=reason,
+        validation_rows=held_rows,
+        batch_size=batch,
+        steps_per_execution=params.steps_per_execution,
+        steps=epochs_run * -(-fit_rows // batch),
+    )

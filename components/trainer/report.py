@@ -29,6 +29,7 @@ def training_html(result: Any, title: str) -> str:
                 ["model", result.model_source],
                 ["device", f"{result.device} ({result.strategy})"],
                 ["epochs, steps", f"{result.epochs}, {result.steps}"],
+                *([["stopping", result.stop_reason]] if result.stop_reason else []),
                 ["examples (train, eval)", f"{result.train_examples}, {result.eval_examples}"],
                 ["missing labels", f"{result.missing_labels}: {dropped} row(s) dropped"],
                 ["excluded features", ", ".join(result.excluded_features) or "none"],

@@ -43,8 +43,12 @@ def _note(task: TaskResult) -> str:
     if task.message or task.state not in ("SUCCEEDED", "CACHED"):
         return _one_line(task.message)
     shown = [
-        f"{k}={_value(v)}" for k, v in task.params.items() if k not in ("reason", "warnings") and _shown(k, v)
+        f"{k}={_value(v)}"
+        for k, v in task.params.items()
+        if k not in ("reason", "warnings", "stopped") and _shown(k, v)
     ]
+    if task.params.get("stopped"):  # how training ended (the Trainer's): "early 14/30, best 9"
+        shown.append(f"stopped {_one_line(task.params['stopped'])}")
     if task.params.get("reason"):  # an output named "reason" says why, in full
         shown.append(_one_line(task.params["reason"]))
     if task.params.get("warnings"):  # an output named "warnings" too

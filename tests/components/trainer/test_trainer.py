@@ -48,9 +48,18 @@ def test_built_in_model_trains_exports_and_serves_tf_examples(prepared, tmp_path
     result = _train(prepared, tmp_path / "model", hyperparameters={"epochs": 15})
     assert result.metrics["val_accuracy"] > 0.9
     assert result.device == "CPU" and result.strategy == "default" and result.mixed_precision is False
-    assert result.steps == 15 * -(-result.train_examples // 32)
+    # Early stopping by default: at most 15 epochs, on the train rows not held out to stop
+    # by; a batch of 32 chosen for 200-odd rows.
+    assert result.hyperparameters["batch_size"] == 32 and result.sized == [
+        "batch_size",
+        "steps_per_execution",
+    ]
+    assert 1 <= result.best_epoch <= result.epochs <= 15 and result.stopped in ("early", "ceiling")
+    fit_rows = result.train_examples - result.validation_rows
+    assert result.validation_rows > 0 and result.steps == result.epochs * -(-fit_rows // 32)
     meta = result.metadata()
     assert meta["kubetfx_type"] == "kubetfx.Model" and meta["hyperparameters"]["epochs"] == 15
+    assert meta["epochs_ceiling"] == 15 and meta["stop_reason"] == result.stop_reason
     serving = tf.saved_model.load(str(tmp_path / "model/Format-Serving"))
     records = [r for f in split_files(prepared["examples"], "eval") for r in read_tfrecord_gz(f)]
     out = serving.signatures["serving_default"](examples=tf.constant(records))
@@ -74,7 +83,13 @@ def _check_published(result: trainer.TrainResult, out: Path) -> None:
     model, report = (dsl.Artifact(uri=str(out / n), metadata={}) for n in ("model", "report"))
     metrics = dsl.Metrics(uri=str(out / "metrics"), metadata={})
     published = outputs.publish(result, model=model, report=report, metrics=metrics, label_key="species")
-    assert published == (result.metrics["val_accuracy"], result.device, result.short_warnings())
+    assert published == (
+        result.metrics["val_accuracy"],
+        result.device,
+        result.short_warnings(),
+        result.epochs,
+        result.stop_summary,
+    )
     assert model.metadata == result.metadata()
     assert "species" in Path(report.path).read_text()
     assert metrics.metadata == result.metrics
@@ -88,6 +103,10 @@ def test_hyperparameters_from_the_component_parameters() -> None:
         "hidden_units": ["4"],
         "dropout": 0.1,
         "seed": 1,
+        "patience": 3,
+        "min_delta": 0.001,
+        "validation_fraction": 0.2,
+        "steps_per_execution": 4,
     }
     assert outputs.hyperparameters(module_file="", **given) == {**given, "hidden_units": [4]}
     assert outputs.hyperparameters(module_file="my_module.py", **given) == {}
@@ -106,6 +125,10 @@ def test_bad_hyper_parameters_and_labels_are_named(prepared, tmp_path: Path) -> 
         _train(prepared, tmp_path / "x", hyperparameters={"epoch": 3})
     with pytest.raises(ParameterError, match="dropout 1.5"):
         _train(prepared, tmp_path / "y", hyperparameters={"dropout": 1.5})
+    with pytest.raises(ParameterError, match="patience -1"):
+        _train(prepared, tmp_path / "y", hyperparameters={"patience": -1})
+    with pytest.raises(ParameterError, match="validation_fraction 0.7"):
+        _train(prepared, tmp_path / "y", hyperparameters={"validation_fraction": 0.7})
     with pytest.raises(InputDataError, match="label_key 'kind' is not in the schema"):
         trainer.run(
             prepared["examples"],
