@@ -401,6 +401,12 @@ def test_a_cold_run_starts_the_worker_at_once_and_light_tasks_do_not_wait_for_it
         assert logs["example-gen"].startswith(LIGHT_NOTE.decode())
         assert not MARK.search(logs["example-gen"])
         assert worker["served"] == 1
+        # What only later tasks use (TFMA, Beam's runners) it imports once it serves.
+        deadline = time.time() + 300
+        while _live_worker(base)["importing"] and time.time() < deadline:
+            time.sleep(0.5)
+        assert _live_worker(base)["importing"] == []
+        assert "imported tensorflow_model_analysis in " in Path(worker["log"]).read_text()
     finally:
         warm.stop(base, now=True)
         shutil.rmtree(base, ignore_errors=True)

@@ -1,11 +1,12 @@
 """The warm worker: a daemon that imports the heavy libraries once and forks a process per task.
 
 ``python -m kubetfx.local.warm serve`` imports what tasks use (:data:`PRELOAD`, and every
-component's executor), then serves its socket. For each request it forks a child that
-takes over the client's stdin, stdout and stderr (passed with SCM_RIGHTS), its working
-folder, umask, environment and arguments, and runs ``kubetfx.task`` exactly as
-``python3 -m`` would (``runpy``), so lineage, staging, the state file and the log are
-those of a plain process. It sends the child's exit status back to the client.
+component's executor), then serves its socket, importing what only a run's later tasks
+use (:data:`LATER`: TFMA, Beam's runners) one module at a time between its events. For
+each request it forks a child that takes over the client's stdin, stdout and stderr
+(passed with SCM_RIGHTS), its working folder, umask, environment and arguments, and runs
+``kubetfx.task`` exactly as ``python3 -m`` would (``runpy``), so lineage, staging, the
+state file and the log are those of a plain process. It sends the child's exit status back to the client.
 
 Isolation: a task that crashes or is killed takes only its forked child down. The child
 dies with the worker (``PR_SET_PDEATHSIG``), with its client and with the runner (pidfd
@@ -56,15 +57,12 @@ PRELOAD = (
     "keras",
     "apache_beam",
     "apache_beam.options.pipeline_options",
-    "apache_beam.runners.direct.direct_runner",
-    "apache_beam.runners.portability.fn_api_runner",
     "tfx_bsl.coders.example_coder",
     "tfx_bsl.public.tfxio",
     "tensorflow_metadata.proto.v0.schema_pb2",
     "tensorflow_metadata.proto.v0.statistics_pb2",
     "tensorflow_data_validation",
     "tensorflow_data_validation.statistics.stats_impl",
-    "tensorflow_model_analysis",
     "google.protobuf.text_format",
     "ml_metadata",
     "ml_metadata.metadata_store.metadata_store",
@@ -79,6 +77,16 @@ PRELOAD = (
     "kubetfx.reports",
     "kubetfx.pushing",
     "kubetfx.tfrecord",
+)
+
+# Imported once the worker serves, one module at a time between its events: what only the
+# later tasks of a run use (the Evaluator's TFMA; Beam's runners, for data above the
+# in-memory size). The first tasks that need the worker do not wait for them; a task that
+# needs one before it is imported imports it itself (slower, still correct).
+LATER = (
+    "apache_beam.runners.direct.direct_runner",
+    "apache_beam.runners.portability.fn_api_runner",
+    "tensorflow_model_analysis",
 )
 
 
@@ -133,6 +141,15 @@ def _rss_mb(pid: int | str = "self") -> float:
     return 0.0
 
 
+def _reset_logging() -> None:
+    """Imports that logged before anyone configured logging left a handler on the root
+    logger; a fresh task process configures it itself (kubetfx.task.main)."""
+    import logging
+
+    logging.root.handlers.clear()
+    logging.root.setLevel(logging.WARNING)
+
+
 def _native_threads() -> list[str]:
     names = []
     for tid in sorted(os.listdir("/proc/self/task")):
@@ -172,6 +189,7 @@ class Worker:
         self.env_after: dict[str, str] = {}
         self.preloaded = 0
         self.sources: dict[str, tuple[int, int] | None] = {}
+        self.later = list(LATER)  # still to import, once serving
 
     # ---------------------------------------------------------------- start
 
@@ -204,13 +222,9 @@ class Worker:
                 _log(f"preload: {name}: {type(err).__name__}: {err}")
         self.env_after = dict(os.environ)
         self.ready_seconds = time.monotonic() - began
-        import logging
         import threading
 
-        # Imports that logged before anyone configured logging left a handler on the root
-        # logger; a fresh task process configures it itself (kubetfx.task.main).
-        logging.root.handlers.clear()
-        logging.root.setLevel(logging.WARNING)
+        _reset_logging()
         python_threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
         _log(
             f"imported {self.preloaded} of {len(names)} modules in {self.ready_seconds:.1f}s; "
@@ -296,7 +310,13 @@ class Worker:
                     break
             idle_left = self.idle_seconds - (time.monotonic() - self.last_activity)
             timeout = None if self.tasks else max(0.1, idle_left)
-            for key, _mask in self.selector.select(timeout):
+            later = bool(self.later) and not self.draining
+            events = self.selector.select(0 if later else timeout)
+            if not events and later:
+                if not self._import_later():
+                    self._drain("a module imported after the start started threads")
+                continue
+            for key, _mask in events:
                 kind = key.data
                 if kind == "accept":
                     self._accept()
@@ -369,6 +389,34 @@ class Worker:
             pass
         listener.close()
         self.listener = None
+
+    def _import_later(self) -> bool:
+        """Import the next of :data:`LATER` (no task is being forked meanwhile: this is the
+        event loop's own thread); False if it left a Python thread running, which would
+        make forking unsafe."""
+        import gc
+        import importlib
+        import threading
+
+        name = self.later.pop(0)
+        began = time.monotonic()
+        try:
+            importlib.import_module(name)
+            self.preloaded += 1
+        except Exception as err:  # noqa: BLE001 - the task will import (and report) it
+            _log(f"later import: {name}: {type(err).__name__}: {err}")
+        self.env_after = dict(os.environ)
+        _reset_logging()
+        # Sources of the modules it loaded, as they were when loaded (see serve).
+        self.sources = {**source_snapshot(), **self.sources}
+        gc.collect()
+        gc.freeze()
+        threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+        _log(f"imported {name} in {time.monotonic() - began:.1f}s while serving; RSS {_rss_mb():.0f} MB")
+        if threads:
+            _log(f"{name} started Python threads {threads}: serving no more tasks (fork would be unsafe)")
+            return False
+        return True
 
     # ---------------------------------------------------------------- events
 
@@ -445,6 +493,7 @@ class Worker:
             "pid": os.getpid(),
             "uptime": round(time.time() - self.started, 1),
             "import_seconds": round(self.ready_seconds, 2),
+            "importing": list(self.later),  # still to import while serving (LATER)
             "served": self.served,
             "running": [{"pid": t.pid, "task": t.name} for t in self.tasks.values()],
             "idle_for": round(time.monotonic() - self.last_activity, 1),
