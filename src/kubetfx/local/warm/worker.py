@@ -2,7 +2,7 @@
 
 ``python -m kubetfx.local.warm serve`` imports what tasks use (:data:`PRELOAD`, and every
 component's executor), then serves its socket, importing what only a run's later tasks
-use (:data:`LATER`: TFMA, Beam's runners) one module at a time between its events. For
+use (:data:`LATER`: TFMA, Beam's runners) one module at a time in quiet moments. For
 each request it forks a child that takes over the client's stdin, stdout and stderr
 (passed with SCM_RIGHTS), its working folder, umask, environment and arguments, and runs
 ``kubetfx.task`` exactly as ``python3 -m`` would (``runpy``), so lineage, staging, the
@@ -79,15 +79,17 @@ PRELOAD = (
     "kubetfx.tfrecord",
 )
 
-# Imported once the worker serves, one module at a time between its events: what only the
-# later tasks of a run use (the Evaluator's TFMA; Beam's runners, for data above the
-# in-memory size). The first tasks that need the worker do not wait for them; a task that
-# needs one before it is imported imports it itself (slower, still correct).
+# Imported once the worker serves, one module at a time when no task started or ended for
+# LATER_QUIET_SECONDS: what only the later tasks of a run use (the Evaluator's TFMA; Beam's
+# runners, for data above the in-memory size). The first tasks that need the worker do not
+# wait for them; a task that needs one before it is imported imports it itself (slower,
+# still correct).
 LATER = (
     "apache_beam.runners.direct.direct_runner",
     "apache_beam.runners.portability.fn_api_runner",
     "tensorflow_model_analysis",
 )
+LATER_QUIET_SECONDS = 1.0
 
 
 def source_snapshot() -> dict[str, tuple[int, int] | None]:
@@ -190,6 +192,7 @@ class Worker:
         self.preloaded = 0
         self.sources: dict[str, tuple[int, int] | None] = {}
         self.later = list(LATER)  # still to import, once serving
+        self.last_task_event = time.monotonic()  # a task started or ended
 
     # ---------------------------------------------------------------- start
 
@@ -310,12 +313,17 @@ class Worker:
                     break
             idle_left = self.idle_seconds - (time.monotonic() - self.last_activity)
             timeout = None if self.tasks else max(0.1, idle_left)
-            later = bool(self.later) and not self.draining
-            events = self.selector.select(0 if later else timeout)
-            if not events and later:
-                if not self._import_later():
-                    self._drain("a module imported after the start started threads")
-                continue
+            if self.later and not self.draining:
+                # The later imports wait for a quiet second (no task started or ended: while
+                # a long task such as the trainer runs, or when idle), so that tasks which
+                # follow each other quickly are not held up by an import blocking this loop.
+                quiet = LATER_QUIET_SECONDS - (time.monotonic() - self.last_task_event)
+                if quiet <= 0:
+                    if not self._import_later():
+                        self._drain("a module imported after the start started threads")
+                    continue
+                timeout = quiet if timeout is None else min(timeout, quiet)
+            events = self.selector.select(timeout)
             for key, _mask in events:
                 kind = key.data
                 if kind == "accept":
@@ -522,7 +530,7 @@ class Worker:
             finally:
                 os._exit(code)
         self.served += 1
-        self.last_activity = time.monotonic()
+        self.last_activity = self.last_task_event = time.monotonic()
         pidfd = os.pidfd_open(pid)
         task = _Task(pid, pidfd, conn, name)
         self.tasks[pidfd] = task
@@ -568,7 +576,7 @@ class Worker:
             pass
         self._answer(task.conn, result)
         task.conn.close()
-        self.last_activity = time.monotonic()
+        self.last_activity = self.last_task_event = time.monotonic()
 
     # ---------------------------------------------------------------- the child
 
