@@ -392,7 +392,11 @@ def test_a_cold_run_starts_the_worker_at_once_and_light_tasks_do_not_wait_for_it
             assert _row(result.stdout, task).startswith("SUCCEEDED")
         # One worker, started by the runner when the run began (it reached its imports
         # before any task asked for it), and it served the task that needs it...
-        [worker] = [w for w in warm.status(base) if w.get("alive")]
+        # (A ping waits while the worker imports what later tasks use: ask again.)
+        deadline = time.time() + 120
+        while not (alive := [w for w in warm.status(base) if w.get("alive")]) and time.time() < deadline:
+            time.sleep(0.5)
+        [worker] = alive
         [reached] = list(points.glob("warm.preload.*.json"))
         assert json.loads(reached.read_text())["pid"] == worker["pid"]
         logs = _logs(workdir, _run_id(result.stdout))
@@ -403,7 +407,8 @@ def test_a_cold_run_starts_the_worker_at_once_and_light_tasks_do_not_wait_for_it
         assert worker["served"] == 1
         # What only later tasks use (TFMA, Beam's runners) it imports once it serves.
         deadline = time.time() + 300
-        while (now := warm.status(base)) and time.time() < deadline:
+        while time.time() < deadline:
+            now = [w for w in warm.status(base) if w.get("alive")]
             if [w.get("importing") for w in now] == [[]]:
                 break
             time.sleep(0.5)

@@ -79,17 +79,17 @@ PRELOAD = (
     "kubetfx.tfrecord",
 )
 
-# Imported once the worker serves, one module at a time when no task started or ended for
-# LATER_QUIET_SECONDS: what only the later tasks of a run use (the Evaluator's TFMA; Beam's
-# runners, for data above the in-memory size). The first tasks that need the worker do not
-# wait for them; a task that needs one before it is imported imports it itself (slower,
-# still correct).
+# Imported once the worker serves, one module at a time in quiet moments (see serve): what
+# only the later tasks of a run use (the Evaluator's TFMA; Beam's runners, for data above
+# the in-memory size). The first tasks that need the worker do not wait for them; a task
+# that needs one before it is imported imports it itself (slower, still correct).
 LATER = (
     "apache_beam.runners.direct.direct_runner",
     "apache_beam.runners.portability.fn_api_runner",
     "tensorflow_model_analysis",
 )
-LATER_QUIET_SECONDS = 1.0
+LATER_QUIET_SECONDS = 1.0  # with a task running
+LATER_IDLE_SECONDS = 5.0  # with none
 
 
 def source_snapshot() -> dict[str, tuple[int, int] | None]:
@@ -295,6 +295,7 @@ class Worker:
                 pass
         self._write_info()
         _log(f"serving (idle timeout {self.idle_seconds:.0f}s)")
+        self.last_task_event = time.monotonic()
         self._stop_stale_workers()
 
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -314,10 +315,12 @@ class Worker:
             idle_left = self.idle_seconds - (time.monotonic() - self.last_activity)
             timeout = None if self.tasks else max(0.1, idle_left)
             if self.later and not self.draining:
-                # The later imports wait for a quiet second (no task started or ended: while
-                # a long task such as the trainer runs, or when idle), so that tasks which
-                # follow each other quickly are not held up by an import blocking this loop.
-                quiet = LATER_QUIET_SECONDS - (time.monotonic() - self.last_task_event)
+                # The later imports wait for a quiet moment: a task running for a second
+                # with no other task starting or ending (a long task such as the trainer),
+                # or a few seconds with no task at all (after a run). Tasks that follow each
+                # other quickly are not held up by an import blocking this loop.
+                wanted = LATER_QUIET_SECONDS if self.tasks else LATER_IDLE_SECONDS
+                quiet = wanted - (time.monotonic() - self.last_task_event)
                 if quiet <= 0:
                     if not self._import_later():
                         self._drain("a module imported after the start started threads")
