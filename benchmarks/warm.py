@@ -225,6 +225,7 @@ def _bare(data: str, root: str, epochs: int) -> None:
         schema_gen,
         statistics=stats,
         schema=schema,
+        report=out(HTML, "schema.html"),
         schema_file=p["schema_file"],
         label_key=p["label_key"],
     )
@@ -248,12 +249,14 @@ def _bare(data: str, root: str, epochs: int) -> None:
         statistics=stats,
         model=model,
         metrics=out(Metrics, "train_metrics"),
+        report=out(HTML, "train.html"),
         label_key=p["label_key"],
         epochs=p["epochs"],
         learning_rate=p["learning_rate"],
         module_file=p["module_file"],
+        exclude_features=p["exclude_features"],
     )
-    baseline = step("model-resolver", model_resolver, model_name=p["model_name"])
+    baseline = step("model-resolver", model_resolver, model_name=p["model_name"], candidate=model)
     blessing = out(Artifact, "blessing")
     evaluated = step(
         "evaluator",
