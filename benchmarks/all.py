@@ -30,6 +30,7 @@ BENCHMARKS: list[tuple[str, str, list[str], list[str]]] = [
     ("lineage", "benchmarks.lineage", [], ["--executions", "600"]),
     ("warm", "benchmarks.warm", [], ["--epochs", "2"]),
     ("tfx", "benchmarks.tfx_cold", [], ["--repeat", "1"]),
+    ("tfx-penguins", "benchmarks.tfx_cold", ["--rows", "0"], ["--rows", "0", "--repeat", "1"]),
     ("growth", "benchmarks.growth", [], ["--sizes", "10000,100000"]),
     ("early_stopping", "benchmarks.early_stopping", [], ["--datasets", "penguins,seattle-weather"]),
 ]
@@ -44,7 +45,8 @@ def _machine() -> str:
     except (OSError, ValueError, IndexError):
         pass
     system = f"{platform.platform()}, Python {platform.python_version()}"
-    return f"{platform.node()}: {os.cpu_count()} CPUs{memory}, {system}"
+    load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    return f"{platform.node()}: {os.cpu_count()} CPUs{memory}, {system}; load average now {load}"
 
 
 def main() -> None:
@@ -60,6 +62,7 @@ def main() -> None:
     results: list[dict] = []
     failed: list[str] = []
     with open(args.log, "w") as log:
+        log.write(f"{_machine()}\n")  # the load when it began: the machine may be shared
         for name, module, full, quick in BENCHMARKS:
             if only and name not in only:
                 continue

@@ -8,8 +8,9 @@ nothing is cached), all against one metadata store (so later runs evaluate again
 model the earlier ones pushed, as when a data scientist iterates):
 
 1. ``no worker``: ``kubetfx run --no-warm``, a fresh process per task;
-2. ``worker started by the run``: the first task starts the worker (in a fresh runtime
-   folder) and waits for its imports;
+2. ``worker started by the run``: the runner starts the worker (in a fresh runtime
+   folder) when the run begins; the tasks that need no heavy library run in their own
+   processes while it imports, the first that needs it waits for the rest of its imports;
 3. ``warm worker``: the worker is already running (the case a data scientist iterating is in).
 
 Then ``bare work``: the same library calls made directly in one process, timed after
@@ -45,6 +46,7 @@ from benchmarks import verdict
 KUBETFX = str(Path(sys.executable).with_name("kubetfx"))
 PENGUINS = "pkg://palmerpenguins/data/penguins.csv"
 PIPELINE_NAME = "kubetfx-training"
+TARGET = 1.2  # the warm run's time at most this many times the bare work's
 
 
 def _pipeline_file() -> str:
@@ -223,6 +225,7 @@ def _bare(data: str, root: str, epochs: int) -> None:
         schema_gen,
         statistics=stats,
         schema=schema,
+        report=out(HTML, "schema.html"),
         schema_file=p["schema_file"],
         label_key=p["label_key"],
     )
@@ -246,12 +249,14 @@ def _bare(data: str, root: str, epochs: int) -> None:
         statistics=stats,
         model=model,
         metrics=out(Metrics, "train_metrics"),
+        report=out(HTML, "train.html"),
         label_key=p["label_key"],
         epochs=p["epochs"],
         learning_rate=p["learning_rate"],
         module_file=p["module_file"],
+        exclude_features=p["exclude_features"],
     )
-    baseline = step("model-resolver", model_resolver, model_name=p["model_name"])
+    baseline = step("model-resolver", model_resolver, model_name=p["model_name"], candidate=model)
     blessing = out(Artifact, "blessing")
     evaluated = step(
         "evaluator",
@@ -428,7 +433,7 @@ def main() -> None:
         ]
         print(f"    {name:20} " + "   ".join(cells))
     print()
-    print("ratios (targets: warm run <= 1.5 x bare work; per-task overhead after the first task < 1 s)")
+    print(f"ratios (targets: warm run <= {TARGET} x bare work; per-task overhead after the first task < 1 s)")
     for index, label in enumerate(label for label in labels if label.startswith("warm worker")):
         run = runs[label]
         print(
@@ -449,8 +454,8 @@ def main() -> None:
         best,
         bare_total,
         best / bare_total,
-        "<= 1.5x",
-        best / bare_total <= 1.5,
+        f"<= {TARGET}x",
+        best / bare_total <= TARGET,
     )
     overheads = [
         front + back

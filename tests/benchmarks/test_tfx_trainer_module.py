@@ -6,8 +6,10 @@ comparison with TFX means something only while the copy trains and serves the sa
 Each test feeds both the same input and asks for the same answer: the feature spec from
 a schema, the encoding of raw columns and labels, the Keras model's layers and compile
 settings, the arguments of ``fit``, the hyper-parameter defaults and what the exported
-serving signature returns. The one allowed difference is how ``fit`` is executed (steps
-per ``tf.function`` call, validation batch size; see the module file's docstring).
+serving signature returns. The allowed differences are how ``fit`` is executed (steps
+per ``tf.function`` call, validation batch size; see the module file's docstring) and how
+long and in what batches the Trainer trains (early stopping; the batch size chosen for the
+data's size): the copy trains every epoch at batch 32, as a TFX template does.
 """
 
 from __future__ import annotations
@@ -128,8 +130,16 @@ def test_the_copy_imports_nothing_of_kubetfx() -> None:
     assert not [name for name in imported if name.split(".")[0] == "kubetfx"]
 
 
+# The Trainer's own knobs for how long and in what batches it trains (early stopping, batch
+# size and steps per call chosen for the data's size). The copy trains as a TFX template
+# does: every epoch, at batch 32.
+TRAINER_ONLY_HP = {"patience", "min_delta", "validation_fraction", "steps_per_execution"}
+
+
 def test_the_hyperparameter_defaults_are_the_trainers(copy: ModuleType) -> None:
-    assert copy.DEFAULT_HYPERPARAMETERS == asdict(HyperParameters())
+    trainer = {k: v for k, v in asdict(HyperParameters()).items() if k not in TRAINER_ONLY_HP}
+    assert trainer.pop("batch_size") == 0  # chosen for the data's size
+    assert copy.DEFAULT_HYPERPARAMETERS == {**trainer, "batch_size": 32}
     assert copy.ONE_HOT_MAX == trainer_model.ONE_HOT_MAX
     assert tuple(copy.OUTPUT_LAYERS) == trainer_model.OUTPUT_LAYERS
 

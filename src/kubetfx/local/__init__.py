@@ -30,22 +30,48 @@ def run_pipeline(
     constructs, parameter names and types) is checked before any task runs.
     ``warm``: run kubetfx tasks through the warm worker (None: ``KUBETFX_WARM`` decides).
     """
+    import os
+
+    import kubetfx.lineage.store  # noqa: F401 - sets its logging variable before the snapshot below
+    from kubetfx import storage
     from kubetfx.local import spec
-    from kubetfx.local.runner import LocalRunner
+    from kubetfx.local.runner import LocalRunner, start_worker_early
+    from kubetfx.local.warm import enabled
     from kubetfx.settings import resolve_metadata_url, resolve_pipeline_root
 
+    root = resolve_pipeline_root(pipeline_root)
+    environ = dict(os.environ)  # what every task starts from (the warm worker is named after it)
+    if enabled(warm):
+        # First of all: the worker's imports overlap with loading the pipeline (kfp) and
+        # with the tasks that need no heavy library. (The runner checks again once the
+        # file is parsed: this quick look at its text finds the usual case.)
+        assigned = _task_command_env(pipeline_file)
+        if assigned is not None:
+            start_worker_early(environ, assigned, remote=storage.is_remote(root))
     doc = spec.load(pipeline_file)
     values = spec.resolve_parameters(doc, params or {})
     runner = LocalRunner(
         doc,
         metadata_url=resolve_metadata_url(metadata),
-        pipeline_root=resolve_pipeline_root(pipeline_root),
+        pipeline_root=root,
         cache=cache,
         max_parallel=max_parallel,
         echo=echo,
         warm=warm,
+        environ=environ,
     )
     return runner.run(values)
 
 
-__all__ = ["run_pipeline"]
+def _task_command_env(pipeline_file: str | Path) -> dict[str, str] | None:
+    """The variables the file's kubetfx task command sets (``_KFP_RUNTIME=true``: part of
+    the warm worker's identity), or None if the file names no kubetfx task or cannot be
+    read (``spec.load`` reports that)."""
+    from kubetfx.local.launch import command_env
+
+    try:
+        with open(pipeline_file, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except OSError:
+        return None
+    return command_env(text)

@@ -30,7 +30,7 @@ from kubetfx.local.dag import retry_delay
 from kubetfx.local.executor_input import ContainerSpec, ExecutorInput, lineage_records, runs_kubetfx_task
 from kubetfx.local.ir import ComponentSpec, PlatformExecutor, TaskSpec, Values
 from kubetfx.local.launch import Launch, Launcher, ProcessLauncher, command_line, failure_message
-from kubetfx.local.pod import Pod
+from kubetfx.local.pod import Pod, pod_environment
 from kubetfx.local.results import CACHED, FAILED, SUCCEEDED, Artifacts, TaskResult
 from kubetfx.local.spec import PipelineDoc
 from kubetfx.settings import redact, resolve_push_roots
@@ -39,6 +39,21 @@ from kubetfx.taskenv import TaskEnv
 if TYPE_CHECKING:
     from kubetfx.lineage.record import Identity
     from kubetfx.lineage.store import Store
+
+
+def shared_environment(environ: dict[str, str], task_env: dict[str, str], *, remote: bool) -> dict[str, str]:
+    """What the environment of every kubetfx task of a run holds besides its own
+    per-task variables (:data:`kubetfx.taskenv.PER_TASK`): the warm worker that serves
+    the run's tasks is named after it. Object-store mode: a pod's, for a task whose
+    container and platform spec add no variables."""
+    if remote:
+        return pod_environment(TaskEnv(), {}, {}, source=environ, extra=task_env)
+    return {
+        **environ,
+        **task_env,
+        # The local interpreter stands in for the image's python3.
+        "PATH": os.path.dirname(sys.executable) + os.pathsep + environ.get("PATH", ""),
+    }
 
 
 class ContainerTasks:
@@ -60,6 +75,7 @@ class ContainerTasks:
         echo: Callable[[str], None],
         identity: Callable[[str], Identity],
         task_env: dict[str, str],
+        environ: dict[str, str] | None = None,
     ) -> None:
         self.doc = doc
         self.pipeline_name = doc.name
@@ -81,7 +97,7 @@ class ContainerTasks:
         # as libraries the runner imports during the run leave it (numpy sets OpenBLAS
         # variables when imported), so every task of a run gets the same, whatever ran
         # first (the warm worker serving a task is chosen by its environment).
-        self.environ = dict(os.environ)
+        self.environ = dict(os.environ if environ is None else environ)
 
     def _task_root(self, qname: str) -> str:
         return os.path.join(self.run_root, *qname.split("/"))
@@ -219,13 +235,7 @@ class ContainerTasks:
             return pod.environment(
                 env, container, self._platform(task), source=self.environ, extra=self.task_env
             )
-        return {
-            **self.environ,
-            **self.task_env,
-            # The local interpreter stands in for the image's python3.
-            "PATH": os.path.dirname(sys.executable) + os.pathsep + self.environ.get("PATH", ""),
-            **env.to_env(),
-        }
+        return {**shared_environment(self.environ, self.task_env, remote=False), **env.to_env()}
 
     def _platform(self, task: TaskSpec) -> PlatformExecutor:
         """The task's executor config in the Kubernetes platform spec (env from ConfigMaps,

@@ -46,7 +46,12 @@ class ProcessLauncher:
     """The command in a process of its own, which dies with the runner."""
 
     def launch(self, launch: Launch) -> int:
-        with open(launch.log, "wb") as log:
+        return self.run(launch)
+
+    @staticmethod
+    def run(launch: Launch, *, append: bool = False) -> int:
+        """Run ``launch`` in a process of its own, its output to the log; its exit status."""
+        with open(launch.log, "ab" if append else "wb") as log:
             process = subprocess.Popen(
                 with_parent_death_signal(launch.argv),
                 stdout=log,
@@ -57,15 +62,57 @@ class ProcessLauncher:
             return process.wait()
 
 
+# kubetfx components whose tasks import no heavy library (TensorFlow, TFDV, TFMA, Beam):
+# hashing the input files, and reading, splitting and encoding the data (pyarrow, tfx-bsl's
+# coder). While the warm worker still imports, they run in plain processes rather than
+# wait for it. One that does import a heavy library is only slower, never wrong.
+LIGHT_FUNCTIONS = frozenset({"data_fingerprint", "example_gen"})
+# The first line of such a task's log.
+LIGHT_NOTE = b"kubetfx: the warm worker is still importing; this light task runs in its own process\n"
+
+
 class WarmLauncher(ProcessLauncher):
     """The same command, its ``python3 -m kubetfx.task`` handed to a warm worker (which
-    falls back to a plain process by itself when it cannot)."""
+    falls back to a plain process by itself when it cannot). A light task
+    (:data:`LIGHT_FUNCTIONS`) runs in a plain process while the worker is still importing."""
 
     def launch(self, launch: Launch) -> int:
         shim = warm.shim_dir(launch.env["PATH"])
+        if shim and is_light(launch.argv) and not warm.serving(_client_env(launch)):
+            with open(launch.log, "wb") as log:
+                log.write(LIGHT_NOTE)
+            return self.run(launch, append=True)
         if shim:
             launch = replace(launch, env={**launch.env, "PATH": shim + os.pathsep + launch.env["PATH"]})
-        return super().launch(launch)
+        return self.run(launch)
+
+
+_ASSIGNED = re.compile(r"((?:\b[A-Za-z_][A-Za-z0-9_]*=[^\s'\"$;&|]*\s+)*)python3\s+-m\s+kubetfx\.task\b")
+
+
+def command_env(text: str) -> dict[str, str] | None:
+    """The variables a kubetfx task's shell command sets for ``python3 -m kubetfx.task``
+    (``_KFP_RUNTIME=true ...``), from the first such command in ``text`` (a command line,
+    or a whole pipeline file: YAML's line folding leaves the words as they are); None if
+    ``text`` has no such command."""
+    match = _ASSIGNED.search(text)
+    if not match:
+        return None
+    return dict(word.split("=", 1) for word in match.group(1).split())
+
+
+def _client_env(launch: Launch) -> dict[str, str]:
+    """The environment the task's ``python3 -m kubetfx.task`` gets: the launch's, and what
+    its shell command sets (the warm worker serving it is named after it)."""
+    return {**launch.env, **(command_env(" ".join(launch.argv)) or {})}
+
+
+def is_light(argv: list[str]) -> bool:
+    """Whether a kubetfx task's command runs a component in :data:`LIGHT_FUNCTIONS`."""
+    for flag, value in zip(argv, argv[1:], strict=False):
+        if flag == "--function_to_execute":
+            return value in LIGHT_FUNCTIONS
+    return False
 
 
 def command_line(

@@ -145,18 +145,27 @@ class Pod:
         runner's environment (default: this process's); ``extra``: variables the runner's
         caller gives every task.
         """
-        source = os.environ if source is None else source
-        names = [*PROCESS_ENV, *NAMESPACE_ENV, *LOCAL_ENV]
-        for mapping in (*platform.get("configMapAsEnv", []), *platform.get("secretAsEnv", [])):
-            names += [item.get("envVar", "") for item in mapping.get("keyToEnv", [])]
-        env = {name: source[name] for name in names if name and name in source}
-        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + source.get("PATH", "")
-        env.update(
-            {item["name"]: item.get("value", "") for item in container.get("env", []) if "name" in item}
-        )
-        for item in platform.get("fieldPathAsEnv", []):
-            if item.get("fieldPath") == RUN_ID_FIELD_PATH and task.run_id:
-                env[item["name"]] = task.run_id
-        env.update(extra or {})
-        env.update(task.to_env())
-        return env
+        return pod_environment(task, container, platform, source, extra)
+
+
+def pod_environment(
+    task: TaskEnv,
+    container: ContainerSpec,
+    platform: PlatformExecutor,
+    source: Mapping[str, str] | None = None,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """A task's environment in object-store mode (:meth:`Pod.environment`)."""
+    source = os.environ if source is None else source
+    names = [*PROCESS_ENV, *NAMESPACE_ENV, *LOCAL_ENV]
+    for mapping in (*platform.get("configMapAsEnv", []), *platform.get("secretAsEnv", [])):
+        names += [item.get("envVar", "") for item in mapping.get("keyToEnv", [])]
+    env = {name: source[name] for name in names if name and name in source}
+    env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + source.get("PATH", "")
+    env.update({item["name"]: item.get("value", "") for item in container.get("env", []) if "name" in item})
+    for item in platform.get("fieldPathAsEnv", []):
+        if item.get("fieldPath") == RUN_ID_FIELD_PATH and task.run_id:
+            env[item["name"]] = task.run_id
+    env.update(extra or {})
+    env.update(task.to_env())
+    return env

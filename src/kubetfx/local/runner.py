@@ -53,9 +53,10 @@ from kubetfx.identity import SCOPE_PARAMETER
 from kubetfx.local import cel
 from kubetfx.local.container import ContainerTasks
 from kubetfx.local.dag import dag_outputs, readable, resolve_inputs, retry_delay, upstream
+from kubetfx.local.executor_input import runs_kubetfx_task
 from kubetfx.local.importer import run_importer
 from kubetfx.local.ir import ComponentSpec, TaskSpec, Values
-from kubetfx.local.launch import ProcessLauncher, WarmLauncher
+from kubetfx.local.launch import ProcessLauncher, WarmLauncher, command_env
 from kubetfx.local.results import (
     CACHED,
     FAILED,
@@ -70,6 +71,7 @@ from kubetfx.local.results import (
 )
 from kubetfx.local.spec import PipelineDoc
 from kubetfx.local.warm import enabled as warm_enabled
+from kubetfx.local.warm import start_early as warm_start_early
 from kubetfx.settings import redact
 
 if TYPE_CHECKING:
@@ -89,6 +91,21 @@ __all__ = [
 ]
 
 
+def start_worker_early(environ: dict[str, str], task_env: dict[str, str], *, remote: bool) -> bool:
+    """Start the warm worker that will serve the tasks of a run started from ``environ``
+    (``task_env``: what the runner and the task's command add to it), without waiting for
+    its imports; True if one was started (False: one serves or is
+    starting already, or it cannot be used here: the tasks' clients decide as before).
+
+    Its imports (TensorFlow, TFDV, TFMA, Beam: seconds) then overlap with the runner's own
+    start (loading the pipeline, the lineage store) and with the tasks that need no heavy
+    library, which run in plain processes until it serves (:class:`.launch.WarmLauncher`).
+    """
+    from kubetfx.local.container import shared_environment
+
+    return warm_start_early(shared_environment(environ, task_env, remote=remote))
+
+
 class LocalRunner:
     """Runs one compiled pipeline; create one per run."""
 
@@ -103,6 +120,7 @@ class LocalRunner:
         echo: Callable[[str], None] | None = None,
         task_env: dict[str, str] | None = None,
         warm: bool | None = None,
+        environ: dict[str, str] | None = None,
     ) -> None:
         from kubetfx.lineage.store import connect
 
@@ -140,7 +158,10 @@ class LocalRunner:
             echo=self.echo,
             identity=self._identity,
             task_env=task_env or {},
+            # Tasks start from this environment (default: this process's, now).
+            environ=environ,
         )
+        self.warm = warm_enabled(warm)
 
     # ------------------------------------------------------------------ public
 
@@ -148,6 +169,7 @@ class LocalRunner:
         """Run the pipeline with already type-checked root parameters."""
         from kubetfx.lineage import record
 
+        self.start_worker_early()
         scope = parameters.get(SCOPE_PARAMETER)
         self.scope = scope if isinstance(scope, str) and scope else self.doc.name
         identity = self._identity("")
@@ -184,6 +206,22 @@ class LocalRunner:
             pipeline_root=self.run_root,
             outputs=result.params,
         )
+
+    def start_worker_early(self) -> bool:
+        """Start the warm worker now, if the run has kubetfx tasks and none serves them
+        yet, without waiting for its imports (:func:`start_worker_early`)."""
+        if not self.warm:
+            return False
+        for executor in self.doc.executors.values():
+            container = executor.get("container")
+            if container and runs_kubetfx_task(container):
+                command = " ".join([*container.get("command", []), *container.get("args", [])])
+                return start_worker_early(
+                    self.containers.environ,
+                    {**self.containers.task_env, **(command_env(command) or {})},
+                    remote=self.remote,
+                )
+        return False
 
     # ------------------------------------------------------------------ DAGs
 

@@ -33,6 +33,12 @@ that no loaded module comes from (a CLI module, a test) restarts nothing; module
 worker did not load are imported by the task itself, from the current files. A worker
 that starts also stops workers of the same interpreter under another folder name.
 
+Start: the runner starts the worker when a run begins (:func:`.manage.start_early`),
+without waiting for it; the tasks that need no heavy library (:data:`kubetfx.local.launch.LIGHT_FUNCTIONS`:
+fingerprinting and reading and splitting the data) run in plain processes while it
+imports, and the first task that needs it waits for it. A cold run's imports thus
+overlap with the runner's own start and with those tasks.
+
 Fallback: if no worker can be reached or started, or the request fails before the task
 started, the client runs the task in a plain process (``exec`` of the real
 interpreter), as without the worker. Correctness never depends on the worker.
@@ -51,7 +57,9 @@ from kubetfx.local.warm.manage import (
     main,
     runtime_dir,
     same_environment,
+    serving,
     shim_dir,
+    start_early,
     status,
     stop,
 )
@@ -88,9 +96,11 @@ __all__ = [
     "main",
     "runtime_dir",
     "same_environment",
+    "serving",
     "shim_dir",
     "socket_path",
     "source_snapshot",
+    "start_early",
     "status",
     "stop",
 ]

@@ -31,6 +31,7 @@ from kubetfx.local.warm.protocol import (
     VOLATILE_ENV,
     alive,
     is_worker,
+    request,
     send,
     socket_path,
 )
@@ -146,15 +147,66 @@ def _starting_worker(stem: str, path: str) -> int | None:
     return pid if pid and alive(pid) and is_worker(pid, path) else None
 
 
-def _spawn_worker(path: str, env: dict[str, str], log: str) -> int:
+def start_early(worker_dir: str, env: dict[str, str], interpreter: str) -> int | None:
+    """Start the worker that will serve tasks run with environment ``env``, without waiting
+    for its imports: the runner calls this when a run begins, so the imports overlap with
+    its own start and with tasks that need no heavy library. Returns the new worker's pid,
+    or None when one serves or is starting already, another process is starting one, or
+    one failed to start recently. A task's client that finds the worker still importing
+    waits for it (:func:`_start_worker`).
+
+    ``interpreter``: the ``python3`` the task's shim runs (the worker's folder is named
+    after it). The caller reaps the process if it exits while the caller runs.
+    """
+    path = socket_path(worker_dir, env)
+    stem = path[: -len(".sock")]
+    if _answers(path):
+        return None
+    lock = os.open(stem + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return None  # a client is starting it
+        if _answers(path):
+            return None
+        if _starting_worker(stem, path) is not None:
+            return None
+        try:
+            if time.time() - os.stat(stem + ".failed").st_mtime < FAILED_RETRY_SECONDS:
+                return None
+        except FileNotFoundError:
+            pass
+        pid = _spawn_worker(path, env, stem + ".log", interpreter)
+        with open(stem + ".starting", "w") as f:
+            f.write(str(pid))
+        return pid
+    finally:
+        os.close(lock)
+
+
+def _answers(path: str) -> bool:
+    """Whether a worker serves ``path`` (a ping, not a bare connection: a worker reads a
+    request from every connection it accepts)."""
+    if not os.path.exists(path):
+        return False
+    try:
+        request(path, {"op": "ping"}, timeout=5)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _spawn_worker(path: str, env: dict[str, str], log: str, interpreter: str | None = None) -> int:
     """Start ``python -m kubetfx.local.warm serve`` in its own session; its pid."""
+    interpreter = interpreter or sys.executable
     worker_env = {k: v for k, v in env.items() if k in ("PATH", "PYTHONUNBUFFERED") or k not in VOLATILE_ENV}
-    idle = os.environ.get(IDLE_ENV) or str(DEFAULT_IDLE_SECONDS)
-    argv = [sys.executable, *SERVE_COMMAND, "--socket", path, "--idle", idle]
+    idle = env.get(IDLE_ENV) or str(DEFAULT_IDLE_SECONDS)
+    argv = [interpreter, *SERVE_COMMAND, "--socket", path, "--idle", idle]
     # No Python runs between fork and exec (posix_spawn); the worker detaches (setsid) and
     # does not inherit the task's stdout: it logs to its own file.
     return os.posix_spawn(
-        sys.executable,
+        interpreter,
         argv,
         worker_env,
         file_actions=[

@@ -150,6 +150,50 @@ def _make_shim(task_path: str) -> str | None:
     return bin_dir
 
 
+def start_early(task_env: dict[str, str]) -> bool:
+    """Start the worker for tasks run with ``task_env`` now, without waiting for its imports
+    (see :func:`kubetfx.local.warm.client.start_early`). True if one was started here.
+
+    Its imports then overlap with the rest of the run's start and with the tasks that need
+    no heavy library, which run in plain processes while it imports (``launch``).
+    """
+    import shutil
+
+    from kubetfx.local.warm import client
+
+    path = task_env.get("PATH", "")
+    shim = shim_dir(path)
+    real = shutil.which("python3", path=path)
+    if shim is None or real is None:
+        return False
+    try:
+        pid = client.start_early(os.path.dirname(shim), task_env, real)
+    except OSError:
+        return False  # the first task's client starts it, as without this
+    if pid is None:
+        return False
+    # Reap it if it exits while this process runs (a worker detaches and outlives it).
+    threading.Thread(target=_reap, args=(pid,), name="kubetfx-warm-reaper", daemon=True).start()
+    return True
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+
+
+def serving(task_env: dict[str, str]) -> bool:
+    """Whether a worker for tasks run with ``task_env`` accepts them now: its socket
+    exists (a worker creates it once it has imported; a stale one left by a worker that
+    died is found out by the task's client, which starts a new worker)."""
+    from kubetfx.local.warm.protocol import socket_path
+
+    shim = shim_dir(task_env.get("PATH", ""))
+    return shim is not None and os.path.exists(socket_path(os.path.dirname(shim), task_env))
+
+
 def _write_if_changed(path: str, content: bytes, mode: int) -> None:
     try:
         with open(path, "rb") as f:

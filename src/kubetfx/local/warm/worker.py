@@ -1,11 +1,12 @@
 """The warm worker: a daemon that imports the heavy libraries once and forks a process per task.
 
 ``python -m kubetfx.local.warm serve`` imports what tasks use (:data:`PRELOAD`, and every
-component's executor), then serves its socket. For each request it forks a child that
-takes over the client's stdin, stdout and stderr (passed with SCM_RIGHTS), its working
-folder, umask, environment and arguments, and runs ``kubetfx.task`` exactly as
-``python3 -m`` would (``runpy``), so lineage, staging, the state file and the log are
-those of a plain process. It sends the child's exit status back to the client.
+component's executor), then serves its socket, importing what only a run's later tasks
+use (:data:`LATER`: TFMA, Beam's runners) one module at a time in quiet moments. For
+each request it forks a child that takes over the client's stdin, stdout and stderr
+(passed with SCM_RIGHTS), its working folder, umask, environment and arguments, and runs
+``kubetfx.task`` exactly as ``python3 -m`` would (``runpy``), so lineage, staging, the
+state file and the log are those of a plain process. It sends the child's exit status back to the client.
 
 Isolation: a task that crashes or is killed takes only its forked child down. The child
 dies with the worker (``PR_SET_PDEATHSIG``), with its client and with the runner (pidfd
@@ -35,6 +36,7 @@ import sys
 import time
 
 from kubetfx import taskenv
+from kubetfx.faults import failpoint
 from kubetfx.local.warm import protocol
 from kubetfx.local.warm.child import become_task
 from kubetfx.local.warm.manage import current_code_key, list_workers
@@ -55,15 +57,12 @@ PRELOAD = (
     "keras",
     "apache_beam",
     "apache_beam.options.pipeline_options",
-    "apache_beam.runners.direct.direct_runner",
-    "apache_beam.runners.portability.fn_api_runner",
     "tfx_bsl.coders.example_coder",
     "tfx_bsl.public.tfxio",
     "tensorflow_metadata.proto.v0.schema_pb2",
     "tensorflow_metadata.proto.v0.statistics_pb2",
     "tensorflow_data_validation",
     "tensorflow_data_validation.statistics.stats_impl",
-    "tensorflow_model_analysis",
     "google.protobuf.text_format",
     "ml_metadata",
     "ml_metadata.metadata_store.metadata_store",
@@ -79,6 +78,18 @@ PRELOAD = (
     "kubetfx.pushing",
     "kubetfx.tfrecord",
 )
+
+# Imported once the worker serves, one module at a time in quiet moments (see serve): what
+# only the later tasks of a run use (the Evaluator's TFMA; Beam's runners, for data above
+# the in-memory size). The first tasks that need the worker do not wait for them; a task
+# that needs one before it is imported imports it itself (slower, still correct).
+LATER = (
+    "apache_beam.runners.direct.direct_runner",
+    "apache_beam.runners.portability.fn_api_runner",
+    "tensorflow_model_analysis",
+)
+LATER_QUIET_SECONDS = 1.0  # with a task running
+LATER_IDLE_SECONDS = 5.0  # with none
 
 
 def source_snapshot() -> dict[str, tuple[int, int] | None]:
@@ -132,6 +143,15 @@ def _rss_mb(pid: int | str = "self") -> float:
     return 0.0
 
 
+def _reset_logging() -> None:
+    """Imports that logged before anyone configured logging left a handler on the root
+    logger; a fresh task process configures it itself (kubetfx.task.main)."""
+    import logging
+
+    logging.root.handlers.clear()
+    logging.root.setLevel(logging.WARNING)
+
+
 def _native_threads() -> list[str]:
     names = []
     for tid in sorted(os.listdir("/proc/self/task")):
@@ -171,6 +191,8 @@ class Worker:
         self.env_after: dict[str, str] = {}
         self.preloaded = 0
         self.sources: dict[str, tuple[int, int] | None] = {}
+        self.later = list(LATER)  # still to import, once serving
+        self.last_task_event = time.monotonic()  # a task started or ended
 
     # ---------------------------------------------------------------- start
 
@@ -179,6 +201,7 @@ class Worker:
         import importlib
         import pkgutil
 
+        failpoint("warm.preload")  # a test hook: a worker that is still importing
         taskenv.quiet_tensorflow()  # as kubetfx.task does before it imports
         self.env_before = dict(os.environ)
         began = time.monotonic()
@@ -202,13 +225,9 @@ class Worker:
                 _log(f"preload: {name}: {type(err).__name__}: {err}")
         self.env_after = dict(os.environ)
         self.ready_seconds = time.monotonic() - began
-        import logging
         import threading
 
-        # Imports that logged before anyone configured logging left a handler on the root
-        # logger; a fresh task process configures it itself (kubetfx.task.main).
-        logging.root.handlers.clear()
-        logging.root.setLevel(logging.WARNING)
+        _reset_logging()
         python_threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
         _log(
             f"imported {self.preloaded} of {len(names)} modules in {self.ready_seconds:.1f}s; "
@@ -276,6 +295,7 @@ class Worker:
                 pass
         self._write_info()
         _log(f"serving (idle timeout {self.idle_seconds:.0f}s)")
+        self.last_task_event = time.monotonic()
         self._stop_stale_workers()
 
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
@@ -294,7 +314,20 @@ class Worker:
                     break
             idle_left = self.idle_seconds - (time.monotonic() - self.last_activity)
             timeout = None if self.tasks else max(0.1, idle_left)
-            for key, _mask in self.selector.select(timeout):
+            if self.later and not self.draining:
+                # The later imports wait for a quiet moment: a task running for a second
+                # with no other task starting or ending (a long task such as the trainer),
+                # or a few seconds with no task at all (after a run). Tasks that follow each
+                # other quickly are not held up by an import blocking this loop.
+                wanted = LATER_QUIET_SECONDS if self.tasks else LATER_IDLE_SECONDS
+                quiet = wanted - (time.monotonic() - self.last_task_event)
+                if quiet <= 0:
+                    if not self._import_later():
+                        self._drain("a module imported after the start started threads")
+                    continue
+                timeout = quiet if timeout is None else min(timeout, quiet)
+            events = self.selector.select(timeout)
+            for key, _mask in events:
                 kind = key.data
                 if kind == "accept":
                     self._accept()
@@ -367,6 +400,34 @@ class Worker:
             pass
         listener.close()
         self.listener = None
+
+    def _import_later(self) -> bool:
+        """Import the next of :data:`LATER` (no task is being forked meanwhile: this is the
+        event loop's own thread); False if it left a Python thread running, which would
+        make forking unsafe."""
+        import gc
+        import importlib
+        import threading
+
+        name = self.later.pop(0)
+        began = time.monotonic()
+        try:
+            importlib.import_module(name)
+            self.preloaded += 1
+        except Exception as err:  # noqa: BLE001 - the task will import (and report) it
+            _log(f"later import: {name}: {type(err).__name__}: {err}")
+        self.env_after = dict(os.environ)
+        _reset_logging()
+        # Sources of the modules it loaded, as they were when loaded (see serve).
+        self.sources = {**source_snapshot(), **self.sources}
+        gc.collect()
+        gc.freeze()
+        threads = [t.name for t in threading.enumerate() if t is not threading.main_thread()]
+        _log(f"imported {name} in {time.monotonic() - began:.1f}s while serving; RSS {_rss_mb():.0f} MB")
+        if threads:
+            _log(f"{name} started Python threads {threads}: serving no more tasks (fork would be unsafe)")
+            return False
+        return True
 
     # ---------------------------------------------------------------- events
 
@@ -443,6 +504,7 @@ class Worker:
             "pid": os.getpid(),
             "uptime": round(time.time() - self.started, 1),
             "import_seconds": round(self.ready_seconds, 2),
+            "importing": list(self.later),  # still to import while serving (LATER)
             "served": self.served,
             "running": [{"pid": t.pid, "task": t.name} for t in self.tasks.values()],
             "idle_for": round(time.monotonic() - self.last_activity, 1),
@@ -471,7 +533,7 @@ class Worker:
             finally:
                 os._exit(code)
         self.served += 1
-        self.last_activity = time.monotonic()
+        self.last_activity = self.last_task_event = time.monotonic()
         pidfd = os.pidfd_open(pid)
         task = _Task(pid, pidfd, conn, name)
         self.tasks[pidfd] = task
@@ -517,7 +579,7 @@ class Worker:
             pass
         self._answer(task.conn, result)
         task.conn.close()
-        self.last_activity = time.monotonic()
+        self.last_activity = self.last_task_event = time.monotonic()
 
     # ---------------------------------------------------------------- the child
 
