@@ -69,6 +69,9 @@ def validate_train_evaluate_push(
     min_slice_size: Any,
     model_name: Any,
     push_destination: Any,
+    latency_slo_p95_ms: Any = 200.0,
+    serving_load_requests: Any = 2000,
+    serving_server: Any = "auto",
     baseline_alias: Any = "",
     beam_pipeline_args: Any = None,
 ) -> None:
@@ -126,6 +129,9 @@ def validate_train_evaluate_push(
             examples=examples,
             model_name=model_name,
             push_destination=push_destination,
+            latency_slo_p95_ms=latency_slo_p95_ms,
+            load_requests=serving_load_requests,
+            serving_server=serving_server,
         )
         # The reviewer's card of what was pushed, from lineage; rollouts and aliases come later.
         model_card(pushed_model=pushed.outputs["pushed_model"]).set_caching_options(False)

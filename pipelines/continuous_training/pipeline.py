@@ -47,6 +47,9 @@ def continuous_training(
     min_slice_size: int = 10,
     model_name: str = "penguins",
     push_destination: str = "",
+    latency_slo_p95_ms: float = 200.0,
+    serving_load_requests: int = 2000,
+    serving_server: str = "auto",
     baseline_alias: str = "",
     lineage_scope: str = "",
     beam_pipeline_args: list = [],  # noqa: B006 - KFP reads the default from the signature
@@ -84,6 +87,11 @@ def continuous_training(
         model_name: Name the model is blessed and pushed under.
         push_destination: Where to push (a path or object-store URI inside the allowed
             push root from kubetfx's settings); empty: the allowed root itself.
+        latency_slo_p95_ms: The serving check's latency objective: the push is refused when the
+            p95 under load is over it (milliseconds).
+        serving_load_requests: Requests the serving check's load sends (at concurrency 8).
+        serving_server: ``auto`` (KServe's model server when its environment is installed,
+            else in-process, recorded as such), ``kserve`` (required) or ``in-process``.
         baseline_alias: Evaluate against the version this alias names (e.g. ``production``,
             see ``kubetfx promote``) instead of the latest push; empty: the latest push.
         lineage_scope: The lineage this run belongs to: the resolver's baseline, drift
@@ -131,6 +139,9 @@ def continuous_training(
             min_slice_size=min_slice_size,
             model_name=model_name,
             push_destination=push_destination,
+            latency_slo_p95_ms=latency_slo_p95_ms,
+            serving_load_requests=serving_load_requests,
+            serving_server=serving_server,
             baseline_alias=baseline_alias,
             beam_pipeline_args=beam_pipeline_args,
         )
