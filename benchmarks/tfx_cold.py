@@ -264,6 +264,13 @@ def _tfx_steps(store_path: Path) -> dict[str, float]:
     return steps
 
 
+# Extra ``--param NAME=VALUE`` for every kubetfx run (set from the command line): by default
+# the Pusher's serving check runs in-process, as TFX's Pusher (no InfraValidator in the
+# equivalent pipeline) checks nothing in a server either; ``--serving-check auto`` measures
+# the reference pipeline's defaults, with the check in KServe's model server under load.
+KUBETFX_PARAMS: list[str] = []
+
+
 def run_kubetfx(data: Path, root: Path, epochs: int | None, env: dict[str, str]) -> dict:
     """``kubetfx run`` of the reference pipeline on ``data``, fresh root and store."""
     root.mkdir(parents=True)
@@ -276,6 +283,8 @@ def run_kubetfx(data: Path, root: Path, epochs: int | None, env: dict[str, str])
     cmd = [KUBETFX, "run", _pipeline_file(), "--param", f"input_uri={data}"]
     if epochs is not None:
         cmd += ["--param", f"epochs={epochs}"]
+    for param in KUBETFX_PARAMS:
+        cmd += ["--param", param]
     log = root / "run.log"
     with open(log, "w") as f:
         began = time.time()
@@ -528,8 +537,16 @@ def main() -> None:
         choices=("in_memory", "multi_threading", "multi_processing"),
         help="TFX's Beam DirectRunner mode",
     )
+    parser.add_argument(
+        "--serving-check",
+        default="in-process",
+        choices=("in-process", "auto", "kserve"),
+        help="the Pusher's serving_server (in-process: like TFX's Pusher, no model server;"
+        " auto/kserve: the defaults, KServe's model server under load)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     args = parser.parse_args()
+    KUBETFX_PARAMS[:] = [f"serving_server={args.serving_check}"]
     if not Path(args.tfx_python).exists():
         raise SystemExit(
             f"no TFX environment at {args.tfx_python}:"
@@ -579,7 +596,8 @@ def main() -> None:
     context = (
         f"reference pipeline, {data_name} (a fifth of the penguins held out for scoring), epochs"
         f" {epochs or 30} (kubetfx: a ceiling), batch 32 (TFX); TFX Beam DirectRunner {args.beam_mode};"
-        f" {args.repeat} repeat(s); {os.cpu_count()} CPUs, load average (1 min) "
+        f" {args.repeat} repeat(s); kubetfx serving check {args.serving_check};"
+        f" {os.cpu_count()} CPUs, load average (1 min) "
         + ", ".join(f"{load:.1f}" for load in loads)
         + " at the start, after each repeat and at the end"
     )
