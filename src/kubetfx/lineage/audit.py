@@ -20,6 +20,7 @@ from typing import Any
 from kubetfx.artifacts.kinds import BLESSING, EVALUATION, PUSHED_MODEL
 from kubetfx.errors import KubetfxError
 from kubetfx.lineage.graph import Graph, LineageSource, Node
+from kubetfx.lineage.record import from_json_text
 from kubetfx.settings import redact
 
 
@@ -50,16 +51,6 @@ class AuditRecord:
         from dataclasses import asdict
 
         return asdict(self)
-
-
-def _json(value: Any) -> Any:
-    """Lists are kept in lineage as JSON text; read them back."""
-    if isinstance(value, str) and value[:1] in "[{":
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return value
 
 
 def _when(seconds: float) -> str:
@@ -163,8 +154,8 @@ def build(source: LineageSource, ref: str) -> AuditRecord:
         b = outputs["blessing"].properties
         blessing = {
             "blessed": b.get("blessed") in (1, True),
-            "reasons": _json(b.get("reasons")) or [],
-            "checks": _json(ev_props.get("checks")) or [],
+            "reasons": from_json_text(b.get("reasons")) or [],
+            "checks": from_json_text(ev_props.get("checks")) or [],
         }
         base_id = int(b.get("baseline_model_id") or 0)
         baseline = {
@@ -215,7 +206,7 @@ def build(source: LineageSource, ref: str) -> AuditRecord:
             "span": (examples.properties if examples else {}).get("span"),
             "version": (examples.properties if examples else {}).get("version"),
             "fingerprint": (examples.properties if examples else {}).get("fingerprint", ""),
-            "row_counts": _json((examples.properties if examples else {}).get("row_counts")) or {},
+            "row_counts": from_json_text((examples.properties if examples else {}).get("row_counts")) or {},
         },
         schema={
             "artifact": schema.id if schema else None,
@@ -348,10 +339,10 @@ def _validation(source: LineageSource, trainer_inputs: dict[str, Node], run_id: 
         "state": execution.state,
         "verdict": "passed" if valid else "FAILED" if valid is not None else "-",
         "anomaly_count": count,
-        "anomalous_features": _json(a.get("anomalous_features")) or [],
-        "drifted_features": _json(a.get("drifted_features")) or [],
-        "skewed_features": _json(a.get("skewed_features")) or [],
-        "new_features": _json(a.get("new_features")) or [],
+        "anomalous_features": from_json_text(a.get("anomalous_features")) or [],
+        "drifted_features": from_json_text(a.get("drifted_features")) or [],
+        "skewed_features": from_json_text(a.get("skewed_features")) or [],
+        "new_features": from_json_text(a.get("new_features")) or [],
         "drift_baseline": baseline,
         "report": redact(report.label) if report is not None else "",
     }

@@ -134,6 +134,16 @@ def truthy(value: object) -> bool:
     return value in (1, 1.0, True, "1", "true", "True")
 
 
+def from_json_text(value: Any) -> Any:
+    """A list or struct kept in lineage as JSON text, read back; any other value as it is."""
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
 def quoted(text: str) -> str:
     """``text`` as a string literal of an ML Metadata filter query."""
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -33,6 +33,7 @@ from kubetfx.artifacts.kinds import PUSHED_MODEL
 from kubetfx.errors import KubetfxError
 from kubetfx.lineage.audit import AuditRecord
 from kubetfx.lineage.graph import LineageSource, Node, stable
+from kubetfx.lineage.record import from_json_text
 from kubetfx.settings import redact
 
 SCHEMA_VERSION = "0.0.2"
@@ -99,18 +100,10 @@ def _node(source: LineageSource, artifact_id: Any) -> Node | None:
         return None
 
 
-def _json(value: Any) -> Any:
-    if isinstance(value, str) and value[:1] in "[{":
-        try:
-            return json.loads(value)
-        except json.JSONDecodeError:
-            return value
-    return value
-
-
 def _plain(properties: dict[str, Any]) -> dict[str, Any]:
     """Recorded facts as plain values: JSON text read back, numbers in a stable form."""
-    return {k: stable(_json(v), 12) for k, v in sorted(properties.items()) if not k.startswith("kubetfx_")}
+    shown = {k: v for k, v in sorted(properties.items()) if not k.startswith("kubetfx_")}
+    return {k: stable(from_json_text(v), 12) for k, v in shown.items()}
 
 
 def _number(value: Any) -> float | None:
@@ -242,7 +235,7 @@ def rollouts(store: Any, model_name: str, version: int) -> list[dict[str, Any]]:
         canary, stable_version = _int(p.get("canary_version")), _int(p.get("stable_version"))
         if version not in (canary, stable_version):
             continue
-        steps = _json(p.get("steps"))
+        steps = from_json_text(p.get("steps"))
         rows.append(
             {
                 "execution": execution.id,
