@@ -53,7 +53,7 @@ system-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends \
 	    mariadb-server graphviz prometheus prometheus-pushgateway >/dev/null; }
 
-run: venv
+run: venv serving-env
 	$(BIN)/kubetfx run $(PIPELINE)
 
 test: venv serving-env system-deps
