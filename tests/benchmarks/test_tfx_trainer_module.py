@@ -131,9 +131,10 @@ def test_the_copy_imports_nothing_of_kubetfx() -> None:
 
 
 # The Trainer's own knobs for how long and in what batches it trains (early stopping, batch
-# size and steps per call chosen for the data's size). The copy trains as a TFX template
-# does: every epoch, at batch 32.
-TRAINER_ONLY_HP = {"patience", "min_delta", "validation_fraction", "steps_per_execution"}
+# size and steps per call chosen for the data's size), and from how many rows it streams
+# its input instead of holding it. The copy trains as a TFX template does: every epoch, at
+# batch 32, from memory.
+TRAINER_ONLY_HP = {"patience", "min_delta", "validation_fraction", "steps_per_execution", "stream_rows"}
 
 
 def test_the_hyperparameter_defaults_are_the_trainers(copy: ModuleType) -> None:
