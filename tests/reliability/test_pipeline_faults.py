@@ -33,6 +33,7 @@ import sys
 import time
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from ml_metadata.proto import metadata_store_pb2 as pb
 
@@ -253,9 +254,18 @@ def test_sigkill_at_a_point_then_rerun_completes_and_reuses(
     outputs = [p.name for p in task_dir.iterdir() if not p.name.startswith(".")]
     assert all(".partial-" in n for n in outputs), f"{task} published {outputs} although killed"
     staged = {n.split(".partial-")[0]: task_dir / n for n in outputs}
-    if point == "example_gen":  # killed mid-write: one split written, the other not yet
-        assert (staged["examples"] / "Split-train").is_dir(), outputs
-        assert not (staged["examples"] / "Split-eval").exists()
+    if point == "example_gen":  # killed mid-write: one split closed, the other still open
+        # Splits are written side by side, batch by batch: a closed columnar copy reads, one
+        # still being written has no footer yet.
+        def closed(split: str) -> bool:
+            try:
+                pq.ParquetFile(staged["examples"] / f"Split-{split}" / "data.parquet")
+            except (OSError, ValueError):  # pyarrow's ArrowInvalid is a ValueError
+                return False
+            return True
+
+        assert closed("train"), outputs
+        assert not closed("eval"), outputs
     elif point == "trainer":  # killed mid-fit: nothing exported yet
         assert staged["model"].is_dir() and not (staged["model"] / "Format-Serving").exists()
     # The destination shows no version: a killed push is a hidden staging folder only.
