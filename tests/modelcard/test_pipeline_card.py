@@ -86,7 +86,7 @@ def test_the_pipeline_card_is_valid_and_says_what_lineage_says(pipeline_run) -> 
 
     # The serving check is what the Pusher recorded, no more.
     limitations = [x["description"] for x in document["considerations"].get("limitations", [])]
-    assert int(pushed["load_requests"]) == 300  # the lighter load this test compiled in
+    assert int(pushed["load_requests"]) == 300  # the lighter load this test asked for
     in_server = pushed.get("serving_server") not in (None, "", "in-process")
     assert any("not checked in a model server" in x for x in limitations) is not in_server
     where = f"serving check ({pushed['serving_server']})" if pushed.get("serving_server") else "serving check"
