@@ -56,11 +56,14 @@ _retry = tenacity.retry(
     stop=tenacity.stop_after_delay(120),
     reraise=True,
 )
-# Opening: a locked SQLite file clears quickly; an unreachable server should fail fast.
+# Opening: a fresh store's first openers create its tables at once, and on MySQL/MariaDB
+# they deadlock one another until one has finished (eight runs on a 2-core machine took
+# longer than 10 s). Only lock, deadlock and "concurrent connection" errors are tried
+# again; an unreachable server or a refused user is not retryable and fails at once.
 _retry_open = tenacity.retry(
     retry=tenacity.retry_if_exception(_is_retryable),
-    wait=tenacity.wait_random_exponential(multiplier=0.05, max=1.0),
-    stop=tenacity.stop_after_delay(10),
+    wait=tenacity.wait_random_exponential(multiplier=0.05, max=2.0),
+    stop=tenacity.stop_after_delay(90),
     reraise=True,
 )
 # Registering a type another process registered a moment ago fails once with
