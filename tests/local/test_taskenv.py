@@ -79,3 +79,36 @@ def test_a_pod_gets_a_pods_environment(tmp_path: Path) -> None:
     assert env["TEAM_TOKEN"] == "mapped"
     assert env["KUBETFX_RUN_ID"] == "run-1" and env["KUBETFX_PIPELINE_NAME"] == "compiled-in"
     assert env["TMPDIR"] == pod.tmp
+
+
+def test_a_relative_sqlite_url_names_one_store_for_the_runner_and_its_tasks(
+    workdir: Path, compile_to, monkeypatch
+) -> None:
+    """Tasks run in folders of their own: a task that opens the store (the resolver, the
+    model card) must open the runner's file, not create one relative to its own folder."""
+    from kfp import dsl
+
+    from kubetfx.dsl import component
+
+    @component
+    def open_the_store() -> int:
+        from kubetfx.task import lineage_store
+
+        store = lineage_store()
+        found = len(store.mlmd.get_executions())  # the runner recorded this task before it ran
+        if not found:
+            raise ValueError(f"the task opened an empty store: {store}")
+        return found
+
+    @dsl.pipeline(name="store-path")
+    def store_path():
+        open_the_store()
+
+    path = compile_to(store_path)
+    monkeypatch.setenv("KUBETFX_METADATA", "sqlite:///relative/mlmd.sqlite")
+    from tests.conftest import run_cli
+
+    proc = run_cli("run", str(path), "--no-cache", "-q")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert (workdir / "relative" / "mlmd.sqlite").exists()
+    assert [p.relative_to(workdir) for p in workdir.rglob("mlmd.sqlite")] == [Path("relative/mlmd.sqlite")]

@@ -49,3 +49,14 @@ def test_redact_hides_passwords_in_any_text() -> None:
     text = "failed: mysql://root:hunter2@127.0.0.1:3306/m and https://u:tok@host/x"
     assert "hunter2" not in redact(text) and "tok@" not in redact(text)
     assert "mysql://root:***@127.0.0.1:3306/m" in redact(text)
+
+
+def test_a_relative_sqlite_url_resolves_against_the_working_folder(tmp_path, monkeypatch) -> None:
+    from kubetfx.settings import resolve_metadata_url
+
+    monkeypatch.chdir(tmp_path)
+    assert resolve_metadata_url("sqlite:///rel/m.sqlite") == f"sqlite:///{tmp_path}/rel/m.sqlite"
+    assert resolve_metadata_url("sqlite:////abs/m.sqlite") == "sqlite:////abs/m.sqlite"
+    monkeypatch.setenv("KUBETFX_METADATA", "sqlite:///env.sqlite")
+    assert resolve_metadata_url() == f"sqlite:///{tmp_path}/env.sqlite"
+    assert resolve_metadata_url("mysql://u@h:3306/d") == "mysql://u@h:3306/d"
