@@ -37,7 +37,11 @@ def resolve_metadata_url(explicit: str | None = None) -> str:
     if url:
         # A relative SQLite path is relative to where the command runs; tasks run in
         # folders of their own, so they are handed the absolute path.
-        if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and len(url) > len("sqlite:///"):
+        if (
+            url.startswith("sqlite:///")
+            and not url.startswith("sqlite:////")
+            and len(url) > len("sqlite:///")
+        ):
             return sqlite_url(Path(url[len("sqlite:///") :]).absolute())
         return url
     return sqlite_url(default_home().absolute() / "metadata.sqlite")
