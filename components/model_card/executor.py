@@ -68,7 +68,11 @@ def run(store: Store | None, pushed_uri: str, pushed_metadata: dict[str, Any], o
     with open(partial, "w", encoding="utf-8") as f:
         f.write(json.dumps(document, indent=1, sort_keys=True) + "\n")
     os.replace(partial, path)
-    summary = f"card of {name} {'version ' + str(version) if version else '(not pushed)'}: {path}"
+    # The output folder is a staging folder until the task ends: name the file, not the path.
+    summary = (
+        f"card of {name} {'version ' + str(version) if version else '(not pushed)'}: {JSON_FILE}, "
+        "valid against the Model Card Toolkit's schema"
+    )
     return CardResult(document, page, name, version, summary)
 
 

@@ -405,7 +405,7 @@ def test_a_cold_run_starts_the_worker_at_once_and_light_tasks_do_not_wait_for_it
         assert logs["example-gen"].startswith(LIGHT_NOTE.decode())
         assert not MARK.search(logs["example-gen"])
         assert worker["served"] == 1
-        # What only later tasks use (TFMA, Beam's runners) it imports once it serves.
+        # What only later tasks use (TFMA, Beam's runners, the charts) it imports once it serves.
         deadline = time.time() + 300
         while time.time() < deadline:
             now = [w for w in warm.status(base) if w.get("alive")]
@@ -413,7 +413,9 @@ def test_a_cold_run_starts_the_worker_at_once_and_light_tasks_do_not_wait_for_it
                 break
             time.sleep(0.5)
         assert [w.get("importing") for w in now] == [[]], Path(worker["log"]).read_text()[-3000:]
-        assert "imported tensorflow_model_analysis in " in Path(worker["log"]).read_text()
+        log = Path(worker["log"]).read_text()
+        for later in ("tensorflow_model_analysis", "matplotlib.pyplot", "kubetfx.modelcard", "jsonschema"):
+            assert f"imported {later} in " in log
     finally:
         warm.stop(base, now=True)
         shutil.rmtree(base, ignore_errors=True)

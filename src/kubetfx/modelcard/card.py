@@ -21,6 +21,7 @@ Where each fact goes in the toolkit's schema (v0.0.2), which allows no field of 
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import time
@@ -682,9 +683,6 @@ def write(card: ModelCard, json_path: str | Path, html_path: str | Path) -> dict
 def fairness_chart(card: ModelCard) -> str:
     """The fairness metric of each fairness slice with its 95% interval, as a base64 PNG
     ("" when lineage holds no such estimates). Drawn with matplotlib's headless backend."""
-    import base64
-    import io
-
     rows = [
         (f"{s['slice']}", float(s["value"]), float(s["low"]), float(s["high"]))
         for f in card.fairness
@@ -693,12 +691,20 @@ def fairness_chart(card: ModelCard) -> str:
     ]
     if not rows:
         return ""
+    return _draw_fairness(card.fairness[0]["metric"] or "metric", tuple(rows))
+
+
+@functools.lru_cache(maxsize=4)
+def _draw_fairness(metric: str, rows: tuple[tuple[str, float, float, float], ...]) -> str:
+    """The chart itself, drawn once for the JSON card and the HTML page together."""
+    import base64
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metric = card.fairness[0]["metric"] or "metric"
     figure, axes = plt.subplots(figsize=(7, 0.45 * len(rows) + 1.2), dpi=100)
     try:
         names = [r[0] for r in rows][::-1]
