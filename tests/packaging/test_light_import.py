@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+
+PIPELINE = Path(__file__).resolve().parents[2] / "pipelines" / "training" / "pipeline.yaml"
 
 HEAVY = (
     "tensorflow",
@@ -51,3 +54,32 @@ def test_cli_help_is_light() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "run" in done.stdout and "runs" in done.stdout
+
+
+def test_the_local_runner_loads_and_launches_without_kfps_authoring_side(tmp_path) -> None:
+    """``kubetfx run`` needs the spec's protos and KFP's placeholders, not ``kfp.client``
+    (the Kubernetes client, jsonschema: seconds of every run's start); kfp's public names
+    still work afterwards."""
+    code = f"""
+import sys
+from pathlib import Path
+from kubetfx.local import spec
+from kubetfx.local.launch import command_line
+doc = spec.load({str(PIPELINE)!r})
+assert doc.spec["pipelineInfo"]["name"] == "kubetfx-training"
+argv = command_line(
+    {{"command": ["echo", "{{{{$.pipeline_task_name}}}}", "{{{{$}}}}"]}},
+    {{"inputs": {{}}, "outputs": {{"outputFile": "/r/out.json"}}}},
+    pipeline_name="p", task_name="t", pipeline_root="/r", run_id="i",
+)
+assert argv[:2] == ["echo", "t"], argv
+loaded = sorted(m for m in ("kubernetes", "kfp.client", "jsonschema") if m in sys.modules)
+print("LOADED", loaded)
+import kfp
+from kfp import Client, dsl, compiler
+assert kfp.Client is Client and callable(dsl.pipeline) and kfp.dsl is dsl
+print("NAMES OK")
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "LOADED []" in done.stdout and "NAMES OK" in done.stdout

@@ -125,6 +125,9 @@ def command_line(
     run_id: str,
 ) -> list[str]:
     """The container's command and arguments with KFP's placeholders filled in."""
+    from kubetfx.local.spec import import_kfp_runtime
+
+    import_kfp_runtime()
     from kfp.local import placeholder_utils
 
     command = list(container.get("command", [])) + list(container.get("args", []))

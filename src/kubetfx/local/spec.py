@@ -68,8 +68,45 @@ def load(path: str | Path) -> PipelineDoc:
     return doc
 
 
+def import_kfp_runtime() -> None:
+    """Import the ``kfp`` package as a KFP task does (``_KFP_RUNTIME=true``): without what
+    ``kfp/__init__`` adds for authoring (``kfp.client``, which pulls in the Kubernetes
+    client, jsonschema and a grammar compiler: 2-3 s of a cold run's start). The runner
+    needs only the pipeline spec's protos and KFP's placeholder code; an explicit
+    ``from kfp import dsl, compiler, client`` still imports those in full later."""
+    import os
+    import sys
+
+    if "kfp" in sys.modules:
+        return
+    before = os.environ.get("_KFP_RUNTIME")
+    os.environ["_KFP_RUNTIME"] = "true"
+    try:
+        import kfp
+    finally:
+        if before is None:
+            del os.environ["_KFP_RUNTIME"]
+        else:
+            os.environ["_KFP_RUNTIME"] = before
+    kfp.__getattr__ = _kfp_authoring_name  # ``kfp.dsl``, ``kfp.Client``... on first use
+
+
+def _kfp_authoring_name(name: str) -> Any:
+    """What ``kfp/__init__`` binds for authoring, imported when first asked for (so a
+    notebook that ran a pipeline first can still write ``kfp.Client()`` or ``kfp.dsl``)."""
+    import importlib
+
+    if name == "Client":
+        return importlib.import_module("kfp.client").Client
+    if name in ("components", "dsl"):
+        return importlib.import_module(f"kfp.{name}")
+    raise AttributeError(f"module 'kfp' has no attribute {name!r}")
+
+
 def _validate_proto(path: Path, spec: dict[str, Any], text: str) -> None:
     from google.protobuf import json_format
+
+    import_kfp_runtime()
     from kfp.pipeline_spec import pipeline_spec_pb2
 
     try:
