@@ -186,6 +186,7 @@ def _bare(data: str, root: str, epochs: int) -> None:
         importlib.import_module(f"kubetfx.components.{module}.executor")
     importlib.import_module("kubetfx.components.evaluator.executor")
     importlib.import_module("kubetfx.components.pusher.executor")
+    importlib.import_module("kubetfx.components.model_card.executor")
 
     def out(kind, name):
         path = os.path.join(root, name)
@@ -280,16 +281,36 @@ def _bare(data: str, root: str, epochs: int) -> None:
         baseline_model_id=baseline.model_id,
     )
     if evaluated.blessed:
+        pushed = out(Artifact, "pushed_model")
         step(
             "condition-1/pusher",
             pusher,
             model=model,
             blessing=blessing,
             examples=examples,
-            pushed_model=out(Artifact, "pushed_model"),
+            pushed_model=pushed,
+            report=out(HTML, "push.html"),
             model_name=p["model_name"],
             push_destination=p["push_destination"],
+            latency_slo_p95_ms=p["latency_slo_p95_ms"],
+            load_requests=p["serving_load_requests"],
+            serving_server=p["serving_server"],
         )
+        # The card from the pushed model's own metadata: the bare work records no lineage
+        # to build it from (the pipeline's task reads lineage; a few ML Metadata queries).
+        from kubetfx.components.model_card import executor as card_executor
+        from kubetfx.reports import write_report
+
+        card_dir = os.path.join(root, "model_card")
+        os.makedirs(card_dir, exist_ok=True)
+        card_report = out(HTML, "card.html")
+
+        def card() -> None:
+            made = card_executor.run(None, pushed.uri, dict(pushed.metadata), card_dir)
+            write_report(card_report, made.html)
+
+        card.python_func = card  # type: ignore[attr-defined]
+        step("condition-1/model-card", card)
     print(json.dumps({"times": times, "cpu": cpu, "blessed": bool(evaluated.blessed)}))
 
 
