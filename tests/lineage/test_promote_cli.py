@@ -62,6 +62,15 @@ def test_promote_moves_an_alias_and_aliases_lists_it(store: Store, push: Callabl
     assert len(lines) == 4 and lines[-1].split()[:2] == ["production", "1"] and "alice" in lines[-1]
     assert lines[-1].rstrip().endswith("first")
 
+    # The push history says which aliases each version holds now.
+    pushes = runner.invoke(cli, ["lineage", "pushes", "penguins", "--metadata", _url(store)])
+    assert pushes.exit_code == 0, pushes.output
+    header, _, *rows = pushes.output.splitlines()
+    assert header.rstrip().endswith("aliases now")
+    by_model = {row.split()[0]: row for row in rows}
+    assert by_model["penguins:2"].rstrip().endswith("candidate, production, stable")
+    assert not by_model["penguins:1"].rstrip().endswith(("production", "stable", "candidate"))
+
 
 def test_promote_refuses_what_it_cannot_do(store: Store, push: Callable[..., int]) -> None:
     push(1)

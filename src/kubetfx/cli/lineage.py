@@ -133,6 +133,7 @@ def lineage_pushes(model_name: str, metadata: str | None) -> None:
 
     store = existing_store(metadata)
     pushes = push_history(MLMDLineage(store), model_name)
+    held: dict[str, dict[str, int]] = {}  # model name -> its aliases now
     if not pushes:
         raise KubetfxError(f"no pushes{' of ' + repr(model_name) if model_name else ''} are recorded yet")
     rows = [
@@ -143,12 +144,24 @@ def lineage_pushes(model_name: str, metadata: str | None) -> None:
             redact(p.destination),
             p.artifact_id,
             _rollout_of(store, p.model),
+            _aliases_now(store, p.model, held),
         ]
         for p in pushes
     ]
-    click.echo(
-        tabulate(rows, headers=["model", "pushed at", "how", "destination", "artifact", "canary rollout"])
-    )
+    headers = ["model", "pushed at", "how", "destination", "artifact", "canary rollout", "aliases now"]
+    click.echo(tabulate(rows, headers=headers))
+
+
+def _aliases_now(store: Any, ref: str, held: dict[str, dict[str, int]]) -> str:
+    """The aliases (``production``, ``candidate``...) that name MODEL:VERSION now."""
+    from kubetfx.lineage.aliases import aliases
+
+    name, _, version = ref.rpartition(":")
+    if not version.isdigit():
+        return ""
+    if name not in held:
+        held[name] = aliases(store, name)
+    return ", ".join(a for a, v in held[name].items() if v == int(version))
 
 
 def _rollout_of(store: Any, ref: str) -> str:
