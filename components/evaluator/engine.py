@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from kubetfx import taskenv
 from kubetfx.artifacts.examples import split_files, split_pattern
 
 PREDICT_BATCH = 4096
@@ -44,7 +45,7 @@ PREDICT_BATCH = 4096
 # model's probabilities and its slicing features (about 100-200 bytes): above this many
 # examples the Evaluator goes to TFMA's Beam pipeline instead, whose memory does not grow
 # with the examples (``engine="auto"``; ``engine="in-process"`` is refused, naming this).
-MAX_ROWS_ENV = "KUBETFX_IN_PROCESS_MAX_ROWS"
+MAX_ROWS_ENV = taskenv.IN_PROCESS_MAX_ROWS  # also a key of the cluster's kubetfx-settings ConfigMap
 DEFAULT_MAX_ROWS = 5_000_000
 
 

@@ -34,6 +34,11 @@ AWS_SECRET_KEY = "AWS_SECRET_ACCESS_KEY"  # noqa: S105 - a variable name
 # Metrics (kubetfx.metrics): the Pushgateway a task pushes to when it ends; empty: off.
 PUSHGATEWAY = "KUBETFX_PUSHGATEWAY"
 PUSHGATEWAY_TIMEOUT = "KUBETFX_PUSHGATEWAY_TIMEOUT"
+# Memory bounds of the data tasks (empty: the defaults): megabytes of input per batch when a
+# task reads a table batch by batch, and the most eval examples the Evaluator's in-process
+# engine takes before it goes to TFMA's Beam pipeline. Set per cluster to fit its nodes.
+BATCH_MB = "KUBETFX_BATCH_MB"
+IN_PROCESS_MAX_ROWS = "KUBETFX_IN_PROCESS_MAX_ROWS"
 
 # Set per task by the runner (locally) and read by the task wrapper.
 CACHE_KEY = "KUBETFX_CACHE_KEY"
@@ -54,7 +59,16 @@ TF_LOG_LEVEL_DEFAULT = "2"
 
 # What the ``kubetfx-settings`` ConfigMap and the Secrets hold, by name (kubetfx.cluster).
 OBJECT_STORE_SETTINGS = (AWS_ENDPOINT, AWS_REGION)
-SETTINGS_KEYS = (METADATA, PIPELINE_ROOT, PUSH_ROOT, PUSHGATEWAY, PUSHGATEWAY_TIMEOUT, *OBJECT_STORE_SETTINGS)
+SETTINGS_KEYS = (
+    METADATA,
+    PIPELINE_ROOT,
+    PUSH_ROOT,
+    PUSHGATEWAY,
+    PUSHGATEWAY_TIMEOUT,
+    BATCH_MB,
+    IN_PROCESS_MAX_ROWS,
+    *OBJECT_STORE_SETTINGS,
+)
 SECRET_KEYS = (METADATA_PASSWORD,)
 OBJECT_STORE_SECRET_KEYS = (AWS_ACCESS_KEY, AWS_SECRET_KEY)
 

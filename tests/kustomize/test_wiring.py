@@ -17,9 +17,11 @@ from typing import Any
 
 import pytest
 import yaml
+from kubetfx.components.evaluator import engine
 
 from kubetfx import cluster, metrics, settings
 from kubetfx.accelerators import KUBERNETES_GPU, AcceleratorProfile
+from kubetfx.artifacts import tabular
 
 KUSTOMIZE = Path(__file__).resolve().parents[2] / "kustomize"
 PROFILE = KUSTOMIZE / "overlays/gpu/accelerator-profile.yaml"
@@ -29,6 +31,8 @@ SETTINGS_KEYS = {
     settings.PUSH_ROOT_ENV,
     metrics.PUSHGATEWAY_ENV,  # where tasks push their metrics ("": off)
     metrics.TIMEOUT_ENV,
+    tabular.BATCH_MB_ENV,  # input per batch of the data tasks ("": the default)
+    engine.MAX_ROWS_ENV,  # the Evaluator's in-process limit before Beam ("": the default)
     *cluster.OBJECT_STORE_SETTINGS,  # the object store's endpoint and region (not secret)
 }
 
@@ -61,6 +65,11 @@ def test_settings_values_parse_with_kubetfx(
     assert (
         settings.resolve_pipeline_root(data[settings.PIPELINE_ROOT_ENV]) == data[settings.PIPELINE_ROOT_ENV]
     )
+    # The memory bounds, as shipped (empty), read as their defaults.
+    monkeypatch.setenv(tabular.BATCH_MB_ENV, data[tabular.BATCH_MB_ENV])
+    monkeypatch.setenv(engine.MAX_ROWS_ENV, data[engine.MAX_ROWS_ENV])
+    assert tabular.batch_bytes() == tabular.DEFAULT_BATCH_MB * 2**20
+    assert engine.max_rows() == engine.DEFAULT_MAX_ROWS
 
 
 @pytest.mark.parametrize("target", ["base+mysql", "serving+mysql", "example"])

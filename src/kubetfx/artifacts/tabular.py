@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from kubetfx import storage
+from kubetfx import storage, taskenv
 from kubetfx.errors import InputDataError
 from kubetfx.fingerprint import local_path
 
@@ -416,7 +416,7 @@ def _float_list_column(column: Any) -> Any:
 
 # ---------------------------------------------------------------------- streaming
 
-BATCH_MB_ENV = "KUBETFX_BATCH_MB"
+BATCH_MB_ENV = taskenv.BATCH_MB  # also a key of the cluster's kubetfx-settings ConfigMap
 # Input per batch when a task reads a table batch by batch: CSV text, or Parquet column
 # data uncompressed. A task's peak memory is a small multiple of it, whatever the row count.
 DEFAULT_BATCH_MB = 32
