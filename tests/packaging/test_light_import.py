@@ -78,6 +78,13 @@ print("LOADED", loaded)
 import kfp
 from kfp import Client, dsl, compiler
 assert kfp.Client is Client and callable(dsl.pipeline) and kfp.dsl is dsl
+assert kfp.client.Client is Client and callable(kfp.components.load_component_from_file)
+try:
+    kfp.no_such_thing
+except AttributeError:
+    pass
+else:
+    raise AssertionError("kfp.no_such_thing")
 print("NAMES OK")
 """
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -40,7 +40,13 @@ _RETRYABLE = (mlmd_errors.AbortedError, mlmd_errors.UnavailableError)
 
 
 def _is_retryable(err: BaseException) -> bool:
-    if isinstance(err, _RETRYABLE):
+    return isinstance(err, _RETRYABLE) or _is_contention(err)
+
+
+def _is_contention(err: BaseException | None) -> bool:
+    """Another writer holds the store (a lock, a deadlock, a schema being created): it
+    clears once that writer is done, however many of them queue."""
+    if isinstance(err, mlmd_errors.AbortedError):
         return True
     if isinstance(err, RuntimeError) and "concurrent connection" in str(err):
         return True  # two processes creating one store's schema; ML Metadata asks to retry
@@ -50,20 +56,31 @@ def _is_retryable(err: BaseException) -> bool:
     )
 
 
+# Opening: a fresh store's first openers create its tables at once, and on MySQL/MariaDB
+# they deadlock one another until one has finished (eight runs on a 2-core machine took
+# longer than 10 s): contention is tried again for up to 90 s. Anything else retryable (an
+# unreachable gRPC service: a wrong address, a missing port-forward) fails within 10 s;
+# a refused user or an unknown host is not retried at all.
+OPEN_CONTENTION_SECONDS = 90.0
+OPEN_UNAVAILABLE_SECONDS = 10.0
+
+
+def _open_stop(state: tenacity.RetryCallState) -> bool:
+    err = state.outcome.exception() if state.outcome is not None else None
+    limit = OPEN_CONTENTION_SECONDS if _is_contention(err) else OPEN_UNAVAILABLE_SECONDS
+    return (state.seconds_since_start or 0.0) >= limit
+
+
 _retry = tenacity.retry(
     retry=tenacity.retry_if_exception(_is_retryable),
     wait=tenacity.wait_random_exponential(multiplier=0.02, max=1.0),
     stop=tenacity.stop_after_delay(120),
     reraise=True,
 )
-# Opening: a fresh store's first openers create its tables at once, and on MySQL/MariaDB
-# they deadlock one another until one has finished (eight runs on a 2-core machine took
-# longer than 10 s). Only lock, deadlock and "concurrent connection" errors are tried
-# again; an unreachable server or a refused user is not retryable and fails at once.
 _retry_open = tenacity.retry(
     retry=tenacity.retry_if_exception(_is_retryable),
     wait=tenacity.wait_random_exponential(multiplier=0.05, max=2.0),
-    stop=tenacity.stop_after_delay(90),
+    stop=_open_stop,
     reraise=True,
 )
 # Registering a type another process registered a moment ago fails once with

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,9 @@ def load(path: str | Path) -> PipelineDoc:
     return doc
 
 
+_KFP_IMPORT_LOCK = threading.Lock()
+
+
 def import_kfp_runtime() -> None:
     """Import the ``kfp`` package as a KFP task does (``_KFP_RUNTIME=true``): without what
     ``kfp/__init__`` adds for authoring (``kfp.client``, which pulls in the Kubernetes
@@ -77,18 +81,21 @@ def import_kfp_runtime() -> None:
     import os
     import sys
 
-    if "kfp" in sys.modules:
-        return
-    before = os.environ.get("_KFP_RUNTIME")
-    os.environ["_KFP_RUNTIME"] = "true"
-    try:
-        import kfp
-    finally:
-        if before is None:
-            del os.environ["_KFP_RUNTIME"]
-        else:
-            os.environ["_KFP_RUNTIME"] = before
-    kfp.__getattr__ = _kfp_authoring_name  # ``kfp.dsl``, ``kfp.Client``... on first use
+    # One thread at a time (the runner's task threads call it too): the variable is set
+    # for the import only, and a thread must not see kfp half imported.
+    with _KFP_IMPORT_LOCK:
+        if "kfp" in sys.modules:
+            return
+        before = os.environ.get("_KFP_RUNTIME")
+        os.environ["_KFP_RUNTIME"] = "true"
+        try:
+            import kfp
+        finally:
+            if before is None:
+                del os.environ["_KFP_RUNTIME"]
+            else:
+                os.environ["_KFP_RUNTIME"] = before
+        kfp.__getattr__ = _kfp_authoring_name  # ``kfp.dsl``, ``kfp.Client``... on first use
 
 
 def _kfp_authoring_name(name: str) -> Any:
@@ -98,9 +105,12 @@ def _kfp_authoring_name(name: str) -> Any:
 
     if name == "Client":
         return importlib.import_module("kfp.client").Client
-    if name in ("components", "dsl"):
+    if name.startswith("_"):
+        raise AttributeError(f"module 'kfp' has no attribute {name!r}")
+    try:  # kfp.dsl, kfp.components, kfp.client, kfp.compiler...: its subpackages
         return importlib.import_module(f"kfp.{name}")
-    raise AttributeError(f"module 'kfp' has no attribute {name!r}")
+    except ModuleNotFoundError:
+        raise AttributeError(f"module 'kfp' has no attribute {name!r}") from None
 
 
 def _validate_proto(path: Path, spec: dict[str, Any], text: str) -> None:

@@ -416,8 +416,8 @@ class Worker:
         name = self.later.pop(0)
         began = time.monotonic()
         try:
-            if name == "matplotlib.pyplot":  # headless, as every chart kubetfx draws
-                importlib.import_module("matplotlib").use("Agg")
+            if name == "matplotlib.pyplot" and not os.environ.get("MPLBACKEND"):
+                importlib.import_module("matplotlib").use("Agg")  # headless, as kubetfx's charts
             importlib.import_module(name)
             self.preloaded += 1
         except Exception as err:  # noqa: BLE001 - the task will import (and report) it
