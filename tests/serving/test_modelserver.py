@@ -6,6 +6,7 @@ stopped afterwards."""
 from __future__ import annotations
 
 import base64
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -113,9 +114,13 @@ def test_malformed_requests_are_refused_and_the_server_keeps_serving(
     assert ok.status_code == 200
 
 
-def test_a_small_load_is_measured(server: RunningServer, model: dict) -> None:
+def test_a_small_load_is_measured(
+    server: RunningServer, model: dict, caplog: pytest.LogCaptureFixture
+) -> None:
     payloads = [{"instances": [{"b64": b64(r)}]} for r in model["examples"]]
-    result = run_load(server.predict_url, payloads, requests=120, concurrency=4, timeout=30)
+    with caplog.at_level(logging.INFO):  # as a task's log is: every request would be a line
+        result = run_load(server.predict_url, payloads, requests=120, concurrency=4, timeout=30)
+    assert not [r for r in caplog.records if r.name.startswith(("httpx", "httpcore"))]
     assert (result.requests, result.concurrency, result.errors) == (120, 4, 0)
     assert 0 < result.p50_ms <= result.p95_ms <= result.p99_ms <= result.max_ms
     assert result.seconds > 0 and result.requests_per_second > 0

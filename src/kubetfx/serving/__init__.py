@@ -6,3 +6,10 @@
 - :mod:`.modelserver`: finding that environment and starting/stopping the server on loopback.
 - :mod:`.loadtest`: a bounded load (requests at a concurrency) and its latency percentiles.
 """
+
+import logging
+
+# httpx logs every request at INFO ("HTTP Request: POST ..."): a serving check's 2,000
+# requests would fill the task's log (and cost the load generator time). Warnings still show.
+for _name in ("httpx", "httpcore"):
+    logging.getLogger(_name).setLevel(logging.WARNING)
