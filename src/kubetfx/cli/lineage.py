@@ -133,7 +133,6 @@ def lineage_pushes(model_name: str, metadata: str | None) -> None:
 
     store = existing_store(metadata)
     pushes = push_history(MLMDLineage(store), model_name)
-    held: dict[str, dict[str, int]] = {}  # model name -> its aliases now
     if not pushes:
         raise KubetfxError(f"no pushes{' of ' + repr(model_name) if model_name else ''} are recorded yet")
     rows = [
@@ -144,7 +143,7 @@ def lineage_pushes(model_name: str, metadata: str | None) -> None:
             redact(p.destination),
             p.artifact_id,
             _rollout_of(store, p.model),
-            _aliases_now(store, p.model, held),
+            _aliases_now(store, p.model),
         ]
         for p in pushes
     ]
@@ -152,26 +151,29 @@ def lineage_pushes(model_name: str, metadata: str | None) -> None:
     click.echo(tabulate(rows, headers=headers))
 
 
-def _aliases_now(store: Any, ref: str, held: dict[str, dict[str, int]]) -> str:
-    """The aliases (``production``, ``candidate``...) that name MODEL:VERSION now."""
-    from kubetfx.lineage.aliases import aliases
-
+def _name_and_version(ref: str) -> tuple[str, int] | None:
+    """MODEL:VERSION of a push row as (model, version); None for any other ref."""
     name, _, version = ref.rpartition(":")
-    if not version.isdigit():
-        return ""
-    if name not in held:
-        held[name] = aliases(store, name)
-    return ", ".join(a for a, v in held[name].items() if v == int(version))
+    return (name, int(version)) if version.isdigit() else None
+
+
+def _aliases_now(store: Any, ref: str) -> str:
+    """The aliases (``production``, ``candidate``...) that name MODEL:VERSION now."""
+    from kubetfx.lineage.aliases import aliases_of
+
+    pushed = _name_and_version(ref)
+    return ", ".join(aliases_of(store, *pushed)) if pushed else ""
 
 
 def _rollout_of(store: Any, ref: str) -> str:
     """The latest canary rollout of MODEL:VERSION, in a few words ("" if none)."""
     from kubetfx.lineage.rollouts import rollouts_of
 
-    name, _, version = ref.rpartition(":")
-    if not version.isdigit():
+    pushed = _name_and_version(ref)
+    if pushed is None:
         return ""
-    found = [r for r in rollouts_of(store, name, int(version)) if r.canary_version == int(version)]
+    name, version = pushed
+    found = [r for r in rollouts_of(store, name, version) if r.canary_version == version]
     if not found:
         return ""
     latest = found[0]
