@@ -34,13 +34,11 @@ import tenacity
 
 T = TypeVar("T")
 
-# Errors a concurrent writer can hit that succeed when tried again: SQLite's
-# "database is locked" and MySQL deadlocks.
-_RETRYABLE = (mlmd_errors.AbortedError, mlmd_errors.UnavailableError)
-
 
 def _is_retryable(err: BaseException) -> bool:
-    return isinstance(err, _RETRYABLE) or _is_contention(err)
+    """Errors that succeed when tried again: another writer's lock or deadlock (SQLite's
+    "database is locked", MySQL deadlocks), or a service briefly unavailable."""
+    return isinstance(err, mlmd_errors.UnavailableError) or _is_contention(err)
 
 
 def _is_contention(err: BaseException | None) -> bool:
