@@ -149,14 +149,18 @@ class HyperParameters:
 
     def sized(self, rows: int) -> HyperParameters:
         """A copy whose ``batch_size`` and ``steps_per_execution`` are set: the given values,
-        else chosen for ``rows`` training rows."""
+        else chosen for the rows an epoch fits on: ``rows`` training rows, less those held
+        out to decide when to stop (:func:`holdout_size`)."""
+        if self.patience:
+            rows -= holdout_size(rows, self.validation_fraction)
         batch = self.batch_size or choose_batch_size(rows)
         steps = self.steps_per_execution or choose_steps_per_execution(rows, batch)
         return replace(self, batch_size=batch, steps_per_execution=steps)
 
 
 # The sizing rule: the smallest power-of-two batch from 32 up to 1024 that keeps an epoch
-# to at most 256 steps; and as many steps per tf.function call as an epoch has, up to 64.
+# to at most 256 steps; and as many steps per tf.function call as an epoch has, up to 64
+# (an epoch of more is split into equal calls where its steps allow).
 MIN_BATCH, MAX_BATCH, STEPS_PER_EPOCH, MAX_STEPS_PER_EXECUTION = 32, 1024, 256, 64
 
 
@@ -173,8 +177,13 @@ def choose_batch_size(rows: int) -> int:
 
 def choose_steps_per_execution(rows: int, batch_size: int) -> int:
     """Steps per tf.function call: an epoch's steps, at most 64 (the per-call overhead
-    dominates small models; the weights are the same whatever this is)."""
-    return max(1, min(MAX_STEPS_PER_EXECUTION, -(-rows // max(batch_size, 1))))
+    dominates small models). An epoch of more
+    than 64 steps is split into the fewest equal calls where its steps divide evenly
+    (141 steps: 3 calls of 47), so that the epoch is a whole number of calls and training
+    keeps one input iterator (see ``_fit_input``); else 64."""
+    steps = max(1, -(-rows // max(batch_size, 1)))
+    calls = -(-steps // MAX_STEPS_PER_EXECUTION)
+    return steps // calls if steps % calls == 0 else MAX_STEPS_PER_EXECUTION
 
 
 def encode_features(spec: FeatureSpec, columns: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -351,10 +360,15 @@ class Fitted:
 MAX_HOLDOUT_ROWS = 50_000  # plenty to tell whether the loss still improves
 
 
+def holdout_size(rows: int, fraction: float) -> int:
+    """How many of ``rows`` training rows :func:`holdout` holds out."""
+    return min(max(round(rows * fraction), min(20, rows // 5)), MAX_HOLDOUT_ROWS)
+
+
 def holdout(rows: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(fit rows, held-out rows) of a split of ``rows`` rows, drawn with ``seed``: a
     ``fraction`` of them, at least 20 (or a fifth of small data), at most 50,000; sorted."""
-    held = min(max(round(rows * fraction), min(20, rows // 5)), MAX_HOLDOUT_ROWS)
+    held = holdout_size(rows, fraction)
     order = np.random.default_rng(seed).permutation(rows)
     return np.sort(order[held:]), np.sort(order[:held])
 
@@ -471,6 +485,38 @@ def _stopping_callback(stopper: Stopper, inputs: dict[str, np.ndarray], labels: 
     return HoldoutStopping()
 
 
+def _fit_input(inputs: dict[str, np.ndarray], labels: np.ndarray, params: HyperParameters) -> dict[str, Any]:
+    """``model.fit``'s data arguments. On the TensorFlow backend: the rows as a ``tf.data``
+    input, reshuffled every pass (seeded), in batches of ``batch_size`` with the remainder
+    last; when an epoch is a whole number of ``steps_per_execution`` calls (the sizing
+    rule's choice where the steps allow), the same input repeated without end, with
+    ``steps_per_epoch``. On other backends: the arrays, shuffled by Keras every epoch.
+
+    Why: Keras makes a new input iterator every epoch (about 40 ms, more than a whole
+    epoch of a few hundred rows takes) unless it is given an endless input and
+    ``steps_per_epoch``; then it keeps one for the whole fit. An epoch that is not a whole
+    number of calls would run into the next, so it gets the finite input (Keras then
+    makes an iterator, so a new shuffled order, at the start and at the end of each
+    epoch). Within one form ``steps_per_execution`` changes the speed, not the weights;
+    a value that moves an epoch from one form to the other changes the shuffled order."""
+    import keras
+
+    rows, batch = len(labels), params.batch_size
+    if keras.backend.backend() != "tensorflow":
+        return {"x": inputs, "y": labels, "batch_size": batch, "shuffle": True}
+    import tensorflow as tf
+
+    dataset = (
+        tf.data.Dataset.from_tensor_slices((inputs, labels))
+        .shuffle(rows, seed=params.seed, reshuffle_each_iteration=True)
+        .batch(batch)
+    )
+    steps = -(-rows // batch)
+    if steps % params.steps_per_execution:
+        return {"x": dataset, "shuffle": False}  # a new iterator, and order, every epoch
+    return {"x": dataset.repeat(), "steps_per_epoch": steps, "shuffle": False}
+
+
 def fit(
     model: Any,
     train_inputs: dict[str, np.ndarray],
@@ -498,13 +544,10 @@ def fit(
     keras.utils.set_random_seed(params.seed)
     if not params.patience:
         history = model.fit(
-            train_inputs,
-            train_labels,
             epochs=params.epochs,
-            batch_size=batch,
-            shuffle=True,
             verbose=0,
             callbacks=[hook],
+            **_fit_input(train_inputs, train_labels, params),
         )
         epochs_run = best = len(history.history["loss"])
         stopped, reason, held_rows = (
@@ -519,13 +562,10 @@ def fit(
         held_rows, fit_rows = len(held), len(kept)
         stopper = Stopper(params.patience, params.min_delta)
         history = model.fit(
-            _take(train_inputs, kept),
-            train_labels[kept],
             epochs=params.epochs,
-            batch_size=batch,
-            shuffle=True,
             verbose=0,
             callbacks=[_stopping_callback(stopper, _take(train_inputs, held), train_labels[held]), hook],
+            **_fit_input(_take(train_inputs, kept), train_labels[kept], params),
         )
         epochs_run, best = len(history.history["loss"]), stopper.best_epoch
         train_metrics = {name: values[best - 1] for name, values in history.history.items()}

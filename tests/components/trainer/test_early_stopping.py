@@ -14,6 +14,7 @@ from kubetfx.components.trainer import executor as trainer
 from kubetfx.components.trainer.model import (
     HyperParameters,
     Stopper,
+    _fit_input,
     choose_batch_size,
     choose_steps_per_execution,
     holdout,
@@ -21,6 +22,8 @@ from kubetfx.components.trainer.model import (
     roc_auc,
 )
 
+from kubetfx.artifacts import schema as schema_artifact
+from kubetfx.artifacts import statistics as statistics_artifact
 from kubetfx.artifacts.examples import read_split
 
 # Early stopping may cost at most this much quality against a fixed 30 epochs, on the
@@ -39,11 +42,73 @@ def test_the_sizing_rule() -> None:
         1024,
     ]
     assert choose_steps_per_execution(230, 32) == 8
-    assert choose_steps_per_execution(100_000, 512) == 64
-    sized = HyperParameters().sized(15_000)
+    assert choose_steps_per_execution(100_000, 512) == 49  # 196 steps: 4 equal calls
+    assert choose_steps_per_execution(9_014, 64) == 47  # 141 steps: 3 equal calls
+    assert choose_steps_per_execution(9_500, 64) == 64  # 149 steps do not split evenly
+    sized = HyperParameters().sized(15_000)  # 13,500 rows fit, 1,500 held out: 211 steps
     assert (sized.batch_size, sized.steps_per_execution) == (64, 64)
+    small = HyperParameters().sized(233)  # 210 fit, 23 held out: one call of 7 steps an epoch
+    assert (small.batch_size, small.steps_per_execution) == (32, 7)
+    assert HyperParameters(patience=0).sized(233).steps_per_execution == 8  # no holdout
     given = HyperParameters(batch_size=16, steps_per_execution=3).sized(15_000)
     assert (given.batch_size, given.steps_per_execution) == (16, 3)  # explicit values honoured
+
+
+def test_an_epoch_of_the_endless_input_is_every_row_once_in_a_new_order() -> None:
+    """When an epoch is one call (the sizing rule on small data), fit is given one endless,
+    reshuffled input instead of arrays (no new iterator every epoch); each epoch of it
+    still holds every row once, with its own label, in batches with the remainder last."""
+    rows = 210
+    inputs = {"x": np.arange(rows, dtype=np.float32).reshape(-1, 1)}
+    labels = np.arange(rows, dtype=np.int32)
+    given = _fit_input(inputs, labels, HyperParameters(batch_size=32, steps_per_execution=7))
+    assert given["steps_per_epoch"] == 7 and given["shuffle"] is False
+    batches = iter(given["x"])
+    epochs = []
+    for _ in range(3):
+        seen = [next(batches) for _ in range(7)]
+        assert [len(y) for _, y in seen] == [32] * 6 + [18]
+        for x, y in seen:
+            assert x["x"].numpy().reshape(-1).astype(int).tolist() == y.numpy().tolist()
+        epochs.append(np.concatenate([y.numpy() for _, y in seen]).tolist())
+    assert all(sorted(epoch) == list(range(rows)) for epoch in epochs)
+    assert len({tuple(epoch) for epoch in epochs}) == 3  # a new order every epoch
+    # An epoch that is not a whole number of calls would run into the next: a finite
+    # input, iterated anew each epoch, in the same orders (steps per call: speed only).
+    finite = _fit_input(inputs, labels, HyperParameters(batch_size=32, steps_per_execution=4))
+    assert "steps_per_epoch" not in finite and finite["shuffle"] is False
+    again = [np.concatenate([y.numpy() for _, y in finite["x"]]).tolist() for _ in range(3)]
+    assert again == epochs
+
+
+def test_steps_per_execution_changes_the_speed_not_the_weights(penguins) -> None:
+    """Within one input form the number of steps per call changes nothing but speed:
+    8, 4 and 2 calls an epoch of 8 steps (the endless input) train the same weights, and so
+    do 3 and 5 (the finite input: an epoch is not a whole number of calls)."""
+    import keras
+    from kubetfx.components.trainer.model import build_model, encode_features, encode_labels, fit
+
+    train = read_split(penguins["examples"], "train")
+    spec = trainer.feature_spec(
+        schema_artifact.load(penguins["schema"]),
+        statistics_artifact.load(penguins["statistics"], "train"),
+        "species",
+        train,
+        [],
+    )
+    columns = trainer._columns(train)
+    x, y = encode_features(spec, columns), encode_labels(spec, columns["species"])
+    assert -(-len(y) // 32) == 8  # steps an epoch, with no holdout (patience 0)
+
+    def weights(steps: int) -> list[bytes]:
+        params = HyperParameters(epochs=3, patience=0, steps_per_execution=steps).sized(len(y))
+        keras.utils.set_random_seed(params.seed)
+        model = build_model(spec, params)
+        fit(model, x, y, x, y, params)
+        return [w.tobytes() for w in model.get_weights()]
+
+    assert weights(8) == weights(4) == weights(2)
+    assert weights(3) == weights(5)
 
 
 def test_the_stopper_counts_epochs_without_improvement() -> None:
