@@ -332,7 +332,7 @@ def _date(pushed_at: str) -> str:
 def _link(uri: str) -> str:
     """``uri`` as a dataset link the schema's ``uri`` format accepts (a local path as a
     ``file://`` URI); "" when it cannot be one (a ``{SPAN}`` pattern, spaces...)."""
-    import jsonschema
+    from kubetfx.modelcard.formats import jsonschema
 
     candidate = "file://" + uri if uri.startswith("/") else uri
     if not re.match(r"^[a-zA-Z][a-zA-Z0-9+.-]*://", candidate):
@@ -643,7 +643,7 @@ def validate(document: dict[str, Any]) -> None:
         ModelCardError: naming each field that is not valid, by its JSON path.
     """
     try:
-        import jsonschema
+        from kubetfx.modelcard.formats import jsonschema
     except ImportError as err:  # pragma: no cover - jsonschema comes with the runtime install
         from kubetfx.errors import missing_runtime
 
