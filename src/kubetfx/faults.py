@@ -21,7 +21,8 @@ Points: ``example_gen.write`` (the first split written, the others not yet),
 ``pusher.copy`` (after each file copied into a push's hidden staging version, before the
 version is published), ``launcher.upload.TASK`` (in the local runner's object-store mode,
 after each file of task ``TASK``'s outputs is uploaded, before the upload is complete),
-``warm.preload`` (a warm worker that starts, before its imports).
+``warm.preload`` (a warm worker that starts, before its imports), ``warm.later`` (a
+warm worker serving tasks, before each import of what only later tasks use).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -414,8 +415,59 @@ def test_a_cold_run_starts_the_worker_at_once_and_light_tasks_do_not_wait_for_it
             time.sleep(0.5)
         assert [w.get("importing") for w in now] == [[]], Path(worker["log"]).read_text()[-3000:]
         log = Path(worker["log"]).read_text()
-        for later in ("tensorflow_model_analysis", "matplotlib.pyplot", "kubetfx.modelcard", "jsonschema"):
+        for later in (
+            "tensorflow_model_analysis",
+            "matplotlib.pyplot",
+            "kubetfx.modelcard",
+            "kubetfx.modelcard.formats",
+        ):
             assert f"imported {later} in " in log
+    finally:
+        warm.stop(base, now=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_a_task_that_ends_while_the_worker_imports_is_answered_before_the_next_import(
+    workdir: Path, cli, compile_to, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The worker imports what later tasks use while a task runs, one module at a time,
+    and between two of them it answers what happened meanwhile: a task that ended is
+    reported (and the next can start) before the next import, not after all of them."""
+    base = tempfile.mkdtemp(prefix="ktw-", dir="/tmp")
+    points = workdir / "failpoints"
+    gate = workdir / "gate"
+    monkeypatch.setenv(warm.ENABLE_ENV, "1")
+    monkeypatch.setenv(warm.DIR_ENV, base)
+    monkeypatch.setenv(warm.IDLE_ENV, "60")
+    # Every later import takes 5 s more: the task ends during the first.
+    monkeypatch.setenv(faults.ENV, "warm.later:pause")
+    monkeypatch.setenv(faults.DIR_ENV, str(points))
+    monkeypatch.setenv(faults.PAUSE_ENV, "5")
+    opened = threading.Event()
+
+    def open_gate_once_an_import_began() -> None:
+        deadline = time.time() + 300
+        while not list(points.glob("warm.later.*.json")) and time.time() < deadline:
+            time.sleep(0.05)
+        gate.write_text("open")
+        opened.set()
+
+    threading.Thread(target=open_gate_once_an_import_began, daemon=True).start()
+    try:
+        result = cli("run", str(compile_to(warm_gated)), "--param", f"gate={gate}")
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert opened.is_set()
+        logs = _logs(workdir, _run_id(result.stdout))
+        assert "wait-for-gate" in _worker_pids(logs)  # the task ran in the worker
+        [worker] = [w for w in warm.status(base) if w.get("alive")]
+        lines = Path(worker["log"]).read_text().splitlines()
+        ended = next(
+            i for i, line in enumerate(lines) if "task wait-for-gate: process" in line and "ended" in line
+        )
+        imports = [i for i, line in enumerate(lines) if " while serving; " in line]
+        # The first import was under way when the task ended; the next had not begun.
+        assert imports and imports[0] < ended, lines[-20:]
+        assert all(i > ended for i in imports[1:]), lines[-20:]
     finally:
         warm.stop(base, now=True)
         shutil.rmtree(base, ignore_errors=True)

@@ -80,19 +80,22 @@ PRELOAD = (
 )
 
 # Imported once the worker serves, one module at a time in quiet moments (see serve): what
-# only the later tasks of a run use (the Evaluator's TFMA; Beam's runners, for data above
-# the in-memory size; the charts of the reports and the model card). The first tasks that
-# need the worker do not wait for them; a task that needs one before it is imported
-# imports it itself (slower, still correct).
+# only the later tasks of a run use, in the order a run needs them: the Evaluator's TFMA,
+# the charts of the reports and the model card, then Beam's runners (for data above the
+# in-memory size, where a task's own 0.4 s import is small beside its work). The first
+# tasks that need the worker do not wait for them; a task that needs one before it is
+# imported imports it itself (slower, still correct). While one is imported the worker
+# neither forks nor reports a task's end, so each should be short beside the task it
+# overlaps (the trainer's, in a run).
 LATER = (
+    "tensorflow_model_analysis",
+    "matplotlib.pyplot",  # the plots of the reports and the model card's chart (0.3 s)
+    "kubetfx.modelcard",
+    "kubetfx.modelcard.formats",  # jsonschema, for the model card's check (0.3 s)
     "apache_beam.runners.direct.direct_runner",
     "apache_beam.runners.portability.fn_api_runner",
-    "tensorflow_model_analysis",
-    "matplotlib.pyplot",  # the plots of the reports and the model card's chart (0.6 s)
-    "kubetfx.modelcard",
-    "jsonschema",  # the model card's check; its URI format compiles a grammar (1.1 s)
 )
-LATER_QUIET_SECONDS = 1.0  # with a task running
+LATER_QUIET_SECONDS = 0.5  # with a task running
 LATER_IDLE_SECONDS = 5.0  # with none
 
 
@@ -309,6 +312,7 @@ class Worker:
         self.selector = selectors.DefaultSelector()
         self.selector.register(listener, selectors.EVENT_READ, "accept")
         self.selector.register(self.wake_r, selectors.EVENT_READ, "signal")
+        imported = False  # a later import just ran: look at the events before the next
         while True:
             if not self.tasks:
                 if self.draining:
@@ -319,18 +323,20 @@ class Worker:
             idle_left = self.idle_seconds - (time.monotonic() - self.last_activity)
             timeout = None if self.tasks else max(0.1, idle_left)
             if self.later and not self.draining:
-                # The later imports wait for a quiet moment: a task running for a second
+                # The later imports wait for a quiet moment: a task running for half a second
                 # with no other task starting or ending (a long task such as the trainer),
                 # or a few seconds with no task at all (after a run). Tasks that follow each
                 # other quickly are not held up by an import blocking this loop.
                 wanted = LATER_QUIET_SECONDS if self.tasks else LATER_IDLE_SECONDS
                 quiet = wanted - (time.monotonic() - self.last_task_event)
-                if quiet <= 0:
+                if quiet <= 0 and not imported:
                     if not self._import_later():
                         self._drain("a module imported after the start started threads")
+                    imported = True  # what happened meanwhile (a task ended, one asked) first
                     continue
                 timeout = quiet if timeout is None else min(timeout, quiet)
-            events = self.selector.select(timeout)
+            events = self.selector.select(0 if imported else timeout)
+            imported = False
             for key, _mask in events:
                 kind = key.data
                 if kind == "accept":
@@ -415,6 +421,7 @@ class Worker:
 
         name = self.later.pop(0)
         began = time.monotonic()
+        failpoint("warm.later")  # a test hook: an import that takes long
         try:
             if name == "matplotlib.pyplot" and not os.environ.get("MPLBACKEND"):
                 importlib.import_module("matplotlib").use("Agg")  # headless, as kubetfx's charts
