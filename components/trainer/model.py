@@ -1,7 +1,8 @@
-"""The built-in tabular model: plain Keras 3 and numpy, no TensorFlow.
+"""The built-in tabular model: plain Keras 3 and numpy.
 
 Everything here runs on any Keras 3 backend (TensorFlow here; JAX or PyTorch on a GPU
-machine without TensorFlow), so the same training loop is what runs on a GPU. The
+machine without TensorFlow), so the same training loop is what runs on a GPU; only on
+the TensorFlow backend is the training input a ``tf.data`` one (``_fit_input``). The
 preprocessing constants (vocabularies, means, standard deviations) come from the schema
 and the train split's statistics and are kept in a :class:`FeatureSpec`, which the
 TensorFlow export replays inside the serving signature, so serving applies exactly
@@ -177,10 +178,10 @@ def choose_batch_size(rows: int) -> int:
 
 def choose_steps_per_execution(rows: int, batch_size: int) -> int:
     """Steps per tf.function call: an epoch's steps, at most 64 (the per-call overhead
-    dominates small models). An epoch of more
-    than 64 steps is split into the fewest equal calls where its steps divide evenly
-    (141 steps: 3 calls of 47), so that the epoch is a whole number of calls and training
-    keeps one input iterator (see ``_fit_input``); else 64."""
+    dominates small models). An epoch of more than 64 steps is split into the fewest
+    equal calls where its steps divide evenly (141 steps: 3 calls of 47), so that the
+    epoch is a whole number of calls and training keeps one input iterator (see
+    ``_fit_input``); else 64."""
     steps = max(1, -(-rows // max(batch_size, 1)))
     calls = -(-steps // MAX_STEPS_PER_EXECUTION)
     return steps // calls if steps % calls == 0 else MAX_STEPS_PER_EXECUTION
