@@ -374,18 +374,25 @@ def test_runs_through_the_worker_match_a_plain_run(workdir: Path, cli, compile_t
     assert warm_probes["introspect"]["random"][1] != warm_probes["introspect-2"]["random"][1]
 
 
-def test_a_cold_run_starts_the_worker_at_once_and_light_tasks_do_not_wait_for_it(
-    workdir: Path, cli, compile_to, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _own_worker_paused_at(monkeypatch: pytest.MonkeyPatch, point: str, points: Path, seconds: int) -> str:
+    """A runtime folder of the test's own (so a fresh worker) whose worker pauses at the
+    failpoint ``point`` for ``seconds``, saying so in ``points``; returns the folder."""
     base = tempfile.mkdtemp(prefix="ktw-", dir="/tmp")
-    points = workdir / "failpoints"
     monkeypatch.setenv(warm.ENABLE_ENV, "1")
     monkeypatch.setenv(warm.DIR_ENV, base)
     monkeypatch.setenv(warm.IDLE_ENV, "60")
-    # The worker stays "importing" 20 s longer: long enough for example-gen, whatever the load.
-    monkeypatch.setenv(faults.ENV, "warm.preload:pause")
+    monkeypatch.setenv(faults.ENV, f"{point}:pause")
     monkeypatch.setenv(faults.DIR_ENV, str(points))
-    monkeypatch.setenv(faults.PAUSE_ENV, "20")
+    monkeypatch.setenv(faults.PAUSE_ENV, str(seconds))
+    return base
+
+
+def test_a_cold_run_starts_the_worker_at_once_and_light_tasks_do_not_wait_for_it(
+    workdir: Path, cli, compile_to, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    points = workdir / "failpoints"
+    # The worker stays "importing" 20 s longer: long enough for example-gen, whatever the load.
+    base = _own_worker_paused_at(monkeypatch, "warm.preload", points, seconds=20)
     try:
         result = cli("run", str(compile_to(warm_cold)))
         assert result.returncode == 0, result.stdout + result.stderr
@@ -433,16 +440,10 @@ def test_a_task_that_ends_while_the_worker_imports_is_answered_before_the_next_i
     """The worker imports what later tasks use while a task runs, one module at a time,
     and between two of them it answers what happened meanwhile: a task that ended is
     reported (and the next can start) before the next import, not after all of them."""
-    base = tempfile.mkdtemp(prefix="ktw-", dir="/tmp")
     points = workdir / "failpoints"
     gate = workdir / "gate"
-    monkeypatch.setenv(warm.ENABLE_ENV, "1")
-    monkeypatch.setenv(warm.DIR_ENV, base)
-    monkeypatch.setenv(warm.IDLE_ENV, "60")
     # Every later import takes 5 s more: the task ends during the first.
-    monkeypatch.setenv(faults.ENV, "warm.later:pause")
-    monkeypatch.setenv(faults.DIR_ENV, str(points))
-    monkeypatch.setenv(faults.PAUSE_ENV, "5")
+    base = _own_worker_paused_at(monkeypatch, "warm.later", points, seconds=5)
     opened = threading.Event()
 
     def open_gate_once_an_import_began() -> None:

@@ -117,7 +117,9 @@ def source_snapshot() -> dict[str, tuple[int, int] | None]:
     }
     for module in list(sys.modules.values()):
         path = getattr(module, "__file__", None)
-        if not isinstance(path, str) or path.startswith(spelled) or os.path.realpath(path).startswith(installed):
+        if not isinstance(path, str) or path.startswith(spelled):
+            continue
+        if os.path.realpath(path).startswith(installed):
             continue
         snapshot[path] = _file_state(path)
     return snapshot
