@@ -3,7 +3,9 @@ takes serialized tf.Example (what TFMA and TF Serving call).
 
 The signature parses each feature, replays the :class:`FeatureSpec` preprocessing in
 TensorFlow ops (standardization, vocabulary lookup) and calls the Keras model, so
-serving sees exactly what training saw. TensorFlow backend only.
+serving sees exactly what training saw. The SavedModel holds the signature and the
+model's weights only (no optimizer state, no training functions); the Keras model itself
+is saved beside it as ``model.keras``. TensorFlow backend only.
 """
 
 from __future__ import annotations
@@ -22,7 +24,12 @@ def export_serving(model: Any, spec: FeatureSpec, path: str) -> None:
     class Serving(tf.Module):
         def __init__(self) -> None:
             super().__init__()
-            self.model = model
+            # The weights the signature reads, not the Keras model: tracking the model would
+            # save its optimizer's state and every function Keras traced for training, none
+            # of which serving calls (the export took twice as long, and so does each load
+            # by the Evaluator, the Pusher and a model server). A weight the signature reads
+            # but this list missed would make the save fail, not the model wrong.
+            self.model_weights = list(model.weights)
             self.tables = {}
             for feature in spec.features:
                 if feature.kind == "categorical":
@@ -58,7 +65,7 @@ def export_serving(model: Any, spec: FeatureSpec, path: str) -> None:
                     inputs[feature.key] = tf.where(tf.math.is_nan(scaled), tf.zeros_like(scaled), scaled)
                 else:
                     inputs[feature.key] = tf.cast(self.tables[feature.key].lookup(dense), tf.int32)
-            scores = self.model(inputs, training=False)
+            scores = model(inputs, training=False)
             if spec.binary:
                 positive = tf.reshape(scores, [-1])
                 probabilities = tf.stack([1.0 - positive, positive], axis=1)

@@ -74,6 +74,13 @@ def test_built_in_model_trains_exports_and_serves_tf_examples(prepared, tmp_path
     labels = trainer.encode_labels(spec, table.column("species").to_pylist())
     accuracy = float((out["class_ids"].numpy() == labels).mean())
     assert accuracy == pytest.approx(result.metrics["val_accuracy"], abs=1e-6)
+    # The SavedModel is for serving: the model's weights (and the vocabulary tables), not
+    # the optimizer's state; that stays in model.keras, for training on from it.
+    checkpoint = tmp_path / "model/Format-Serving/variables/variables"
+    saved = {name for name, _ in tf.train.list_variables(str(checkpoint))}
+    assert not [name for name in saved if "optimizer" in name.lower()]
+    assert len([name for name in saved if name.startswith("model_weights/")]) == len(model.weights)
+    assert model.optimizer.iterations.numpy() == result.steps
     _check_published(result, tmp_path / "published")
 
 
