@@ -50,32 +50,85 @@ Each imports only the standard library at module level: the client runs without
 site-packages.
 """
 
-from kubetfx.local.warm.manage import (
-    current_code_key,
-    enabled,
-    list_workers,
-    main,
-    runtime_dir,
-    same_environment,
-    serving,
-    shim_dir,
-    start_early,
-    status,
-    stop,
-)
-from kubetfx.local.warm.protocol import (
-    DEFAULT_IDLE_SECONDS,
-    DEFAULT_START_SECONDS,
-    DIR_ENV,
-    ENABLE_ENV,
-    IDLE_ENV,
-    START_ENV,
-    VOLATILE_ENV,
-    code_key,
-    env_digest,
-    socket_path,
-)
-from kubetfx.local.warm.worker import PRELOAD, Worker, changed_sources, source_snapshot
+# The names below are imported when first used (PEP 562): the client, started for every
+# task, imports kubetfx.local.warm.protocol, and with it this package; importing the
+# manager and the worker here cost it more than all of its own imports (about 15 ms of
+# every task's start).
+_WHERE = {
+    **dict.fromkeys(
+        (
+            "current_code_key",
+            "enabled",
+            "list_workers",
+            "main",
+            "runtime_dir",
+            "same_environment",
+            "serving",
+            "shim_dir",
+            "start_early",
+            "status",
+            "stop",
+        ),
+        "manage",
+    ),
+    **dict.fromkeys(
+        (
+            "DEFAULT_IDLE_SECONDS",
+            "DEFAULT_START_SECONDS",
+            "DIR_ENV",
+            "ENABLE_ENV",
+            "IDLE_ENV",
+            "START_ENV",
+            "VOLATILE_ENV",
+            "code_key",
+            "env_digest",
+            "socket_path",
+        ),
+        "protocol",
+    ),
+    **dict.fromkeys(("PRELOAD", "Worker", "changed_sources", "source_snapshot"), "worker"),
+}
+
+TYPE_CHECKING = False  # not typing's: importing typing would cost the client more
+if TYPE_CHECKING:
+    from kubetfx.local.warm.manage import (
+        current_code_key,
+        enabled,
+        list_workers,
+        main,
+        runtime_dir,
+        same_environment,
+        serving,
+        shim_dir,
+        start_early,
+        status,
+        stop,
+    )
+    from kubetfx.local.warm.protocol import (
+        DEFAULT_IDLE_SECONDS,
+        DEFAULT_START_SECONDS,
+        DIR_ENV,
+        ENABLE_ENV,
+        IDLE_ENV,
+        START_ENV,
+        VOLATILE_ENV,
+        code_key,
+        env_digest,
+        socket_path,
+    )
+    from kubetfx.local.warm.worker import PRELOAD, Worker, changed_sources, source_snapshot
+
+
+def __getattr__(name: str) -> object:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # once: later reads find it without this function
+    return value
+
 
 __all__ = [
     "DEFAULT_IDLE_SECONDS",
