@@ -22,7 +22,9 @@ Points: ``example_gen.write`` (the first split written, the others not yet),
 version is published), ``launcher.upload.TASK`` (in the local runner's object-store mode,
 after each file of task ``TASK``'s outputs is uploaded, before the upload is complete),
 ``warm.preload`` (a warm worker that starts, before its imports), ``warm.later`` (a
-warm worker serving tasks, before each import of what only later tasks use).
+warm worker serving tasks, before each import of what only later tasks use),
+``warm.exit`` (a task's process forked from a warm worker, after it reported its exit
+code, before it exits).
 """
 
 from __future__ import annotations

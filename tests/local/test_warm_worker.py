@@ -172,6 +172,11 @@ def _worker_pids(logs: dict[str, str]) -> dict[str, int]:
     return found
 
 
+def _task_pids(logs: dict[str, str]) -> dict[str, int]:
+    """The process each task ran in, for the tasks a warm worker ran."""
+    return {task: int(match.group(2)) for task, text in logs.items() if (match := MARK.search(text))}
+
+
 def _executions(store, run_id: str) -> dict[str, pb.Execution]:
     ctx = store.mlmd.get_context_by_type_and_name("system.PipelineRun", run_id)
     return {props(e)["task_name"]: e for e in store.mlmd.get_executions_by_context(ctx.id)}
@@ -469,6 +474,36 @@ def test_a_task_that_ends_while_the_worker_imports_is_answered_before_the_next_i
         # The first import was under way when the task ended; the next had not begun.
         assert imports and imports[0] < ended, lines[-20:]
         assert all(i > ended for i in imports[1:]), lines[-20:]
+    finally:
+        warm.stop(base, now=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_the_client_is_answered_when_the_task_is_done_not_when_its_process_is_gone(
+    workdir: Path, cli, compile_to, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A task's process reports the code it exits with once its work is done; its client
+    (and so the runner) goes on while the kernel still takes the process down. Here the
+    process is held after it reported: its client was answered all the same and exited,
+    and the process, which never outlives its client, was killed for it; the worker logs
+    that the end differed from the report. Answered only when the process is gone, the
+    client would have waited out the hold (two minutes) and been told how it ended."""
+    points = workdir / "failpoints"
+    base = _own_worker_paused_at(monkeypatch, "warm.exit", points, seconds=120)
+    try:
+        result = cli("run", str(compile_to(warm_light)))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert _row(result.stdout, "introspect").startswith("SUCCEEDED")
+        logs = _logs(workdir, _run_id(result.stdout))
+        [reached] = list(points.glob("warm.exit.*.json"))
+        assert json.loads(reached.read_text())["pid"] == _task_pids(logs)["introspect"]
+        [worker] = [w for w in warm.status(base) if w.get("alive")]
+        killed = {"signal": int(signal.SIGKILL)}
+        told = f"task introspect: its client was told exit 0, but the process ended {killed}"
+        deadline = time.time() + 60
+        while told not in (log := Path(worker["log"]).read_text()) and time.time() < deadline:
+            time.sleep(0.1)
+        assert told in log, log[-2000:]
     finally:
         warm.stop(base, now=True)
         shutil.rmtree(base, ignore_errors=True)
