@@ -56,6 +56,11 @@ EXECUTION_ID = "KUBETFX_EXECUTION_ID"
 # TensorFlow's C++ start-up chatter: off in every task unless the environment says otherwise.
 TF_LOG_LEVEL = "TF_CPP_MIN_LOG_LEVEL"
 TF_LOG_LEVEL_DEFAULT = "2"
+# ML Metadata's C++ side logs to stderr through glog, in its own words ("MySQL database was
+# not initialized..."), next to the one-line error kubetfx gives: fatal messages only,
+# unless the environment asks for more (GLOG_minloglevel=0).
+GLOG_LEVEL = "GLOG_minloglevel"
+GLOG_LEVEL_DEFAULT = "3"
 
 # What the ``kubetfx-settings`` ConfigMap and the Secrets hold, by name (kubetfx.cluster).
 OBJECT_STORE_SETTINGS = (AWS_ENDPOINT, AWS_REGION)
@@ -166,6 +171,12 @@ _NAMES = {
 }
 _FLAGS = frozenset({"die_with_runner", "unbuffered"})
 _NUMBERS = frozenset({"runner_pid", "execution_id"})
+
+
+def quiet_metadata() -> None:
+    """What importing the lineage store does (:mod:`kubetfx.lineage.store`); the runner
+    does it before it takes the environment its tasks start from, so they inherit it."""
+    os.environ.setdefault(GLOG_LEVEL, GLOG_LEVEL_DEFAULT)
 
 
 def quiet_tensorflow() -> None:

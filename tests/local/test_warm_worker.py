@@ -439,6 +439,32 @@ def test_a_cold_run_starts_the_worker_at_once_and_light_tasks_do_not_wait_for_it
         shutil.rmtree(base, ignore_errors=True)
 
 
+def test_a_run_starts_the_worker_before_it_imports_ml_metadata_or_kfp(tmp_path: Path) -> None:
+    """The worker's imports are the longest wait of a cold run: the run asks for the worker
+    before its own heavier imports (ML Metadata's, kfp's), with the environment its tasks
+    will have (ML Metadata's log level included, which names the worker)."""
+    pipeline = Path(__file__).resolve().parents[2] / "pipelines" / "training" / "pipeline.yaml"
+    script = f"""
+import sys
+import kubetfx.local.launch as launch
+
+def asked(environ, task_env, *, remote):
+    print("heavy:", sorted(m for m in ("ml_metadata", "kfp", "tensorflow") if m in sys.modules))
+    print("glog:", environ.get("GLOG_minloglevel"), "kfp runtime:", task_env.get("_KFP_RUNTIME"))
+    raise SystemExit(0)
+
+launch.start_worker_early = asked
+from kubetfx.local import run_pipeline
+run_pipeline({str(pipeline)!r}, pipeline_root={str(tmp_path / "root")!r}, warm=True)
+raise SystemExit("the worker was not asked for")
+"""
+    env = {k: v for k, v in os.environ.items() if k != "GLOG_minloglevel"}
+    command = [sys.executable, "-c", script]
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "heavy: []" in done.stdout and "glog: 3 kfp runtime: true" in done.stdout, done.stdout
+
+
 def test_a_task_that_ends_while_the_worker_imports_is_answered_before_the_next_import(
     workdir: Path, cli, compile_to, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -17,11 +17,9 @@ from typing import Any, TypeVar
 
 from kubetfx.errors import MetadataStoreError, missing_runtime
 from kubetfx.settings import MetadataConfig, parse_metadata_url
+from kubetfx.taskenv import GLOG_LEVEL, GLOG_LEVEL_DEFAULT
 
-# ML Metadata's C++ side logs to stderr through glog, in its own words ("MySQL database
-# was not initialized..."), next to the one-line error kubetfx gives. Keep only fatal
-# messages unless the user asks for more (GLOG_minloglevel=0).
-os.environ.setdefault("GLOG_minloglevel", "3")
+os.environ.setdefault(GLOG_LEVEL, GLOG_LEVEL_DEFAULT)  # before ML Metadata's C++ side loads
 
 try:
     from ml_metadata import errors as mlmd_errors

@@ -32,22 +32,26 @@ def run_pipeline(
     """
     import os
 
-    import kubetfx.lineage.store  # noqa: F401 - sets its logging variable before the snapshot below
     from kubetfx import storage
-    from kubetfx.local import spec
-    from kubetfx.local.runner import LocalRunner, start_worker_early
+    from kubetfx.local.launch import start_worker_early
     from kubetfx.local.warm import enabled
     from kubetfx.settings import resolve_metadata_url, resolve_pipeline_root
+    from kubetfx.taskenv import quiet_metadata
 
+    quiet_metadata()  # as opening the lineage store would: before the snapshot below
     root = resolve_pipeline_root(pipeline_root)
     environ = dict(os.environ)  # what every task starts from (the warm worker is named after it)
     if enabled(warm):
-        # First of all: the worker's imports overlap with loading the pipeline (kfp) and
+        # First of all, before the runner's own imports (ML Metadata, the pipeline's
+        # types): the worker's imports overlap with them, with loading the pipeline and
         # with the tasks that need no heavy library. (The runner checks again once the
         # file is parsed: this quick look at its text finds the usual case.)
         assigned = _task_command_env(pipeline_file)
         if assigned is not None:
             start_worker_early(environ, assigned, remote=storage.is_remote(root))
+    from kubetfx.local import spec
+    from kubetfx.local.runner import LocalRunner
+
     doc = spec.load(pipeline_file)
     values = spec.resolve_parameters(doc, params or {})
     runner = LocalRunner(

@@ -12,7 +12,6 @@ same :class:`kubetfx.lifecycle.TaskLifecycle`.
 from __future__ import annotations
 
 import os
-import sys
 import threading
 import time
 import uuid
@@ -29,8 +28,15 @@ from kubetfx.local.cache import Cache, cache_key
 from kubetfx.local.dag import retry_delay
 from kubetfx.local.executor_input import ContainerSpec, ExecutorInput, lineage_records, runs_kubetfx_task
 from kubetfx.local.ir import ComponentSpec, PlatformExecutor, TaskSpec, Values
-from kubetfx.local.launch import Launch, Launcher, ProcessLauncher, command_line, failure_message
-from kubetfx.local.pod import Pod, pod_environment
+from kubetfx.local.launch import (
+    Launch,
+    Launcher,
+    ProcessLauncher,
+    command_line,
+    failure_message,
+    shared_environment,
+)
+from kubetfx.local.pod import Pod
 from kubetfx.local.results import CACHED, FAILED, SUCCEEDED, Artifacts, TaskResult
 from kubetfx.local.spec import PipelineDoc
 from kubetfx.settings import redact, resolve_push_roots
@@ -39,21 +45,6 @@ from kubetfx.taskenv import TaskEnv
 if TYPE_CHECKING:
     from kubetfx.lineage.record import Identity
     from kubetfx.lineage.store import Store
-
-
-def shared_environment(environ: dict[str, str], task_env: dict[str, str], *, remote: bool) -> dict[str, str]:
-    """What the environment of every kubetfx task of a run holds besides its own
-    per-task variables (:data:`kubetfx.taskenv.PER_TASK`): the warm worker that serves
-    the run's tasks is named after it. Object-store mode: a pod's, for a task whose
-    container and platform spec add no variables."""
-    if remote:
-        return pod_environment(TaskEnv(), {}, {}, source=environ, extra=task_env)
-    return {
-        **environ,
-        **task_env,
-        # The local interpreter stands in for the image's python3.
-        "PATH": os.path.dirname(sys.executable) + os.pathsep + environ.get("PATH", ""),
-    }
 
 
 class ContainerTasks:

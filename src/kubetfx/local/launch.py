@@ -15,6 +15,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -69,6 +70,37 @@ class ProcessLauncher:
 LIGHT_FUNCTIONS = frozenset({"data_fingerprint", "example_gen"})
 # The first line of such a task's log.
 LIGHT_NOTE = b"kubetfx: the warm worker is still importing; this light task runs in its own process\n"
+
+
+def shared_environment(environ: dict[str, str], task_env: dict[str, str], *, remote: bool) -> dict[str, str]:
+    """What the environment of every kubetfx task of a run holds besides its own
+    per-task variables (:data:`kubetfx.taskenv.PER_TASK`): the warm worker that serves
+    the run's tasks is named after it. Object-store mode: a pod's, for a task whose
+    container and platform spec add no variables."""
+    if remote:
+        from kubetfx.local.pod import pod_environment
+        from kubetfx.taskenv import TaskEnv
+
+        return pod_environment(TaskEnv(), {}, {}, source=environ, extra=task_env)
+    return {
+        **environ,
+        **task_env,
+        # The local interpreter stands in for the image's python3.
+        "PATH": os.path.dirname(sys.executable) + os.pathsep + environ.get("PATH", ""),
+    }
+
+
+def start_worker_early(environ: dict[str, str], task_env: dict[str, str], *, remote: bool) -> bool:
+    """Start the warm worker that will serve the tasks of a run started from ``environ``
+    (``task_env``: what the runner and the task's command add to it), without waiting for
+    its imports; True if one was started (False: one serves or is
+    starting already, or it cannot be used here: the tasks' clients decide as before).
+
+    Its imports (TensorFlow, TFDV, TFMA, Beam: seconds) then overlap with the runner's own
+    start (loading the pipeline, the lineage store) and with the tasks that need no heavy
+    library, which run in plain processes until it serves (:class:`WarmLauncher`).
+    """
+    return warm.start_early(shared_environment(environ, task_env, remote=remote))
 
 
 class WarmLauncher(ProcessLauncher):

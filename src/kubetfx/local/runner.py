@@ -56,7 +56,7 @@ from kubetfx.local.dag import dag_outputs, readable, resolve_inputs, retry_delay
 from kubetfx.local.executor_input import runs_kubetfx_task
 from kubetfx.local.importer import run_importer
 from kubetfx.local.ir import ComponentSpec, TaskSpec, Values
-from kubetfx.local.launch import ProcessLauncher, WarmLauncher, command_env
+from kubetfx.local.launch import ProcessLauncher, WarmLauncher, command_env, start_worker_early
 from kubetfx.local.results import (
     CACHED,
     FAILED,
@@ -71,7 +71,6 @@ from kubetfx.local.results import (
 )
 from kubetfx.local.spec import PipelineDoc
 from kubetfx.local.warm import enabled as warm_enabled
-from kubetfx.local.warm import start_early as warm_start_early
 from kubetfx.settings import redact
 
 if TYPE_CHECKING:
@@ -89,21 +88,6 @@ __all__ = [
     "TaskResult",
     "retry_delay",
 ]
-
-
-def start_worker_early(environ: dict[str, str], task_env: dict[str, str], *, remote: bool) -> bool:
-    """Start the warm worker that will serve the tasks of a run started from ``environ``
-    (``task_env``: what the runner and the task's command add to it), without waiting for
-    its imports; True if one was started (False: one serves or is
-    starting already, or it cannot be used here: the tasks' clients decide as before).
-
-    Its imports (TensorFlow, TFDV, TFMA, Beam: seconds) then overlap with the runner's own
-    start (loading the pipeline, the lineage store) and with the tasks that need no heavy
-    library, which run in plain processes until it serves (:class:`.launch.WarmLauncher`).
-    """
-    from kubetfx.local.container import shared_environment
-
-    return warm_start_early(shared_environment(environ, task_env, remote=remote))
 
 
 class LocalRunner:
@@ -209,7 +193,7 @@ class LocalRunner:
 
     def start_worker_early(self) -> bool:
         """Start the warm worker now, if the run has kubetfx tasks and none serves them
-        yet, without waiting for its imports (:func:`start_worker_early`)."""
+        yet, without waiting for its imports (:func:`.launch.start_worker_early`)."""
         if not self.warm:
             return False
         for executor in self.doc.executors.values():
