@@ -4,7 +4,7 @@ The variables that configure workers, how a worker is named (its folder by insta
 code, its socket by the environment it imported under), the framing of requests over
 the Unix socket, and how to tell a worker process from another.
 
-The standard library and :mod:`kubetfx.taskenv` only: the client imports this module
+The standard library and :mod:`kubetfx.envvars` only: the client imports this module
 without site-packages.
 """
 
@@ -16,7 +16,7 @@ import os
 import socket
 import struct
 
-from kubetfx.taskenv import PER_TASK
+from kubetfx.envvars import PER_TASK
 
 ENABLE_ENV = "KUBETFX_WARM"  # "0" turns the worker off
 DIR_ENV = "KUBETFX_WARM_DIR"  # where workers live (default: per-user runtime folder)
