@@ -556,7 +556,12 @@ class Worker:
         sys.stderr.flush()
         name = TaskEnv.from_env(request.get("env", {})).task_name or "?"
         done_r, done_w = os.pipe2(os.O_CLOEXEC)
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            os.close(done_r)
+            os.close(done_w)
+            raise
         if pid == 0:  # the task's process
             code = 70
             try:
@@ -605,7 +610,7 @@ class Worker:
         is exiting with, without waiting for the process to be gone (see the module
         docstring). Nothing to read: it ended before it reported; :meth:`_reap` answers."""
         if task.done_r < 0:
-            return  # reaped in the same round of events
+            return  # reaped earlier in the same round of events, and answered
         data = b""
         try:
             data = os.read(task.done_r, 16)
@@ -639,8 +644,7 @@ class Worker:
         self.selector.unregister(pidfd)
         os.close(pidfd)
         _pid, status, usage = os.wait4(task.pid, 0)
-        if task.done_r >= 0:  # it ended without reporting, or both came in one round
-            self._on_done(task)
+        self._close_done(task)  # a report not read yet: the real end is known now, answer that
         code = os.waitstatus_to_exitcode(status)
         seconds = time.monotonic() - task.started
         cpu = usage.ru_utime + usage.ru_stime
