@@ -617,7 +617,7 @@ class Worker:
         except OSError:
             pass
         self._close_done(task)
-        if not data.strip().isdigit() or task.conn.fileno() < 0:
+        if not data.strip().isdigit():
             return
         task.reported = int(data)
         self._finish(task, {"exit": task.reported})
