@@ -143,6 +143,11 @@ def fit_multi_worker(
         return strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica, axis=None)
 
     keras.utils.set_random_seed(params.seed)
+    if not optimizer.built:
+        # Its variables now, not in the step's first trace: TensorFlow traces a function
+        # whose first trace creates variables twice (see model.build_training_state).
+        with strategy.scope():
+            optimizer.build(model.trainable_variables)
     stopper = Stopper(params.patience or 1, params.min_delta)
     history: list[tuple[float, float]] = []
     best_weights = None

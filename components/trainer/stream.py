@@ -29,6 +29,7 @@ from kubetfx.components.trainer.model import (
     Fitted,
     HyperParameters,
     Stopper,
+    build_training_state,
     encode_features,
     encode_labels,
     holdout,
@@ -222,6 +223,7 @@ def fit_streamed(
             # The held-out rows are gathered by the first epoch's pass; the callback reads them then.
             callbacks.insert(0, lazy_holdout(stopper, held_inputs, held_labels))
         keras.utils.set_random_seed(params.seed)
+        build_training_state(model, dataset)
         history = model.fit(dataset, epochs=params.epochs, verbose=0, callbacks=callbacks, shuffle=False)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

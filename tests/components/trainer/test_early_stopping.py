@@ -111,6 +111,50 @@ def test_steps_per_execution_changes_the_speed_not_the_weights(penguins) -> None
     assert weights(3) == weights(5)
 
 
+def test_the_training_step_is_traced_once_and_trains_the_same_weights(penguins, monkeypatch) -> None:
+    """Keras builds the optimizer's and the metrics' variables in the training function's
+    first trace unless they exist; TensorFlow then traces the function again. The Trainer
+    builds them first: one trace of the step, and the weights of Keras' own way."""
+    import keras
+    from kubetfx.components.trainer import model as model_module
+    from kubetfx.components.trainer.model import build_model, encode_features, encode_labels, fit
+
+    train = read_split(penguins["examples"], "train")
+    spec = trainer.feature_spec(
+        schema_artifact.load(penguins["schema"]),
+        statistics_artifact.load(penguins["statistics"], "train"),
+        "species",
+        train,
+        [],
+    )
+    columns = trainer._columns(train)
+    x, y = encode_features(spec, columns), encode_labels(spec, columns["species"])
+
+    def train_counting(patience: int) -> tuple[int, list[bytes]]:
+        params = HyperParameters(epochs=4, patience=patience).sized(len(y))
+        keras.utils.set_random_seed(params.seed)
+        model = build_model(spec, params)
+        traced = []
+        step = model.train_step
+
+        def counted(data):  # runs once per trace of the step, not per step
+            traced.append(1)
+            return step(data)
+
+        model.train_step = counted
+        fit(model, x, y, x, y, params)
+        return len(traced), [w.tobytes() for w in model.get_weights()]
+
+    for patience in (0, 3):  # both of fit's paths
+        traces, built_first = train_counting(patience)
+        assert traces == 1, f"patience {patience}: the training step was traced {traces} times"
+        with monkeypatch.context() as patch:
+            patch.setattr(model_module, "build_training_state", lambda *_: None)
+            traces, keras_way = train_counting(patience)
+        assert traces == 2  # what the build saves: if Keras stops tracing twice, this says so
+        assert built_first == keras_way
+
+
 def test_the_stopper_counts_epochs_without_improvement() -> None:
     stopper = Stopper(patience=2, min_delta=0.01)
     steps = [stopper.update(e, loss, 0.5) for e, loss in enumerate([1.0, 0.8, 0.795, 0.81, 0.7], 1)]
