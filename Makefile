@@ -19,11 +19,15 @@ help:
 	@echo "make lock    re-resolve the locked dependency sets"
 	@echo "make serving-env  the serving check's model server environment (.venv-serving)"
 
+# Bytecode for kubetfx's own modules too (the editable install compiles none), as a wheel
+# install has it: else every task's process compiles them again wherever writing .pyc
+# files is off (PYTHONDONTWRITEBYTECODE). An edited module's stale .pyc is not used.
 $(STAMP): $(LOCK) requirements/bootstrap.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements/bootstrap.txt
 	$(BIN)/uv pip sync --quiet --compile-bytecode -p $(BIN)/python --require-hashes $(LOCK)
 	$(BIN)/uv pip install --quiet -p $(BIN)/python --no-deps -e .
+	$(BIN)/python -m compileall -q src components pipelines
 	touch $(STAMP)
 
 venv: $(STAMP)
