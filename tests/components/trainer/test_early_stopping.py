@@ -155,6 +155,42 @@ def test_the_training_step_is_traced_once_and_trains_the_same_weights(penguins, 
         assert built_first == keras_way
 
 
+_MIRRORED_BUILD = """
+import importlib
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+import keras
+model_module = importlib.import_module("kubetfx.components.trainer.model")
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+with strategy.scope():
+    inputs = keras.Input(shape=(2,), name="x")
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(inputs))
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+data = tf.data.Dataset.from_tensor_slices(({"x": tf.zeros([8, 2])}, tf.zeros([8], tf.int32))).batch(4)
+model_module.build_training_state(model, data)  # outside the scope, as the Trainer calls it
+state = list(model.optimizer.variables) + [v for m in model.metrics for v in m.variables]
+mirrored = [isinstance(getattr(v, "value", v), tf.distribute.DistributedValues) for v in state]
+assert model.optimizer.built and state and all(mirrored), mirrored
+print("mirrored", len(state))
+"""
+
+
+def test_the_training_state_of_a_model_made_under_a_strategy_is_built_in_its_scope() -> None:
+    """A model made under MirroredStrategy (the Trainer's choice for several GPUs) gets its
+    optimizer's and metrics' variables mirrored, as Keras' own build makes them: two
+    logical CPU devices stand in for the GPUs (fresh process: devices are set before
+    TensorFlow starts)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _MIRRORED_BUILD], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "mirrored" in done.stdout
+
+
 def test_the_stopper_counts_epochs_without_improvement() -> None:
     stopper = Stopper(patience=2, min_delta=0.01)
     steps = [stopper.update(e, loss, 0.5) for e, loss in enumerate([1.0, 0.8, 0.795, 0.81, 0.7], 1)]
