@@ -32,7 +32,7 @@ import json
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -608,6 +608,16 @@ def run(
 
     sized = [name for name in ("batch_size", "steps_per_execution") if not getattr(params, name)]
     params = params.sized(n_train)
+    if strategy_name == "MirroredStrategy" and params.steps_per_execution > 1:
+        # Keras 3's loop of several steps per call fails under MirroredStrategy ("You must
+        # feed a value for placeholder tensor": its tf.cond around a step whose optimizer
+        # merges across replicas, keras-team/keras#19246). One step per call trains.
+        if "steps_per_execution" not in sized:
+            warnings.append(
+                f"steps_per_execution {params.steps_per_execution} is not possible on several GPUs "
+                "(MirroredStrategy): 1 is used"
+            )
+        params = replace(params, steps_per_execution=1)
     keras.utils.set_random_seed(params.seed)  # before the weights are created
     with strategy.scope():
         model = build_model(spec, params, mixed_precision=use_mixed)

@@ -454,11 +454,22 @@ def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float:
 
 def predict_scores(model: Any, inputs: dict[str, np.ndarray], chunk: int = 8192) -> np.ndarray:
     """The model's outputs on ``inputs``, a compiled call per ``chunk`` rows (no per-call
-    dataset and iterator set-up, which costs more than a small holdout's forward pass)."""
+    dataset and iterator set-up, which costs more than a small holdout's forward pass).
+
+    A model made under a strategy of several replicas (MirroredStrategy) is called
+    directly: its ``predict_on_batch`` hands the whole batch to every replica and returns
+    their outputs end to end, as many rows as replicas times the batch."""
     rows = len(next(iter(inputs.values())))
+    strategy = getattr(model, "distribute_strategy", None)
+    if strategy is not None and strategy.num_replicas_in_sync > 1:
+
+        def predict(batch: dict[str, np.ndarray]) -> Any:
+            return model(batch, training=False)
+
+    else:
+        predict = model.predict_on_batch
     parts = [
-        np.asarray(model.predict_on_batch({k: v[i : i + chunk] for k, v in inputs.items()}))
-        for i in range(0, rows, chunk)
+        np.asarray(predict({k: v[i : i + chunk] for k, v in inputs.items()})) for i in range(0, rows, chunk)
     ]
     return np.concatenate(parts)
 
