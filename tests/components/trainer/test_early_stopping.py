@@ -4,6 +4,7 @@ the best weights restored, and quality kept against a fixed number of epochs."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -81,12 +82,9 @@ def test_an_epoch_of_the_endless_input_is_every_row_once_in_a_new_order() -> Non
     assert again == epochs
 
 
-def test_steps_per_execution_changes_the_speed_not_the_weights(penguins) -> None:
-    """Within one input form the number of steps per call changes nothing but speed:
-    8, 4 and 2 calls an epoch of 8 steps (the endless input) train the same weights, and so
-    do 3 and 5 (the finite input: an epoch is not a whole number of calls)."""
-    import keras
-    from kubetfx.components.trainer.model import build_model, encode_features, encode_labels, fit
+def _penguins_arrays(penguins: dict[str, str]) -> tuple[Any, dict[str, np.ndarray], np.ndarray]:
+    """The train split's feature spec, encoded features and labels, as the Trainer makes them."""
+    from kubetfx.components.trainer.model import encode_features, encode_labels
 
     train = read_split(penguins["examples"], "train")
     spec = trainer.feature_spec(
@@ -97,7 +95,17 @@ def test_steps_per_execution_changes_the_speed_not_the_weights(penguins) -> None
         [],
     )
     columns = trainer._columns(train)
-    x, y = encode_features(spec, columns), encode_labels(spec, columns["species"])
+    return spec, encode_features(spec, columns), encode_labels(spec, columns["species"])
+
+
+def test_steps_per_execution_changes_the_speed_not_the_weights(penguins) -> None:
+    """Within one input form the number of steps per call changes nothing but speed:
+    8, 4 and 2 calls an epoch of 8 steps (the endless input) train the same weights, and so
+    do 3 and 5 (the finite input: an epoch is not a whole number of calls)."""
+    import keras
+    from kubetfx.components.trainer.model import build_model, fit
+
+    spec, x, y = _penguins_arrays(penguins)
     assert -(-len(y) // 32) == 8  # steps an epoch, with no holdout (patience 0)
 
     def weights(steps: int) -> list[bytes]:
@@ -117,18 +125,9 @@ def test_the_training_step_is_traced_once_and_trains_the_same_weights(penguins, 
     builds them first: one trace of the step, and the weights of Keras' own way."""
     import keras
     from kubetfx.components.trainer import model as model_module
-    from kubetfx.components.trainer.model import build_model, encode_features, encode_labels, fit
+    from kubetfx.components.trainer.model import build_model, fit
 
-    train = read_split(penguins["examples"], "train")
-    spec = trainer.feature_spec(
-        schema_artifact.load(penguins["schema"]),
-        statistics_artifact.load(penguins["statistics"], "train"),
-        "species",
-        train,
-        [],
-    )
-    columns = trainer._columns(train)
-    x, y = encode_features(spec, columns), encode_labels(spec, columns["species"])
+    spec, x, y = _penguins_arrays(penguins)
 
     def train_counting(patience: int) -> tuple[int, list[bytes]]:
         params = HyperParameters(epochs=4, patience=patience).sized(len(y))
