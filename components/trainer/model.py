@@ -547,9 +547,7 @@ def build_training_state(model: Any, data: Any) -> None:
     if spec is None or symbolic_build is None:
         return
     with model.distribute_strategy.scope():
-        symbolic_build(data_batch=spec)
-        if model.optimizer is not None and not model.optimizer.built:
-            model.optimizer.build(model.trainable_variables)
+        symbolic_build(data_batch=spec)  # the optimizer too, when it is not built yet
 
 
 def fit(
