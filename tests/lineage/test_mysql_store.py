@@ -131,3 +131,18 @@ def test_a_failure_the_server_does_not_explain_is_reported_as_it_is(mysql_url: s
     with pytest.raises(MetadataStoreError, match="cannot open metadata store .*: mysql_query failed") as err:
         store.Store(store.parse_metadata_url(mysql_url))
     assert len(calls) == 1 and "wrong password" not in str(err.value)
+
+
+def test_a_deadlock_while_a_store_is_opened_is_tried_again() -> None:
+    """Runs that open one fresh MariaDB store at once register ML Metadata's types together;
+    the store's constructor raises InnoDB's deadlock as a RuntimeError (seen with eight
+    concurrent runs): contention, tried again, unlike a refused connection."""
+    from kubetfx.lineage.store import _is_contention
+
+    seen = (
+        "mysql_query  SELECT `id`, `name` FROM `Type`  WHERE name IN ('mlmd.Dataset') LOCK IN SHARE MODE;"
+        " returned an unexpected NULL result_set: errno: Deadlock found when trying to get lock; try"
+        " restarting transaction, error: Deadlock found when trying to get lock; try restarting transaction"
+    )
+    assert _is_contention(RuntimeError(seen))
+    assert not _is_contention(RuntimeError("mysql_real_connect failed: errno: , error: "))

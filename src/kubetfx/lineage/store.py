@@ -44,9 +44,11 @@ def _is_contention(err: BaseException | None) -> bool:
     clears once that writer is done, however many of them queue."""
     if isinstance(err, mlmd_errors.AbortedError):
         return True
-    if isinstance(err, RuntimeError) and "concurrent connection" in str(err):
-        return True  # two processes creating one store's schema; ML Metadata asks to retry
     text = str(err).lower()
+    if isinstance(err, RuntimeError) and ("concurrent connection" in text or "deadlock found" in text):
+        # Two processes creating one store's schema, or registering its types at once on
+        # MySQL/MariaDB: ML Metadata's store constructor raises either as a RuntimeError.
+        return True
     return isinstance(err, mlmd_errors.StatusError) and (
         "locked" in text or "deadlock" in text or "busy" in text
     )
