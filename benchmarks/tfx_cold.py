@@ -265,7 +265,7 @@ def _tfx_steps(store_path: Path) -> dict[str, float]:
 
 
 # Extra ``--param NAME=VALUE`` for every kubetfx run (set from the command line): by default
-# the Pusher's serving check runs in-process, as TFX's Pusher (no InfraValidator in the
+# the serving check runs in-process, as TFX's Pusher (no InfraValidator in the
 # equivalent pipeline) checks nothing in a server either; ``--serving-check auto`` measures
 # the reference pipeline's defaults, with the check in KServe's model server under load.
 KUBETFX_PARAMS: list[str] = []
@@ -541,7 +541,7 @@ def main() -> None:
         "--serving-check",
         default="in-process",
         choices=("in-process", "auto", "kserve"),
-        help="the Pusher's serving_server (in-process: like TFX's Pusher, no model server;"
+        help="the serving check's serving_server (in-process: like TFX's Pusher, no model server;"
         " auto/kserve: the defaults, KServe's model server under load)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")

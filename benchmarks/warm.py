@@ -175,6 +175,7 @@ def _bare(data: str, root: str, epochs: int) -> None:
         model_resolver,
         pusher,
         schema_gen,
+        serving_check,
         statistics_gen,
         trainer,
     )
@@ -185,6 +186,7 @@ def _bare(data: str, root: str, epochs: int) -> None:
     for module in ("example_gen", "statistics_gen", "schema_gen", "example_validator", "trainer"):
         importlib.import_module(f"kubetfx.components.{module}.executor")
     importlib.import_module("kubetfx.components.evaluator.executor")
+    importlib.import_module("kubetfx.components.serving_check.executor")
     importlib.import_module("kubetfx.components.pusher.executor")
     importlib.import_module("kubetfx.components.model_card.executor")
 
@@ -280,6 +282,17 @@ def _bare(data: str, root: str, epochs: int) -> None:
         baseline_model_uri=baseline.model_uri,
         baseline_model_id=baseline.model_id,
     )
+    check = out(Artifact, "serving_check")
+    step(
+        "serving-check",
+        serving_check,
+        model=model,
+        examples=examples,
+        check=check,
+        model_name=p["model_name"],
+        load_requests=p["serving_load_requests"],
+        serving_server=p["serving_server"],
+    )
     if evaluated.blessed:
         pushed = out(Artifact, "pushed_model")
         step(
@@ -287,14 +300,12 @@ def _bare(data: str, root: str, epochs: int) -> None:
             pusher,
             model=model,
             blessing=blessing,
-            examples=examples,
+            serving_check=check,
             pushed_model=pushed,
             report=out(HTML, "push.html"),
             model_name=p["model_name"],
             push_destination=p["push_destination"],
             latency_slo_p95_ms=p["latency_slo_p95_ms"],
-            load_requests=p["serving_load_requests"],
-            serving_server=p["serving_server"],
         )
         # The card from the pushed model's own metadata: the bare work records no lineage
         # to build it from (the pipeline's task reads lineage; a few ML Metadata queries).

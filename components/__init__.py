@@ -18,6 +18,7 @@ if os.environ.get("_KFP_RUNTIME") != "true":
     from kubetfx.components.model_resolver.component import model_resolver
     from kubetfx.components.pusher.component import pusher
     from kubetfx.components.schema_gen.component import schema_gen
+    from kubetfx.components.serving_check.component import serving_check
     from kubetfx.components.serving_drift.component import serving_drift
     from kubetfx.components.statistics_gen.component import statistics_gen
     from kubetfx.components.trainer.component import trainer
@@ -33,6 +34,7 @@ __all__ = [
     "model_resolver",
     "pusher",
     "schema_gen",
+    "serving_check",
     "serving_drift",
     "statistics_gen",
     "trainer",

@@ -16,6 +16,7 @@ from kubetfx.components import (
     model_resolver,
     pusher,
     schema_gen,
+    serving_check,
     statistics_gen,
     trainer,
 )
@@ -122,16 +123,23 @@ def validate_train_evaluate_push(
         baseline_model_id=baseline.outputs["model_id"],
         **_beam(beam_pipeline_args),
     )
+    # The model in a model server under load, beside the Evaluator (it needs only the model
+    # and the examples); the Pusher judges its record against the SLO.
+    checked = serving_check(
+        model=trained.outputs["model"],
+        examples=examples,
+        model_name=model_name,
+        load_requests=serving_load_requests,
+        serving_server=serving_server,
+    )
     with dsl.If(evaluated.outputs["blessed"] == True, name="blessed"):  # noqa: E712 - a KFP condition
         pushed = pusher(
             model=trained.outputs["model"],
             blessing=evaluated.outputs["blessing"],
-            examples=examples,
+            serving_check=checked.outputs["check"],
             model_name=model_name,
             push_destination=push_destination,
             latency_slo_p95_ms=latency_slo_p95_ms,
-            load_requests=serving_load_requests,
-            serving_server=serving_server,
         )
         # The reviewer's card of what was pushed, from lineage; rollouts and aliases come later.
         model_card(pushed_model=pushed.outputs["pushed_model"]).set_caching_options(False)

@@ -1,6 +1,6 @@
 """Pusher's KFP interface: the typed signature is the spec; the body calls the executor."""
 
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 from kfp.dsl import HTML, Artifact, Dataset, Input, Model, Output
 
@@ -11,10 +11,11 @@ from kubetfx.dsl import component
 def pusher(
     model: Input[Model],
     blessing: Input[Artifact],
-    examples: Input[Dataset],
     pushed_model: Output[Artifact],
     report: Output[HTML],
     model_name: str,
+    serving_check: Optional[Input[Artifact]] = None,
+    examples: Optional[Input[Dataset]] = None,
     push_destination: str = "",
     max_latency_ms: float = 0.0,
     sample_size: int = 100,
@@ -24,24 +25,30 @@ def pusher(
     serving_server: str = "auto",
     serving_protocol: str = "v1",
 ) -> NamedTuple("Outputs", [("pushed", bool), ("version", int), ("reason", str), ("latency_p95_ms", float)]):
-    """Publishes a blessed model for serving, after checking it in a real model server under load.
+    """Publishes a blessed model for serving, after it was checked in a real model server under load.
 
     Reads the blessing itself: an unblessed model is not pushed (the task succeeds with
     ``pushed=False`` and the reasons), so calling the Pusher without a condition is safe.
-    Before a push the SavedModel is served by KServe's Python model server on loopback (the
-    serving environment, ``make serving-env``): its predictions on a sample of eval examples
-    must equal the in-process signature's, and a bounded load (``load_requests`` at
-    ``load_concurrency``) must have no errors and a p95 latency within
-    ``latency_slo_p95_ms``; otherwise the task fails and nothing is published. Without a
-    serving environment, ``serving_server="auto"`` measures the load in-process and records
-    ``serving_server: in-process``. Versions are published atomically under
-    ``<destination>/<model_name>/<version>/``; destinations must lie under a root from
-    kubetfx's settings (``KUBETFX_PUSH_ROOT``), never from a pipeline parameter.
+    Before a push the SavedModel must have passed its serving check: served by KServe's
+    Python model server on loopback (the serving environment, ``make serving-env``), its
+    predictions on a sample of eval examples equal the in-process signature's, and a
+    bounded load with no errors and a p95 latency within ``latency_slo_p95_ms``; otherwise
+    the task fails and nothing is published. The check is the ``serving_check``
+    component's record of this model (``serving_check``, run beside the Evaluator), or,
+    given ``examples`` instead, the Pusher runs it itself (``load_requests`` at
+    ``load_concurrency``). Without a serving environment, ``serving_server="auto"``
+    measures the load in-process and records ``serving_server: in-process``. Versions are
+    published atomically under ``<destination>/<model_name>/<version>/``; destinations must
+    lie under a root from kubetfx's settings (``KUBETFX_PUSH_ROOT``), never from a pipeline
+    parameter.
 
     Args:
         model: Model from the Trainer (``Format-Serving/`` SavedModel).
         blessing: ModelBlessing from the Evaluator (``BLESSED`` or ``NOT_BLESSED`` file).
-        examples: Examples; the eval split is the serving check's sample.
+        serving_check: ServingCheck from the ``serving_check`` component, of this model:
+            its figures are judged here (the load parameters below do not apply).
+        examples: Examples, when no ``serving_check`` is given: the Pusher checks the model
+            itself on the first ``sample_size`` eval examples.
         pushed_model: Output PushedModel record: ``pushed.json`` and metadata (pushed,
             model_name, version, destination, pushed_at, model_uri, reason, and the serving
             check's serving_server, serving_protocol, load_requests, load_concurrency,
@@ -54,15 +61,16 @@ def pusher(
         push_destination: A path or object-store URI under an allowed root; empty for the
             first allowed root; a relative path is taken relative to the first allowed root.
         max_latency_ms: Deprecated: the old name of ``latency_slo_p95_ms`` (used when > 0).
-        sample_size: Eval examples whose server predictions are compared with the
-            in-process signature's (the load sends them in turn).
         latency_slo_p95_ms: Refuse the push when the load's p95 latency (ms) is over this
             (0: no SLO).
-        load_requests: Single-example requests in the bounded load.
-        load_concurrency: Requests in flight at once during the load.
-        serving_server: "auto" (KServe when its environment is there, else in-process,
-            recorded as such), "kserve" (fail without it) or "in-process".
-        serving_protocol: "v1" (``/v1/models/NAME:predict``) or "v2" (``/v2/models/NAME/infer``).
+        sample_size: A check run here: eval examples whose server predictions are compared
+            with the in-process signature's (the load sends them in turn).
+        load_requests: A check run here: single-example requests in the bounded load.
+        load_concurrency: A check run here: requests in flight at once during the load.
+        serving_server: A check run here: "auto" (KServe when its environment is there,
+            else in-process, recorded as such), "kserve" (fail without it) or "in-process".
+        serving_protocol: A check run here: "v1" (``/v1/models/NAME:predict``) or "v2"
+            (``/v2/models/NAME/infer``).
 
     Returns:
         pushed: Whether a version was published.
@@ -71,9 +79,10 @@ def pusher(
         latency_p95_ms: The serving check's p95 latency under load (0 when no check ran).
     """
     from kubetfx.components.pusher import executor, report_html
-    from kubetfx.components.pusher.serving import ServingCheckError
+    from kubetfx.components.serving_check.serving import ServingCheckError
 
-    from kubetfx.artifacts.kinds import BLESSING, EXAMPLES, MODEL, expect
+    from kubetfx.artifacts.kinds import BLESSING, EXAMPLES, MODEL, SERVING_CHECK, expect
+    from kubetfx.errors import ParameterError
     from kubetfx.lineage.baseline import served_model
     from kubetfx.reports import write_report
     from kubetfx.settings import resolve_push_roots
@@ -83,12 +92,19 @@ def pusher(
     served = served_model(store, model_name) if store else None
     expect(MODEL, model.metadata, "model", model.uri)
     expect(BLESSING, blessing.metadata, "blessing", blessing.uri)
-    expect(EXAMPLES, examples.metadata, "examples", examples.uri)
+    if serving_check is not None:
+        expect(SERVING_CHECK, serving_check.metadata, "serving_check", serving_check.uri)
+    elif examples is not None:
+        expect(EXAMPLES, examples.metadata, "examples", examples.uri)
+    else:
+        raise ParameterError(
+            "pusher: give it serving_check (the serving_check component's output) or examples"
+        )
     try:
         result = executor.run(
             model.path,
             blessing.path,
-            examples.path,
+            examples.path if serving_check is None and examples is not None else "",
             pushed_model.path,
             model_name=model_name,
             push_destination=push_destination,
@@ -102,6 +118,7 @@ def pusher(
             model_uri=model.uri,
             allowed_roots=resolve_push_roots(),
             served=(served.model_uri, served.destination) if served else None,
+            serving_check_dir=serving_check.path if serving_check is not None else "",
         )
     except ServingCheckError as err:
         write_report(report, report_html.render(model_name, None, err.check, err.slo_p95_ms, error=str(err)))

@@ -4,15 +4,15 @@
    (or with a ``NOT_BLESSED`` one) nothing is pushed, and the task still succeeds with
    ``pushed=False`` and the reasons, so a pipeline that calls the Pusher without a
    condition is still safe.
-2. The serving check (:mod:`.serving`): the SavedModel is loaded in-process and its
-   ``serving_default`` signature called on a sample of eval examples; then the same folder
-   is served by KServe's Python model server on loopback, its predictions on the sample
-   compared with the in-process ones, and a bounded load (``load_requests`` at
-   ``load_concurrency``) measured: p50/p95/p99 latency and errors. A model that does not
-   load or answer, answers differently in the server, has load errors, or whose p95 is over
-   ``latency_slo_p95_ms`` fails the task and nothing is published. Without a serving
-   environment, ``serving_server="auto"`` runs the load in-process and records
-   ``serving_server: in-process``; ``"kserve"`` fails instead.
+2. The serving check (``kubetfx.components.serving_check``): the model served by KServe's
+   Python model server on loopback, its predictions on a sample of eval examples compared
+   with the in-process signature's, and a bounded load measured. In the reference
+   pipelines the ``serving_check`` component runs it beside the Evaluator and the Pusher
+   reads its record (``serving_check_dir``); without one, the Pusher runs the same check
+   itself on ``examples_dir`` (``load_requests`` at ``load_concurrency``). A model that
+   does not load or answer, answers differently in the server, has load errors, or whose
+   p95 is over ``latency_slo_p95_ms`` fails the task and nothing is published; so does a
+   record of another model than the one to push.
 3. Publishing (``kubetfx.pushing``): ``<destination>/<model_name>/<version>/``, atomic, and
    only under the allowed roots from kubetfx's settings (``KUBETFX_PUSH_ROOT``).
 
@@ -30,26 +30,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kubetfx.components.pusher.serving import (
+from kubetfx.components.serving_check.executor import check_parameters, measure
+from kubetfx.components.serving_check.serving import (
     DEFAULT_TOLERANCE,
-    PROTOCOLS,
-    SERVERS,
+    CheckRecord,
     ServingCheck,
     ServingCheckError,
-    serving_check,
+    check_metadata,
 )
 
 from kubetfx.artifacts.blessing import Blessing
-from kubetfx.artifacts.examples import first_records
 from kubetfx.artifacts.kinds import PUSHED_MODEL, TYPE_KEY
 from kubetfx.artifacts.layout import PUSHED_FILE
 from kubetfx.artifacts.model import find_saved_model
-from kubetfx.errors import InputDataError, ParameterError
+from kubetfx.errors import ParameterError
 from kubetfx.pushing import check_model_name, model_location, publish, resolve_destination
 
 log = logging.getLogger("kubetfx.pusher")
 
-EVAL_SPLIT = "eval"
 DEFAULT_SLO_P95_MS = 200.0
 
 
@@ -89,30 +87,6 @@ class PushResult:
         return meta
 
 
-def check_metadata(check: ServingCheck, slo_p95_ms: float) -> dict[str, Any]:
-    """The serving check's figures under the PushedModel's metadata keys."""
-    meta: dict[str, Any] = {
-        "serving_server": check.server,
-        "serving_protocol": check.protocol or "none",
-        "load_requests": check.requests,
-        "load_concurrency": check.concurrency,
-        "load_errors": check.errors,
-        "load_seconds": round(check.seconds, 4),
-        "latency_p50_ms": round(check.p50_ms, 4),
-        "latency_p95_ms": round(check.p95_ms, 4),
-        "latency_p99_ms": round(check.p99_ms, 4),
-        "latency_slo_p95_ms": slo_p95_ms,
-        "predictions_checked": check.predictions_checked,
-    }
-    if check.predictions_match is not None:
-        meta["predictions_match"] = int(check.predictions_match)
-        meta["predictions_tolerance"] = check.tolerance
-        meta["predictions_max_difference"] = check.max_difference
-    if check.server_note:
-        meta["serving_note"] = check.server_note
-    return meta
-
-
 def judge(check: ServingCheck, where: str, slo_p95_ms: float) -> None:
     """Refuse what the check found wrong (see :func:`run`); the message holds the figures."""
     try:
@@ -145,14 +119,6 @@ def _judge(check: ServingCheck, where: str, slo_p95_ms: float) -> None:
         )
 
 
-def sample_examples(examples_dir: str, sample_size: int) -> list[bytes]:
-    """The first ``sample_size`` serialized tf.Example of the eval split."""
-    sample = first_records(examples_dir, EVAL_SPLIT, sample_size)
-    if not sample:
-        raise InputDataError(f"{examples_dir}: the eval split has no examples to check the model with")
-    return sample
-
-
 def _write(pushed_model_dir: str, result: PushResult) -> None:
     os.makedirs(pushed_model_dir, exist_ok=True)
     Path(pushed_model_dir, PUSHED_FILE).write_text(json.dumps(result.metadata(), indent=1) + "\n")
@@ -177,13 +143,15 @@ def run(
     serving_server: str = "auto",
     serving_protocol: str = "v1",
     tolerance: float = DEFAULT_TOLERANCE,
+    serving_check_dir: str = "",
 ) -> PushResult:
     """Check the blessing and the model, then publish it.
 
     Args:
         model_dir: The Model artifact (``Format-Serving/`` SavedModel).
         blessing_dir: The ModelBlessing artifact.
-        examples_dir: Examples whose eval split the serving check sends.
+        examples_dir: Examples whose eval split the serving check sends, when the Pusher
+            runs it itself ("" with ``serving_check_dir``).
         pushed_model_dir: Where ``pushed.json`` goes.
         model_name: The model's folder under the destination.
         push_destination: Path or URI under an allowed root; "" for the first root; a
@@ -207,6 +175,9 @@ def run(
         serving_protocol: "v1" or "v2": the REST protocol the check and the load use.
         tolerance: Relative and absolute tolerance between the server's and the in-process
             predictions of a numeric output (text outputs must be equal).
+        serving_check_dir: A ServingCheck artifact (the ``serving_check`` component's
+            record) of this model: its figures are judged and no check runs here; the
+            load parameters above apply only to a check the Pusher runs itself.
 
     Returns:
         What was done; ``pushed`` is False when the model is not blessed.
@@ -214,21 +185,21 @@ def run(
     Raises:
         ParameterError: A bad model name, sample size or latency limit.
         DestinationError: The destination is outside the allowed roots.
-        ServingCheckError: The model does not load or answer, or is too slow; nothing published.
+        ServingCheckError: The model does not load or answer, or is too slow, or the record is
+            another model's; nothing published.
     """
     # Settings first, so a wrong destination fails on the first run, blessed or not.
     check_model_name(model_name)
-    if sample_size < 1:
-        raise ParameterError(f"sample_size {sample_size} must be at least 1")
     slo = _slo(max_latency_ms, latency_slo_p95_ms)
-    if load_requests < 1 or load_concurrency < 1:
-        raise ParameterError(
-            f"load_requests ({load_requests}) and load_concurrency ({load_concurrency}) must be at least 1"
-        )
-    if serving_server not in SERVERS:
-        raise ParameterError(f"serving_server {serving_server!r} must be one of {', '.join(SERVERS)}")
-    if serving_protocol not in PROTOCOLS:
-        raise ParameterError(f"serving_protocol {serving_protocol!r} must be one of {', '.join(PROTOCOLS)}")
+    check_parameters(
+        sample_size=sample_size,
+        load_requests=load_requests,
+        load_concurrency=load_concurrency,
+        serving_server=serving_server,
+        serving_protocol=serving_protocol,
+    )
+    if not serving_check_dir and not examples_dir:
+        raise ParameterError("the Pusher needs a serving check's record or examples to check the model with")
     if not tolerance >= 0:
         raise ParameterError(f"tolerance {tolerance} must be 0 or more")
     destination = resolve_destination(push_destination, allowed_roots)
@@ -258,33 +229,21 @@ def run(
         return result
 
     saved_model = find_saved_model(model_dir)
-    check = serving_check(
-        saved_model,
-        sample_examples(examples_dir, sample_size),
-        model_name=model_name,
-        server=serving_server,
-        protocol=serving_protocol,
-        requests=load_requests,
-        concurrency=load_concurrency,
-        tolerance=tolerance,
-    )
-    log.info(
-        "serving check of %s on %s%s: %d predictions compared (%s), %d requests at concurrency %d "
-        "in %.1f s: p50 %.3f ms, p95 %.3f ms, p99 %.3f ms, %d errors; p95 SLO %s",
-        saved_model,
-        check.server,
-        f" ({check.protocol} REST)" if check.protocol else "",
-        check.predictions_checked,
-        {True: "match", False: "DIFFER", None: "nothing to compare in-process"}[check.predictions_match],
-        check.requests,
-        check.concurrency,
-        check.seconds,
-        check.p50_ms,
-        check.p95_ms,
-        check.p99_ms,
-        check.errors,
-        f"{slo:g} ms" if slo else "none",
-    )
+    if serving_check_dir:
+        check = recorded_check(serving_check_dir, model_uri)
+    else:
+        check = measure(
+            model_dir,
+            examples_dir,
+            model_name=model_name,
+            sample_size=sample_size,
+            load_requests=load_requests,
+            load_concurrency=load_concurrency,
+            serving_server=serving_server,
+            serving_protocol=serving_protocol,
+            tolerance=tolerance,
+        )
+    log.info("serving check p95 %.3f ms; p95 SLO %s", check.p95_ms, f"{slo:g} ms" if slo else "none")
     judge(check, saved_model, slo)
     published = publish(saved_model, model_name, destination, allowed_roots=allowed_roots)
     result = PushResult(
@@ -302,6 +261,26 @@ def run(
     log.info("pushed %s as %s version %d: %s", model_uri, model_name, published.version, published.uri)
     _write(pushed_model_dir, result)
     return result
+
+
+def recorded_check(serving_check_dir: str, model_uri: str) -> ServingCheck:
+    """The figures a ServingCheck artifact holds for this model.
+
+    Raises:
+        ServingCheckError: The check could not run (its recorded reason), or the record is
+            of another model.
+        InputDataError: The folder holds no record.
+    """
+    record = CheckRecord.read(serving_check_dir)
+    if record.model_uri.rstrip("/") != model_uri.rstrip("/"):
+        raise ServingCheckError(
+            f"{serving_check_dir}: the serving check is of {record.model_uri}, not of {model_uri}; "
+            "check the wiring (serving_check's model must be the Pusher's); not pushed"
+        )
+    if record.check is None:
+        raise ServingCheckError(record.error)
+    log.info("serving check of %s read from %s", model_uri, serving_check_dir)
+    return record.check
 
 
 def _under(uri: str, parent: str) -> bool:

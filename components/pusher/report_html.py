@@ -12,7 +12,7 @@ from kubetfx.settings import redact
 
 if TYPE_CHECKING:
     from kubetfx.components.pusher.executor import PushResult
-    from kubetfx.components.pusher.serving import ServingCheck
+    from kubetfx.components.serving_check.serving import ServingCheck
 
 OK = Markup("<span class='ok'>pass</span>")
 FAIL = Markup("<span class='warn'>FAIL</span>")

@@ -265,6 +265,7 @@ CACHED_TASKS = {
     "schema-gen",
     "trainer",
     "evaluator",
+    "serving-check",
     "pusher",
 }
 # Caching off by design: they look at the data or read lineage (the drift baseline, the
@@ -325,7 +326,7 @@ def test_another_lineage_scope_or_parameter_is_another_key(training: dict[str, A
     assert scoped.executed == CACHED_TASKS | ALWAYS_RUN
     tuned = Run(cluster, training, "run-3", {"input_uri": str(data), "learning_rate": 0.02})
     # Data tasks are reused; the Trainer and everything after it run again.
-    assert tuned.executed == ALWAYS_RUN | {"trainer", "evaluator", "pusher"}
+    assert tuned.executed == ALWAYS_RUN | {"trainer", "evaluator", "serving-check", "pusher"}
 
 
 def test_identity_as_an_input_parameter_would_miss_on_every_run(tmp_path: Path, data: Path) -> None:

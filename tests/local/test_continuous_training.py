@@ -24,7 +24,15 @@ REPO = Path(__file__).resolve().parents[2]
 PIPELINE = str(REPO / "pipelines/continuous_training/pipeline.yaml")
 NAME = "kubetfx-continuous-training"
 KUBETFX = str(Path(sys.executable).with_name("kubetfx"))
-GATED = ("statistics-gen", "schema-gen", "example-validator", "trainer", "evaluator", "pusher")
+GATED = (
+    "statistics-gen",
+    "schema-gen",
+    "example-validator",
+    "trainer",
+    "evaluator",
+    "serving-check",
+    "pusher",
+)
 
 
 def _penguins() -> pd.DataFrame:

@@ -108,6 +108,7 @@ def test_cli_run_summary_cache_and_lineage(workdir: Path, cli) -> None:
         "data-fingerprint",
         "model-resolver",
         "evaluator",
+        "serving-check",
         "pusher",
         "model-card",
     }

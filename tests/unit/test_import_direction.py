@@ -30,8 +30,9 @@ CORE_MAY_IMPORT_COMPONENTS = {
 }
 
 # component -> the other components it may import. The ExampleValidator computes the
-# serving sample's statistics exactly as StatisticsGen computes a split's.
-NEIGHBOURS: dict[str, set[str]] = {"example_validator": {"statistics_gen"}}
+# serving sample's statistics exactly as StatisticsGen computes a split's; the Pusher reads
+# serving_check's record, and runs the same check itself when it is given none.
+NEIGHBOURS: dict[str, set[str]] = {"example_validator": {"statistics_gen"}, "pusher": {"serving_check"}}
 
 # Folders that are not the library: skipped wherever they are.
 NOT_LIBRARY = {"benchmarks", "__pycache__"}

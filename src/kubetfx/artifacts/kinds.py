@@ -29,6 +29,7 @@ ANOMALIES = "kubetfx.ExampleAnomalies"  # Split-<split>/SchemaDiff.pb and drift.
 MODEL = "kubetfx.Model"  # KFP title system.Model; Format-Serving/ SavedModel
 EVALUATION = "kubetfx.ModelEvaluation"  # TFMA output (metrics, plots, validations) + summary.json
 BLESSING = "kubetfx.ModelBlessing"  # BLESSED or NOT_BLESSED file + reasons.json
+SERVING_CHECK = "kubetfx.ServingCheck"  # serving_check.json: a model checked in a server, under load
 PUSHED_MODEL = "kubetfx.PushedModel"  # a record of <destination>/<model_name>/<version>/
 SERVING_DRIFT = "kubetfx.ServingDrift"  # serving_drift.json: serving traffic against training data
 MODEL_CARD = "kubetfx.ModelCard"  # model_card.json (Model Card Toolkit schema) + the HTML card

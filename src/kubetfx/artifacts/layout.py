@@ -31,6 +31,9 @@ BLESSED_FILE = "BLESSED"
 NOT_BLESSED_FILE = "NOT_BLESSED"
 REASONS_FILE = "reasons.json"
 
+# ServingCheck (kubetfx.ServingCheck).
+SERVING_CHECK_FILE = "serving_check.json"
+
 # PushedModel (kubetfx.PushedModel).
 PUSHED_FILE = "pushed.json"
 

@@ -15,7 +15,7 @@ import pytest
 from kfp import dsl
 from kubetfx.components.pusher import executor as pusher_executor
 from kubetfx.components.pusher.component import pusher
-from kubetfx.components.pusher.serving import ServingCheckError
+from kubetfx.components.serving_check.serving import ServingCheckError
 
 from kubetfx.artifacts.examples import split_files
 from kubetfx.errors import ParameterError

@@ -3,7 +3,10 @@ it each: a slow one (its signature waits 300 ms per call) is refused by the p95 
 the same model without the wait passes the same SLO; one whose answers depend on the process
 running it is refused because the server's predictions differ from the in-process ones; one that
 fails single-example requests is refused for its load errors. Without a serving
-environment the check runs in-process and says so, or fails when the server is required."""
+environment the check runs in-process and says so, or fails when the server is required.
+
+The same check runs as its own component (``serving_check``, beside the Evaluator): its
+record is judged by the Pusher exactly as a check the Pusher runs itself."""
 
 import json
 import logging
@@ -11,8 +14,10 @@ from pathlib import Path
 
 import pytest
 from kubetfx.components.pusher import executor as pusher_executor
-from kubetfx.components.pusher.serving import ServingCheckError
+from kubetfx.components.serving_check import executor as check_executor
+from kubetfx.components.serving_check.serving import CheckRecord, ServingCheckError
 
+from kubetfx.errors import InputDataError
 from kubetfx.serving import modelserver
 
 SLOW_US = 300_000  # the slow model's wait per call
@@ -130,7 +135,7 @@ def test_without_a_serving_environment(
     with pytest.raises(ServingCheckError, match="is 'kserve' but there is no serving environment"):
         push(examples, tmp_path, model)
     assert published(tmp_path) == []
-    with caplog.at_level(logging.WARNING, logger="kubetfx.pusher"):
+    with caplog.at_level(logging.WARNING, logger="kubetfx.serving_check"):
         meta = push(examples, tmp_path, model, serving_server="auto").metadata()
     assert "runs IN-PROCESS, not in a model server" in caplog.text
     assert meta["serving_server"] == "in-process" and meta["serving_protocol"] == "none"
@@ -175,3 +180,103 @@ def test_bad_check_parameters_fail_before_anything_is_read(tmp_path: Path, argum
             **settings,
         )
     assert not (tmp_path / "pushed").exists()
+
+
+def _bless(tmp_path: Path, blessed: bool = True) -> str:
+    folder = tmp_path / ("blessing" if blessed else "not-blessed")
+    folder.mkdir(exist_ok=True)
+    (folder / ("BLESSED" if blessed else "NOT_BLESSED")).write_text("")
+    (folder / "reasons.json").write_text("[]" if blessed else '["accuracy 0.5 < 0.8"]')
+    return str(folder)
+
+
+def _push_recorded(tmp_path: Path, model: str, record_dir: str, blessed: bool = True, **kwargs):
+    arguments = {"model_name": "toy", "allowed_roots": [str(tmp_path / "serving")], **kwargs}
+    pushed = str(tmp_path / "pushed")
+    return pusher_executor.run(
+        model, _bless(tmp_path, blessed), "", pushed, serving_check_dir=record_dir, **arguments
+    )
+
+
+def test_a_recorded_check_is_judged_by_the_pusher(examples, tmp_path: Path) -> None:
+    """serving_check measures and records; the Pusher refuses or pushes on the record alone."""
+    slow = toy_model(tmp_path, "slow", delay_us=SLOW_US)
+    record = check_executor.run(
+        slow,
+        examples,
+        str(tmp_path / "check"),
+        sample_size=10,
+        load_requests=8,
+        load_concurrency=2,
+        serving_server="in-process",
+    )
+    assert record.check is not None and not record.error and record.model_uri == slow
+    meta = record.metadata()
+    assert (meta["kubetfx_type"], meta["checked"], meta["load_requests"]) == ("kubetfx.ServingCheck", 1, 8)
+    assert meta["latency_p95_ms"] >= SLOW_US / 1000 and "latency_slo_p95_ms" not in meta
+    assert CheckRecord.read(str(tmp_path / "check")) == record  # the whole check, read back
+
+    with pytest.raises(ServingCheckError, match="over latency_slo_p95_ms 150.*8 requests at concurrency 2"):
+        _push_recorded(tmp_path, slow, str(tmp_path / "check"), latency_slo_p95_ms=SLO_MS)
+    assert published(tmp_path) == []
+    # The Pusher's own load parameters do not apply to a recorded check: nothing runs again.
+    pushed = _push_recorded(tmp_path, slow, str(tmp_path / "check"), latency_slo_p95_ms=0.0, load_requests=1)
+    assert pushed.pushed and published(tmp_path) == ["1"]
+    figures = pushed.metadata()
+    assert figures["latency_p95_ms"] == meta["latency_p95_ms"] and figures["load_requests"] == 8
+    assert figures["serving_server"] == "in-process" and figures["latency_slo_p95_ms"] == 0.0
+
+
+def test_a_model_that_does_not_load_is_recorded_and_refused_only_when_blessed(
+    examples, tmp_path: Path
+) -> None:
+    broken = tmp_path / "broken"
+    (broken / "Format-Serving").mkdir(parents=True)
+    (broken / "Format-Serving" / "saved_model.pb").write_bytes(b"not a SavedModel")
+    record = check_executor.run(str(broken), examples, str(tmp_path / "check"), serving_server="in-process")
+    assert record.check is None and "the SavedModel does not load" in record.error  # the task succeeds
+    assert record.metadata()["checked"] == 0 and "does not load" in record.metadata()["error"]
+    # Not blessed: not pushed anyway, and the task succeeds.
+    skipped = _push_recorded(tmp_path, str(broken), str(tmp_path / "check"), blessed=False)
+    assert not skipped.pushed and skipped.reason.startswith("not blessed: accuracy 0.5 < 0.8")
+    # Blessed: refused with the recorded reason.
+    with pytest.raises(ServingCheckError, match="the SavedModel does not load.*not pushed"):
+        _push_recorded(tmp_path, str(broken), str(tmp_path / "check"))
+    assert published(tmp_path) == []
+
+
+def test_a_record_of_another_model_is_refused(examples, tmp_path: Path) -> None:
+    checked = toy_model(tmp_path, "checked")
+    check_executor.run(
+        checked,
+        examples,
+        str(tmp_path / "check"),
+        sample_size=4,
+        load_requests=4,
+        serving_server="in-process",
+    )
+    other = toy_model(tmp_path, "other")
+    with pytest.raises(ServingCheckError, match=r"the serving check is of .*/checked, not of .*/other"):
+        _push_recorded(tmp_path, other, str(tmp_path / "check"), latency_slo_p95_ms=0.0)
+    assert published(tmp_path) == []
+
+
+def test_a_missing_or_broken_record_names_its_file(tmp_path: Path) -> None:
+    with pytest.raises(InputDataError, match=r"serving_check.json: no serving check record"):
+        CheckRecord.read(str(tmp_path))
+    (tmp_path / "serving_check.json").write_text('{"model_uri": "m", "check": {"requests": 1}}')
+    with pytest.raises(InputDataError, match=r"serving_check.json: not a serving check record \(TypeError"):
+        CheckRecord.read(str(tmp_path))
+    (tmp_path / "serving_check.json").write_text('{"model_uri": "m", "error": ""}')
+    with pytest.raises(InputDataError, match="holds neither a check nor an error"):
+        CheckRecord.read(str(tmp_path))
+
+
+def test_the_check_s_own_bad_parameters_fail_the_task(tmp_path: Path) -> None:
+    from kubetfx.errors import ParameterError
+
+    with pytest.raises(ParameterError, match="serving_server 'tfserving' must be one of"):
+        check_executor.run("m", "e", str(tmp_path / "check"), serving_server="tfserving")
+    with pytest.raises(ParameterError, match="sample_size 0 must be at least 1"):
+        check_executor.run("m", "e", str(tmp_path / "check"), sample_size=0)
+    assert not (tmp_path / "check").exists()

@@ -13,25 +13,31 @@
 Without a serving environment (``server="auto"``), steps 2-3 run in-process instead: the
 same load on the signature from ``concurrency`` threads, no HTTP, and the check is recorded
 as ``serving_server: in-process`` (and logged as a warning); ``server="kserve"`` refuses to
-go on without the server. Judging the figures (SLO, errors, match) is the executor's.
+go on without the server. Judging the figures (SLO, errors, match) is the Pusher's.
+
+:class:`CheckRecord` is the ServingCheck artifact: the figures of one model's check, or why
+it could not be checked, written by the ``serving_check`` component and read by the Pusher.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from kubetfx.artifacts.layout import SAVED_MODEL_FILE
-from kubetfx.errors import missing_runtime
+from kubetfx.artifacts.kinds import SERVING_CHECK, TYPE_KEY
+from kubetfx.artifacts.layout import SAVED_MODEL_FILE, SERVING_CHECK_FILE
+from kubetfx.errors import InputDataError, missing_runtime
 from kubetfx.pushing import SIGNAL_FILES, PushError
 
-log = logging.getLogger("kubetfx.pusher")
+log = logging.getLogger("kubetfx.serving_check")
 
 IN_PROCESS = "in-process"
 SERVERS = ("auto", "kserve", IN_PROCESS)
@@ -76,6 +82,94 @@ class ServingCheck:
     def in_server(self) -> bool:
         """Whether the figures come from a real model server."""
         return self.server != IN_PROCESS
+
+
+def check_metadata(check: ServingCheck, slo_p95_ms: float | None = None) -> dict[str, Any]:
+    """The check's figures under the metadata keys of the ServingCheck and PushedModel
+    artifacts (with the SLO they were judged against, when they were)."""
+    meta: dict[str, Any] = {
+        "serving_server": check.server,
+        "serving_protocol": check.protocol or "none",
+        "load_requests": check.requests,
+        "load_concurrency": check.concurrency,
+        "load_errors": check.errors,
+        "load_seconds": round(check.seconds, 4),
+        "latency_p50_ms": round(check.p50_ms, 4),
+        "latency_p95_ms": round(check.p95_ms, 4),
+        "latency_p99_ms": round(check.p99_ms, 4),
+    }
+    if slo_p95_ms is not None:
+        meta["latency_slo_p95_ms"] = slo_p95_ms
+    meta["predictions_checked"] = check.predictions_checked
+    if check.predictions_match is not None:
+        meta["predictions_match"] = int(check.predictions_match)
+        meta["predictions_tolerance"] = check.tolerance
+        meta["predictions_max_difference"] = check.max_difference
+    if check.server_note:
+        meta["serving_note"] = check.server_note
+    return meta
+
+
+@dataclass(frozen=True)
+class CheckRecord:
+    """The ServingCheck artifact: one model's serving check, or why it could not be checked.
+
+    ``error`` is set (and ``check`` is None) when the model did not load, answer or start in
+    the server: the Pusher refuses to push it with that message. The record names the model
+    it checked (``model_uri``), so a check of another model is never taken for this one's.
+    """
+
+    model_uri: str
+    check: ServingCheck | None = None
+    error: str = ""
+
+    def metadata(self) -> dict[str, Any]:
+        """The artifact's metadata: the figures, or the error."""
+        meta: dict[str, Any] = {
+            TYPE_KEY: SERVING_CHECK,
+            "model_uri": self.model_uri,
+            "checked": int(self.check is not None),
+        }
+        if self.check is not None:
+            meta.update(check_metadata(self.check))
+        if self.error:
+            meta["error"] = self.error
+        return meta
+
+    def write(self, folder: str) -> None:
+        """``serving_check.json``: the whole check, read back by :meth:`read`."""
+        os.makedirs(folder, exist_ok=True)
+        body: dict[str, Any] = {"model_uri": self.model_uri, "error": self.error}
+        if self.check is not None:
+            body["check"] = asdict(self.check)
+        Path(folder, SERVING_CHECK_FILE).write_text(json.dumps(body, indent=1) + "\n")
+
+    @classmethod
+    def read(cls, folder: str) -> CheckRecord:
+        """The record a ServingCheck artifact holds.
+
+        Raises:
+            InputDataError: No ``serving_check.json`` there, or one that is not a record.
+        """
+        path = Path(folder, SERVING_CHECK_FILE)
+        try:
+            body = json.loads(path.read_text())
+            known = {f.name for f in fields(ServingCheck)}
+            found = body.get("check")
+            check = None
+            if found is not None:
+                values = {k: v for k, v in found.items() if k in known}
+                values["outputs"] = tuple(values.get("outputs", ()))
+                values["error_samples"] = tuple(values.get("error_samples", ()))
+                check = ServingCheck(**values)
+            record = cls(model_uri=str(body["model_uri"]), check=check, error=str(body.get("error") or ""))
+        except FileNotFoundError as err:
+            raise InputDataError(f"{path}: no serving check record (is the input a ServingCheck?)") from err
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise InputDataError(f"{path}: not a serving check record ({_short(err)})") from err
+        if record.check is None and not record.error:
+            raise InputDataError(f"{path}: holds neither a check nor an error")
+        return record
 
 
 def _short(err: BaseException) -> str:
