@@ -44,6 +44,7 @@ from kubetfx.artifacts.kinds import PUSHED_MODEL, TYPE_KEY
 from kubetfx.artifacts.layout import PUSHED_FILE
 from kubetfx.artifacts.model import find_saved_model
 from kubetfx.errors import ParameterError
+from kubetfx.fingerprint import fingerprint_path
 from kubetfx.pushing import check_model_name, model_location, publish, resolve_destination
 
 log = logging.getLogger("kubetfx.pusher")
@@ -230,7 +231,7 @@ def run(
 
     saved_model = find_saved_model(model_dir)
     if serving_check_dir:
-        check = recorded_check(serving_check_dir, model_uri)
+        check = recorded_check(serving_check_dir, model_uri, saved_model)
     else:
         check = measure(
             model_dir,
@@ -263,8 +264,10 @@ def run(
     return result
 
 
-def recorded_check(serving_check_dir: str, model_uri: str) -> ServingCheck:
-    """The figures a ServingCheck artifact holds for this model.
+def recorded_check(serving_check_dir: str, model_uri: str, saved_model: str) -> ServingCheck:
+    """The figures a ServingCheck artifact holds for this model: one of this URI, or of a
+    SavedModel with the same content (a check reused from a cache, of a model trained again
+    to the same bytes).
 
     Raises:
         ServingCheckError: The check could not run (its recorded reason), or the record is
@@ -272,7 +275,10 @@ def recorded_check(serving_check_dir: str, model_uri: str) -> ServingCheck:
         InputDataError: The folder holds no record.
     """
     record = CheckRecord.read(serving_check_dir)
-    if record.model_uri.rstrip("/") != model_uri.rstrip("/"):
+    same_uri = record.model_uri.rstrip("/") == model_uri.rstrip("/")
+    if not same_uri and not (
+        record.model_fingerprint and record.model_fingerprint == fingerprint_path(saved_model)
+    ):
         raise ServingCheckError(
             f"{serving_check_dir}: the serving check is of {record.model_uri}, not of {model_uri}; "
             "check the wiring (serving_check's model must be the Pusher's); not pushed"

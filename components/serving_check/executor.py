@@ -36,6 +36,7 @@ from kubetfx.components.serving_check.serving import (
 from kubetfx.artifacts.examples import first_records
 from kubetfx.artifacts.model import find_saved_model
 from kubetfx.errors import InputDataError, ParameterError
+from kubetfx.fingerprint import fingerprint_path
 
 log = logging.getLogger("kubetfx.serving_check")
 
@@ -171,6 +172,7 @@ def run(
     if not tolerance >= 0:
         raise ParameterError(f"tolerance {tolerance} must be 0 or more")
     model_uri = model_uri or model_dir
+    checked = fingerprint_path(find_saved_model(model_dir)) or ""
     try:
         check = measure(
             model_dir,
@@ -185,8 +187,8 @@ def run(
         )
     except ServingCheckError as err:
         log.warning("serving check of %s: %s", model_uri, err)
-        record = CheckRecord(model_uri=model_uri, error=str(err))
+        record = CheckRecord(model_uri=model_uri, error=str(err), model_fingerprint=checked)
     else:
-        record = CheckRecord(model_uri=model_uri, check=check)
+        record = CheckRecord(model_uri=model_uri, check=check, model_fingerprint=checked)
     record.write(check_dir)
     return record

@@ -1,4 +1,4 @@
-"""The Pusher's serving check: the model in the server it will run in, under load.
+"""The serving check: the model in the server it will run in, under load.
 
 1. The SavedModel is loaded in-process and its serving signature called on the eval sample:
    a model that does not load, has no such signature, or does not answer is refused.
@@ -116,12 +116,14 @@ class CheckRecord:
 
     ``error`` is set (and ``check`` is None) when the model did not load, answer or start in
     the server: the Pusher refuses to push it with that message. The record names the model
-    it checked (``model_uri``), so a check of another model is never taken for this one's.
+    it checked (``model_uri``) and the SavedModel's content (``model_fingerprint``), so a
+    check of another model is never taken for this one's.
     """
 
     model_uri: str
     check: ServingCheck | None = None
     error: str = ""
+    model_fingerprint: str = ""  # of the SavedModel folder checked ("" when there was none)
 
     def metadata(self) -> dict[str, Any]:
         """The artifact's metadata: the figures, or the error."""
@@ -130,6 +132,8 @@ class CheckRecord:
             "model_uri": self.model_uri,
             "checked": int(self.check is not None),
         }
+        if self.model_fingerprint:
+            meta["model_fingerprint"] = self.model_fingerprint
         if self.check is not None:
             meta.update(check_metadata(self.check))
         if self.error:
@@ -139,7 +143,11 @@ class CheckRecord:
     def write(self, folder: str) -> None:
         """``serving_check.json``: the whole check, read back by :meth:`read`."""
         os.makedirs(folder, exist_ok=True)
-        body: dict[str, Any] = {"model_uri": self.model_uri, "error": self.error}
+        body: dict[str, Any] = {
+            "model_uri": self.model_uri,
+            "model_fingerprint": self.model_fingerprint,
+            "error": self.error,
+        }
         if self.check is not None:
             body["check"] = asdict(self.check)
         Path(folder, SERVING_CHECK_FILE).write_text(json.dumps(body, indent=1) + "\n")
@@ -162,7 +170,12 @@ class CheckRecord:
                 values["outputs"] = tuple(values.get("outputs", ()))
                 values["error_samples"] = tuple(values.get("error_samples", ()))
                 check = ServingCheck(**values)
-            record = cls(model_uri=str(body["model_uri"]), check=check, error=str(body.get("error") or ""))
+            record = cls(
+                model_uri=str(body["model_uri"]),
+                check=check,
+                error=str(body.get("error") or ""),
+                model_fingerprint=str(body.get("model_fingerprint") or ""),
+            )
         except FileNotFoundError as err:
             raise InputDataError(f"{path}: no serving check record (is the input a ServingCheck?)") from err
         except (ValueError, KeyError, TypeError, AttributeError) as err:

@@ -246,8 +246,10 @@ def test_a_model_that_does_not_load_is_recorded_and_refused_only_when_blessed(
 
 
 def test_a_record_of_another_model_is_refused(examples, tmp_path: Path) -> None:
+    import shutil
+
     checked = toy_model(tmp_path, "checked")
-    check_executor.run(
+    record = check_executor.run(
         checked,
         examples,
         str(tmp_path / "check"),
@@ -255,10 +257,17 @@ def test_a_record_of_another_model_is_refused(examples, tmp_path: Path) -> None:
         load_requests=4,
         serving_server="in-process",
     )
+    assert len(record.model_fingerprint) == 32
+    assert record.metadata()["model_fingerprint"] == record.model_fingerprint
+    # The same bytes elsewhere (a check reused from a cache, of a model trained again to the
+    # same bytes): the figures are this model's.
+    copy = str(tmp_path / "same-bytes")
+    shutil.copytree(checked, copy)
+    assert _push_recorded(tmp_path, copy, str(tmp_path / "check"), latency_slo_p95_ms=0.0).pushed
     other = toy_model(tmp_path, "other")
     with pytest.raises(ServingCheckError, match=r"the serving check is of .*/checked, not of .*/other"):
         _push_recorded(tmp_path, other, str(tmp_path / "check"), latency_slo_p95_ms=0.0)
-    assert published(tmp_path) == []
+    assert published(tmp_path) == ["1"]  # the copy only
 
 
 def test_a_missing_or_broken_record_names_its_file(tmp_path: Path) -> None:
