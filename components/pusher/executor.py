@@ -198,11 +198,10 @@ def run(
         load_concurrency=load_concurrency,
         serving_server=serving_server,
         serving_protocol=serving_protocol,
+        tolerance=tolerance,
     )
     if not serving_check_dir and not examples_dir:
         raise ParameterError("the Pusher needs a serving check's record or examples to check the model with")
-    if not tolerance >= 0:
-        raise ParameterError(f"tolerance {tolerance} must be 0 or more")
     destination = resolve_destination(push_destination, allowed_roots)
     model_uri = model_uri or model_dir
 

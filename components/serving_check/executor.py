@@ -44,7 +44,13 @@ EVAL_SPLIT = "eval"
 
 
 def check_parameters(
-    *, sample_size: int, load_requests: int, load_concurrency: int, serving_server: str, serving_protocol: str
+    *,
+    sample_size: int,
+    load_requests: int,
+    load_concurrency: int,
+    serving_server: str,
+    serving_protocol: str,
+    tolerance: float,
 ) -> None:
     """Refuse parameters no check can run with, before any work.
 
@@ -61,6 +67,8 @@ def check_parameters(
         raise ParameterError(f"serving_server {serving_server!r} must be one of {', '.join(SERVERS)}")
     if serving_protocol not in PROTOCOLS:
         raise ParameterError(f"serving_protocol {serving_protocol!r} must be one of {', '.join(PROTOCOLS)}")
+    if not tolerance >= 0:
+        raise ParameterError(f"tolerance {tolerance} must be 0 or more")
 
 
 def sample_examples(examples_dir: str, sample_size: int) -> list[bytes]:
@@ -168,9 +176,8 @@ def run(
         load_concurrency=load_concurrency,
         serving_server=serving_server,
         serving_protocol=serving_protocol,
+        tolerance=tolerance,
     )
-    if not tolerance >= 0:
-        raise ParameterError(f"tolerance {tolerance} must be 0 or more")
     model_uri = model_uri or model_dir
     checked = fingerprint_path(find_saved_model(model_dir)) or ""
     try:
